@@ -1,0 +1,15 @@
+# Warning and sanitizer flags shared by every target: call ferry_target_defaults(tgt).
+function(ferry_target_defaults tgt)
+  target_compile_options(${tgt} PRIVATE -Wall -Wextra -Wshadow -Wno-unused-parameter
+    $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor -Wold-style-cast>)
+  if(FERRY_WERROR)
+    target_compile_options(${tgt} PRIVATE -Werror)
+  endif()
+  if(FERRY_SANITIZE)
+    target_compile_options(${tgt} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    target_link_options(${tgt} PRIVATE -fsanitize=address,undefined)
+  endif()
+  if(FERRY_CPU_FLAGS)
+    target_compile_options(${tgt} PRIVATE ${FERRY_CPU_FLAGS})
+  endif()
+endfunction()
