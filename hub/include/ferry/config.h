@@ -1,0 +1,270 @@
+// ferry/config.h: ferryd's configuration, one TOML file.
+//
+// Every key is declared once, in the table returned by ConfigKeys() (config_keys.cc): its dotted path, type,
+// default, help text and whether SIGHUP applies it. The parser, the defaults, docs/config.md
+// (RenderConfigDocs) and ReloadDiff are all driven by that table; nothing else lists keys.
+//
+// Value syntax:
+//   duration  a string of <integer><unit> parts, units ns us ms s m h d: "10ms", "30s", "1h30m", "7d"; "0" is 0.
+//   size      an integer (bytes) or a string <integer>[unit], units B kB MB GB TB (x1000) KiB MiB GiB TiB
+//             (x1024): "512MiB", "64kB", "0".
+//   enum      a string, one of the allowed values.
+//   list      an array of strings.
+//
+// Repeated sections are TOML arrays of tables: [[route]], [[stream]], [[uplink]]. Keys with a dot in their
+// declared name ("tls.ca_file", "commit.max_events") may be written as dotted keys or as a sub-table
+// ([ingest.tls]).
+//
+// Thread-safety: all functions are pure and may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ferry/error.h"
+#include "ferry/types.h"  // StreamKind, FullPolicy: the storage's own enums, so no translation is needed
+#include "ferry/types.h"  // StreamKind, FullPolicy: one definition, shared with storage
+
+namespace ferry {
+
+using Duration = std::chrono::nanoseconds;
+
+enum class Durability { kBatch, kSync };               // "batch" | "sync"
+// StreamKind ("log" | "table") and FullPolicy ("drop_oldest" | "reject_new") are storage's, from ferry/types.h.
+enum class UplinkType { kMqtt, kKafka };                // "mqtt" | "kafka"
+enum class UplinkMode { kPerEvent, kBatched };          // "per_event" | "batched"
+enum class DrainOrder { kOldestFirst, kNewestFirst };   // "oldest_first" | "newest_first"
+enum class ConfigLogLevel { kDebug, kInfo, kWarn, kError };  // "debug" | "info" | "warn" | "error"
+
+struct TlsConfig {
+  bool enabled = false;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool verify = true;
+};
+
+struct BackoffConfig {
+  Duration min{0};
+  Duration max{0};
+};
+
+struct GatewayConfig {
+  std::string id;  // empty: ferryd uses the host name
+};
+
+struct GroupCommitConfig {
+  int64_t max_events = 0;
+  uint64_t max_bytes = 0;
+  Duration max_delay{0};
+};
+
+struct StorageConfig {
+  std::string path;
+  uint64_t map_size = 0;
+  bool sync = true;
+  GroupCommitConfig commit;
+};
+
+struct IngestConfig {
+  std::string address;
+  std::string client_id;  // empty: "ferry-<gateway id>"
+  std::string username;
+  std::string password;
+  TlsConfig tls;
+  Duration session_expiry{0};
+  Duration keepalive{0};
+  Durability durability = Durability::kBatch;
+  uint64_t max_payload = 0;
+  Duration dedupe_window{0};
+  int64_t dedupe_capacity = 0;
+  BackoffConfig backoff;
+};
+
+struct MetricsConfig {
+  bool enabled = true;
+  std::string listen;  // "host:port"
+};
+
+struct LogConfig {
+  ConfigLogLevel level = ConfigLogLevel::kInfo;
+};
+
+// [[route]]: an MQTT topic filter with {name} captures, mapped to a stream.
+struct RouteConfig {
+  std::string filter;           // "telemetry/{device}/#"
+  std::string stream;           // template: "telemetry" or "{kind}"
+  std::string subject;          // template: "{device}"; empty: no subject
+  std::string content_type;     // declared content type; JSON types are checked
+  std::string dead_letter;      // stream for rejected messages; empty: rejected messages are dropped
+  std::string id_json_field;    // JSON field holding a device event id; empty: none
+  std::string id_user_property; // MQTT v5 user property holding a device event id; empty: none
+};
+
+// [[stream]]
+struct StreamConfig {
+  std::string name;
+  StreamKind kind = StreamKind::kLog;
+  Duration max_age{0};    // 0: no age limit
+  uint64_t max_bytes = 0; // 0: no byte limit
+  Duration tombstone_grace{0};
+  FullPolicy full_policy = FullPolicy::kDropOldest;
+  int64_t priority = 0;
+};
+
+struct UplinkBatchConfig {
+  int64_t max_events = 0;
+  uint64_t max_bytes = 0;
+  Duration max_delay{0};
+};
+
+// [[uplink]]
+struct UplinkConfig {
+  std::string name;
+  UplinkType type = UplinkType::kMqtt;
+  std::string address;
+  std::string client_id;
+  std::string username;
+  std::string password;
+  TlsConfig tls;
+  UplinkMode mode = UplinkMode::kPerEvent;
+  std::string topic;                  // template over {gateway} {stream} {subject}
+  std::vector<std::string> streams;   // empty: every declared stream
+  int64_t inflight = 0;
+  UplinkBatchConfig batch;
+  int64_t compression_level = 0;
+  std::string hmac_key_file;          // empty: batches carry a plain SHA-256 digest
+  DrainOrder drain_order = DrainOrder::kOldestFirst;
+  uint64_t bytes_per_sec = 0;         // 0: no cap
+  BackoffConfig backoff;
+};
+
+struct Config {
+  std::string source_name;  // file name (or the name given to LoadConfigString)
+  GatewayConfig gateway;
+  StorageConfig storage;
+  IngestConfig ingest;
+  MetricsConfig metrics;
+  LogConfig log;
+  std::vector<RouteConfig> routes;
+  std::vector<StreamConfig> streams;
+  std::vector<UplinkConfig> uplinks;
+
+  const StreamConfig* FindStream(std::string_view name) const;
+  const UplinkConfig* FindUplink(std::string_view name) const;
+};
+
+// Parses a TOML file. Errors (code kInvalidArgument, or kNotFound/kIoError when the file cannot be read)
+// name "file:line:column" and the key, e.g.
+//   "ferry.toml:12:1: stream[1].full_policy: \"drop\" is not one of drop_oldest, reject_new".
+Result<Config> LoadConfigFile(const std::string& path);
+// Parses TOML text; `name` stands for the file name in error messages.
+Result<Config> LoadConfigString(std::string_view text, const std::string& name);
+
+// ---- The declaration table ----------------------------------------------------------------------------------
+
+enum class KeyType { kString, kInt, kDuration, kSize, kBool, kEnum, kStringList };
+
+// A parsed value, before it is stored in the struct. Which member is meaningful depends on the KeyType:
+// kString -> s; kInt, kDuration (ns), kSize (bytes), kEnum (index into allowed) -> i; kBool -> b;
+// kStringList -> list.
+struct ConfigValue {
+  int64_t i = 0;
+  bool b = false;
+  std::string s;
+  std::vector<std::string> list;
+};
+
+struct ConfigKey {
+  const char* section;       // "storage", or "stream" for [[stream]]
+  const char* name;          // "commit.max_events": the path inside the section
+  KeyType type;
+  const char* default_text;  // as written in TOML (without quotes); nullptr: required, no default
+  const char* help;
+  bool reload;               // SIGHUP applies a change without a restart
+  const char* allowed;       // kEnum: "batch|sync"; otherwise nullptr
+  int64_t min;               // kInt/kDuration/kSize: inclusive range (ns, bytes)
+  int64_t max;
+  // Stores a value into the section object (GatewayConfig*, StreamConfig*, ...).
+  void (*store)(void* section_obj, const ConfigValue& v);
+  // Renders the stored value canonically (for ReloadDiff).
+  std::string (*show)(const void* section_obj);
+  // Optional extra check; returns an error message or "".
+  std::string (*check)(const ConfigValue& v);
+};
+
+struct ConfigSection {
+  const char* name;  // "storage" or "stream"
+  bool repeated;     // [[name]]
+  const char* help;
+};
+
+const std::vector<ConfigSection>& ConfigSections();
+const std::vector<ConfigKey>& ConfigKeys();
+// "storage.commit.max_events", or "stream.max_age" for keys of a repeated section.
+std::string KeyPath(const ConfigKey& key);
+// "enum (batch, sync)", "duration", ...
+std::string KeyTypeName(const ConfigKey& key);
+
+// The reference table of docs/config.md, generated from ConfigKeys(): one markdown table per section.
+std::string RenderConfigDocs();
+
+// ---- Reload ------------------------------------------------------------------------------------------------
+
+struct ReloadPlan {
+  std::vector<std::string> reload;   // changed keys SIGHUP applies, e.g. "stream[telemetry].max_age"
+  std::vector<std::string> restart;  // changed keys that need a restart, e.g. "storage.path", "stream[new]"
+  bool needs_restart() const { return !restart.empty(); }
+  bool empty() const { return reload.empty() && restart.empty(); }
+};
+
+// Streams and uplinks are matched by name, routes by position. An added or removed element is a restart.
+ReloadPlan ReloadDiff(const Config& old_config, const Config& new_config);
+
+// ---- Value syntax helpers (exposed for tests and other parsers) --------------------------------------------
+
+Result<Duration> ParseDuration(std::string_view text);
+Result<uint64_t> ParseSize(std::string_view text);
+std::string FormatDuration(Duration d);  // "10ms", "7d", "1h30m"
+
+// ---- Topic templates ---------------------------------------------------------------------------------------
+
+// A topic filter with named single-level captures: "telemetry/{device}/#". `{name}` matches one level like
+// `+` and captures it; `+` and `#` keep their MQTT meaning (no capture). The whole topic is available as
+// {topic}.
+using TopicCaptures = std::vector<std::pair<std::string, std::string>>;
+
+class TopicPattern {
+ public:
+  // Errors (kInvalidArgument): empty filter, '#' not last, '{' inside a level, bad capture name, a capture
+  // named twice.
+  static Result<TopicPattern> Compile(std::string_view filter);
+
+  // The MQTT subscription filter: captures replaced by '+': "telemetry/+/#".
+  const std::string& subscription() const { return subscription_; }
+  const std::vector<std::string>& capture_names() const { return capture_names_; }
+  // Captures on a match (in capture order, then "topic"); nullopt when the topic does not match.
+  std::optional<TopicCaptures> Match(std::string_view topic) const;
+
+ private:
+  struct Level {
+    enum Kind { kLiteral, kPlus, kCapture, kHash } kind;
+    std::string text;  // literal text or capture name
+  };
+  std::vector<Level> levels_;
+  std::vector<std::string> capture_names_;
+  std::string subscription_;
+};
+
+// Expands "{device}" placeholders in a template ("plant-{site}/{device}"); "{{" and "}}" are literal braces.
+// Errors (kInvalidArgument): a placeholder not in `captures`, an unterminated brace.
+Result<std::string> ExpandTemplate(std::string_view tmpl, const TopicCaptures& captures);
+// The placeholder names a template uses (in order, without duplicates); an error for malformed braces.
+Result<std::vector<std::string>> TemplatePlaceholders(std::string_view tmpl);
+
+}  // namespace ferry

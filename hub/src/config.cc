@@ -1,0 +1,620 @@
+// Config parsing, driven by the declaration table in config_keys.cc.
+#include "ferry/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <set>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace ferry {
+namespace {
+
+constexpr int64_t kNsPer[] = {1, 1'000, 1'000'000, 1'000'000'000, 60'000'000'000, 3'600'000'000'000,
+                              86'400'000'000'000};
+constexpr const char* kDurUnits[] = {"ns", "us", "ms", "s", "m", "h", "d"};
+
+bool MulOverflows(int64_t a, int64_t b, int64_t* out) { return __builtin_mul_overflow(a, b, out); }
+
+std::vector<std::string> SplitAllowed(const char* allowed) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (const char* p = allowed; *p; ++p) {
+    if (*p == '|') {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += *p;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+std::string JoinAllowed(const char* allowed, const char* sep) {
+  std::string out;
+  for (const auto& a : SplitAllowed(allowed)) {
+    if (!out.empty()) out += sep;
+    out += a;
+  }
+  return out;
+}
+
+// Where a problem is: "file:line:column".
+std::string Where(const std::string& file, const toml::source_region& r) {
+  return file + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column);
+}
+
+tl::unexpected<Error> ConfigError(const std::string& file, const toml::source_region& r, const std::string& key,
+                                  const std::string& msg) {
+  return InvalidArgument(Where(file, r) + ": " + key + ": " + msg);
+}
+
+const char* NodeTypeName(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    default: return "a date/time";
+  }
+}
+
+// Converts text (a default, or a TOML string) to a value of the key's type. Returns "" or an error message.
+std::string ParseText(const ConfigKey& key, const std::string& text, ConfigValue* v) {
+  switch (key.type) {
+    case KeyType::kString:
+      v->s = text;
+      return "";
+    case KeyType::kInt: {
+      errno = 0;
+      char* end = nullptr;
+      long long n = std::strtoll(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || errno != 0) return "\"" + text + "\" is not an integer";
+      v->i = n;
+      return "";
+    }
+    case KeyType::kDuration: {
+      auto d = ParseDuration(text);
+      if (!d) return d.error().message;
+      v->i = d->count();
+      return "";
+    }
+    case KeyType::kSize: {
+      auto s = ParseSize(text);
+      if (!s) return s.error().message;
+      if (*s > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return "size too large";
+      v->i = static_cast<int64_t>(*s);
+      return "";
+    }
+    case KeyType::kBool:
+      if (text == "true") {
+        v->b = true;
+      } else if (text == "false") {
+        v->b = false;
+      } else {
+        return "\"" + text + "\" is not true or false";
+      }
+      return "";
+    case KeyType::kEnum: {
+      auto allowed = SplitAllowed(key.allowed);
+      for (size_t i = 0; i < allowed.size(); ++i) {
+        if (allowed[i] == text) {
+          v->i = static_cast<int64_t>(i);
+          return "";
+        }
+      }
+      return "\"" + text + "\" is not one of " + JoinAllowed(key.allowed, ", ");
+    }
+    case KeyType::kStringList: {
+      v->list.clear();
+      std::string cur;
+      for (char c : text) {
+        if (c == ',') {
+          v->list.push_back(cur);
+          cur.clear();
+        } else {
+          cur += c;
+        }
+      }
+      if (!cur.empty()) v->list.push_back(cur);
+      return "";
+    }
+  }
+  return "unknown key type";
+}
+
+// Converts a TOML node. Returns "" or an error message.
+std::string ConvertNode(const ConfigKey& key, const toml::node& node, ConfigValue* v) {
+  switch (key.type) {
+    case KeyType::kString:
+    case KeyType::kEnum:
+      if (!node.is_string()) return std::string("expected a string, got ") + NodeTypeName(node);
+      return ParseText(key, node.as_string()->get(), v);
+    case KeyType::kInt:
+      if (!node.is_integer()) return std::string("expected an integer, got ") + NodeTypeName(node);
+      v->i = node.as_integer()->get();
+      return "";
+    case KeyType::kDuration:
+      if (node.is_integer() && node.as_integer()->get() == 0) {
+        v->i = 0;
+        return "";
+      }
+      if (!node.is_string()) {
+        return std::string("expected a duration string such as \"30s\", got ") + NodeTypeName(node);
+      }
+      return ParseText(key, node.as_string()->get(), v);
+    case KeyType::kSize:
+      if (node.is_integer()) {
+        if (node.as_integer()->get() < 0) return "a size cannot be negative";
+        v->i = node.as_integer()->get();
+        return "";
+      }
+      if (!node.is_string()) {
+        return std::string("expected a size such as \"512MiB\" or an integer, got ") + NodeTypeName(node);
+      }
+      return ParseText(key, node.as_string()->get(), v);
+    case KeyType::kBool:
+      if (!node.is_boolean()) return std::string("expected true or false, got ") + NodeTypeName(node);
+      v->b = node.as_boolean()->get();
+      return "";
+    case KeyType::kStringList: {
+      if (!node.is_array()) return std::string("expected an array of strings, got ") + NodeTypeName(node);
+      v->list.clear();
+      for (const auto& el : *node.as_array()) {
+        if (!el.is_string()) return std::string("expected an array of strings, found ") + NodeTypeName(el);
+        v->list.push_back(el.as_string()->get());
+      }
+      return "";
+    }
+  }
+  return "unknown key type";
+}
+
+std::string CheckRange(const ConfigKey& key, const ConfigValue& v) {
+  if (key.type != KeyType::kInt && key.type != KeyType::kDuration && key.type != KeyType::kSize) return "";
+  if (v.i >= key.min && v.i <= key.max) return "";
+  auto show = [&](int64_t n) {
+    if (key.type == KeyType::kDuration) return FormatDuration(Duration(n));
+    return std::to_string(n);
+  };
+  std::string unit = key.type == KeyType::kSize ? " bytes" : "";
+  if (key.max == std::numeric_limits<int64_t>::max()) return "must be at least " + show(key.min) + unit;
+  return "must be between " + show(key.min) + " and " + show(key.max) + unit;
+}
+
+// The struct of a top-level section.
+const void* TopSection(const Config& c, const std::string& section) {
+  if (section == "gateway") return &c.gateway;
+  if (section == "storage") return &c.storage;
+  if (section == "ingest") return &c.ingest;
+  if (section == "metrics") return &c.metrics;
+  if (section == "log") return &c.log;
+  return nullptr;
+}
+
+// The struct a section's keys are stored into; for a repeated section, a new element.
+void* SectionObject(Config& c, const std::string& section) {
+  if (const void* top = TopSection(c, section)) return const_cast<void*>(top);
+  if (section == "route") return &c.routes.emplace_back();
+  if (section == "stream") return &c.streams.emplace_back();
+  if (section == "uplink") return &c.uplinks.emplace_back();
+  return nullptr;
+}
+
+void ApplyDefaults(const std::string& section, void* obj) {
+  for (const auto& key : ConfigKeys()) {
+    if (section != key.section || key.default_text == nullptr) continue;
+    ConfigValue v;
+    ParseText(key, key.default_text, &v);  // the defaults are checked by a test
+    key.store(obj, v);
+  }
+}
+
+// Positions of elements and keys ("route[0]", "route[0].stream") for errors found after parsing.
+using Positions = std::map<std::string, toml::source_region>;
+
+class Parser {
+ public:
+  explicit Parser(std::string file) : file_(std::move(file)) {}
+
+  Result<Config> Parse(const toml::table& root) {
+    Config c;
+    c.source_name = file_;
+    for (const auto& s : ConfigSections()) {
+      if (!s.repeated) ApplyDefaults(s.name, SectionObject(c, s.name));
+    }
+    for (const auto& [k, node] : root) {
+      std::string name(k.str());
+      const ConfigSection* section = nullptr;
+      for (const auto& s : ConfigSections()) {
+        if (name == s.name) section = &s;
+      }
+      if (section == nullptr) return ConfigError(file_, node.source(), name, "unknown section or key");
+      if (!section->repeated) {
+        if (!node.is_table()) return ConfigError(file_, node.source(), name, "must be a table: [" + name + "]");
+        positions_[name] = node.source();
+        auto st = Walk(*node.as_table(), *section, "", name, SectionObject(c, name));
+        if (!st) return tl::unexpected(st.error());
+        continue;
+      }
+      const toml::array* arr = node.as_array();
+      if (arr == nullptr || !arr->is_array_of_tables()) {
+        return ConfigError(file_, node.source(), name, "must be an array of tables: [[" + name + "]]");
+      }
+      for (size_t i = 0; i < arr->size(); ++i) {
+        const toml::table& el = *arr->get(i)->as_table();
+        std::string path = name + "[" + std::to_string(i) + "]";
+        positions_[path] = el.source();
+        void* obj = SectionObject(c, name);
+        ApplyDefaults(name, obj);
+        auto st = Walk(el, *section, "", path, obj);
+        if (!st) return tl::unexpected(st.error());
+        for (const auto& key : ConfigKeys()) {
+          if (name == key.section && key.default_text == nullptr && !seen_.count(path + "." + key.name)) {
+            return ConfigError(file_, el.source(), path + "." + key.name, "required key is missing");
+          }
+        }
+      }
+    }
+    auto st = CrossCheck(c);
+    if (!st) return tl::unexpected(st.error());
+    return c;
+  }
+
+ private:
+  Status Walk(const toml::table& t, const ConfigSection& section, const std::string& prefix,
+              const std::string& path, void* obj) {
+    for (const auto& [k, node] : t) {
+      std::string name = prefix + std::string(k.str());
+      std::string full = path + "." + name;
+      const ConfigKey* key = nullptr;
+      bool is_prefix = false;
+      for (const auto& d : ConfigKeys()) {
+        if (std::strcmp(d.section, section.name) != 0) continue;
+        if (name == d.name) key = &d;
+        if (std::strncmp(d.name, (name + ".").c_str(), name.size() + 1) == 0) is_prefix = true;
+      }
+      if (key == nullptr) {
+        if (is_prefix && node.is_table()) {
+          auto st = Walk(*node.as_table(), section, name + ".", path, obj);
+          if (!st) return st;
+          continue;
+        }
+        return ConfigError(file_, node.source(), full, "unknown key");
+      }
+      ConfigValue v;
+      std::string err = ConvertNode(*key, node, &v);
+      if (err.empty()) err = CheckRange(*key, v);
+      if (err.empty() && key->check != nullptr) err = key->check(v);
+      if (!err.empty()) return ConfigError(file_, node.source(), full, err);
+      key->store(obj, v);
+      seen_.insert(full);
+      positions_[full] = node.source();
+    }
+    return Ok();
+  }
+
+  tl::unexpected<Error> ErrorAt(const std::string& path, const std::string& msg) {
+    // The key's own position if it was written, else its element's.
+    auto it = positions_.find(path);
+    if (it == positions_.end()) it = positions_.find(path.substr(0, path.find('.')));
+    if (it == positions_.end()) return InvalidArgument(file_ + ": " + path + ": " + msg);
+    return ConfigError(file_, it->second, path, msg);
+  }
+
+  Status CrossCheck(const Config& c) {
+    std::map<std::string, size_t> streams;
+    for (size_t i = 0; i < c.streams.size(); ++i) {
+      auto [it, inserted] = streams.emplace(c.streams[i].name, i);
+      if (!inserted) {
+        return ErrorAt("stream[" + std::to_string(i) + "].name",
+                       "stream \"" + c.streams[i].name + "\" is already declared as stream[" +
+                           std::to_string(it->second) + "]");
+      }
+    }
+    auto check_backoff = [&](const std::string& path, const BackoffConfig& b) -> Status {
+      if (b.min > b.max) return ErrorAt(path + ".backoff.min", "is larger than backoff.max");
+      return Ok();
+    };
+    if (auto st = check_backoff("ingest", c.ingest.backoff); !st) return st;
+    for (size_t i = 0; i < c.routes.size(); ++i) {
+      const RouteConfig& r = c.routes[i];
+      std::string path = "route[" + std::to_string(i) + "]";
+      auto pattern = TopicPattern::Compile(r.filter);  // checked while parsing
+      std::vector<std::string> captures = pattern->capture_names();
+      captures.push_back("topic");
+      for (const char* field : {"stream", "subject"}) {
+        const std::string& tmpl = std::strcmp(field, "stream") == 0 ? r.stream : r.subject;
+        auto names = TemplatePlaceholders(tmpl);
+        for (const auto& n : *names) {
+          if (std::find(captures.begin(), captures.end(), n) == captures.end()) {
+            return ErrorAt(path + "." + field, "placeholder {" + n + "} is not captured by filter \"" + r.filter + "\"");
+          }
+        }
+        if (std::strcmp(field, "stream") == 0 && names->empty() && !streams.count(r.stream)) {
+          return ErrorAt(path + ".stream", "stream \"" + r.stream + "\" is not declared in a [[stream]]");
+        }
+      }
+      if (!r.dead_letter.empty() && !streams.count(r.dead_letter)) {
+        return ErrorAt(path + ".dead_letter", "stream \"" + r.dead_letter + "\" is not declared in a [[stream]]");
+      }
+    }
+    std::map<std::string, size_t> uplinks;
+    for (size_t i = 0; i < c.uplinks.size(); ++i) {
+      const UplinkConfig& u = c.uplinks[i];
+      std::string path = "uplink[" + std::to_string(i) + "]";
+      auto [it, inserted] = uplinks.emplace(u.name, i);
+      if (!inserted) {
+        return ErrorAt(path + ".name", "uplink \"" + u.name + "\" is already declared as uplink[" +
+                                           std::to_string(it->second) + "]");
+      }
+      for (const auto& s : u.streams) {
+        if (!streams.count(s)) return ErrorAt(path + ".streams", "stream \"" + s + "\" is not declared in a [[stream]]");
+      }
+      if (u.type == UplinkType::kKafka && u.mode == UplinkMode::kBatched) {
+        return ErrorAt(path + ".mode", "batched mode is for mqtt uplinks; kafka batches and compresses itself");
+      }
+      if (u.type == UplinkType::kMqtt) {
+        ConfigValue v;
+        v.s = u.address;
+        for (const auto& key : ConfigKeys()) {
+          if (std::strcmp(key.section, "ingest") == 0 && std::strcmp(key.name, "address") == 0) {
+            std::string err = key.check(v);
+            if (!err.empty()) return ErrorAt(path + ".address", err);
+          }
+        }
+      }
+      if (auto st = check_backoff(path, u.backoff); !st) return st;
+    }
+    return Ok();
+  }
+
+  std::string file_;
+  std::set<std::string> seen_;
+  Positions positions_;
+};
+
+}  // namespace
+
+const StreamConfig* Config::FindStream(std::string_view name) const {
+  for (const auto& s : streams) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+const UplinkConfig* Config::FindUplink(std::string_view name) const {
+  for (const auto& u : uplinks) {
+    if (u.name == name) return &u;
+  }
+  return nullptr;
+}
+
+Result<Config> LoadConfigString(std::string_view text, const std::string& name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    return InvalidArgument(Where(name, e.source()) + ": " + std::string(e.description()));
+  }
+  return Parser(name).Parse(root);
+}
+
+Result<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    if (err == ENOENT) return NotFound(path + ": no such file");
+    return IoError(path + ": " + std::strerror(err));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return IoError(path + ": read failed");
+  return LoadConfigString(ss.str(), path);
+}
+
+Result<Duration> ParseDuration(std::string_view text) {
+  const std::string t(text);
+  if (text == "0") return Duration(0);
+  if (text.empty()) return InvalidArgument("empty duration");
+  int64_t total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) {
+      return InvalidArgument("bad duration \"" + t + "\": expected a number such as \"30s\"");
+    }
+    int64_t n = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      if (MulOverflows(n, 10, &n) || __builtin_add_overflow(n, text[i] - '0', &n)) {
+        return InvalidArgument("duration \"" + t + "\" is too large");
+      }
+      ++i;
+    }
+    size_t u = i;
+    while (u < text.size() && std::isalpha(static_cast<unsigned char>(text[u]))) ++u;
+    std::string_view unit = text.substr(i, u - i);
+    if (unit.empty()) {
+      return InvalidArgument("bad duration \"" + t + "\": missing unit (ns, us, ms, s, m, h, d)");
+    }
+    int idx = -1;
+    for (int k = 0; k < 7; ++k) {
+      if (unit == kDurUnits[k]) idx = k;
+    }
+    if (idx < 0) {
+      return InvalidArgument("bad duration \"" + t + "\": unknown unit \"" + std::string(unit) +
+                             "\" (ns, us, ms, s, m, h, d)");
+    }
+    int64_t part = 0;
+    if (MulOverflows(n, kNsPer[idx], &part) || __builtin_add_overflow(total, part, &total)) {
+      return InvalidArgument("duration \"" + t + "\" is too large");
+    }
+    i = u;
+  }
+  return Duration(total);
+}
+
+Result<uint64_t> ParseSize(std::string_view text) {
+  const std::string t(text);
+  size_t i = 0;
+  uint64_t n = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    if (__builtin_mul_overflow(n, 10u, &n) || __builtin_add_overflow(n, static_cast<uint64_t>(text[i] - '0'), &n)) {
+      return InvalidArgument("size \"" + t + "\" is too large");
+    }
+    ++i;
+  }
+  if (i == 0) return InvalidArgument("bad size \"" + t + "\": expected a number such as \"512MiB\"");
+  std::string_view unit = text.substr(i);
+  static const std::pair<const char*, uint64_t> kUnits[] = {
+      {"", 1},           {"B", 1},
+      {"kB", 1000ull},   {"KB", 1000ull},           {"MB", 1000ull * 1000},     {"GB", 1000ull * 1000 * 1000},
+      {"TB", 1000ull * 1000 * 1000 * 1000},         {"KiB", 1ull << 10},        {"MiB", 1ull << 20},
+      {"GiB", 1ull << 30},                          {"TiB", 1ull << 40}};
+  for (const auto& [name, mult] : kUnits) {
+    if (unit == name) {
+      uint64_t out = 0;
+      if (__builtin_mul_overflow(n, mult, &out)) return InvalidArgument("size \"" + t + "\" is too large");
+      return out;
+    }
+  }
+  return InvalidArgument("bad size \"" + t + "\": unknown unit \"" + std::string(unit) +
+                         "\" (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)");
+}
+
+std::string FormatDuration(Duration d) {
+  int64_t ns = d.count();
+  if (ns == 0) return "0";
+  std::string out;
+  if (ns < 0) {
+    out = "-";
+    ns = -ns;
+  }
+  // Largest units first, but only when they divide exactly below a second, so "1500ms" stays readable.
+  if (ns % kNsPer[3] != 0) {
+    for (int k = 2; k >= 0; --k) {
+      if (ns % kNsPer[k] == 0) return out + std::to_string(ns / kNsPer[k]) + kDurUnits[k];
+    }
+  }
+  for (int k = 6; k >= 3; --k) {
+    if (ns >= kNsPer[k]) {
+      out += std::to_string(ns / kNsPer[k]) + kDurUnits[k];
+      ns %= kNsPer[k];
+    }
+  }
+  return out;
+}
+
+std::string KeyPath(const ConfigKey& key) { return std::string(key.section) + "." + key.name; }
+
+std::string KeyTypeName(const ConfigKey& key) {
+  switch (key.type) {
+    case KeyType::kString: return "string";
+    case KeyType::kInt: return "int";
+    case KeyType::kDuration: return "duration";
+    case KeyType::kSize: return "size";
+    case KeyType::kBool: return "bool";
+    case KeyType::kEnum: return "enum (" + JoinAllowed(key.allowed, ", ") + ")";
+    case KeyType::kStringList: return "string list";
+  }
+  return "?";
+}
+
+std::string RenderConfigDocs() {
+  std::string out;
+  for (const auto& s : ConfigSections()) {
+    out += "### `";
+    out += s.repeated ? "[[" + std::string(s.name) + "]]" : "[" + std::string(s.name) + "]";
+    out += "`\n\n";
+    out += s.help;
+    out += "\n\n| key | type | default | SIGHUP | description |\n|---|---|---|---|---|\n";
+    for (const auto& k : ConfigKeys()) {
+      if (std::strcmp(k.section, s.name) != 0) continue;
+      std::string def;
+      if (k.default_text == nullptr) {
+        def = "required";
+      } else if (k.type == KeyType::kStringList) {
+        def = "`[]`";
+      } else if (k.type == KeyType::kString || k.type == KeyType::kEnum ||
+                 (k.type == KeyType::kDuration && std::strcmp(k.default_text, "0") != 0) ||
+                 (k.type == KeyType::kSize && std::strcmp(k.default_text, "0") != 0)) {
+        def = "`\"" + std::string(k.default_text) + "\"`";
+      } else {
+        def = "`" + std::string(k.default_text) + "`";
+      }
+      std::string help = k.help;
+      std::string escaped;
+      for (char ch : help) {
+        if (ch == '|') escaped += '\\';
+        escaped += ch;
+      }
+      out += "| `" + KeyPath(k) + "` | " + KeyTypeName(k) + " | " + def + " | " + (k.reload ? "reload" : "restart") +
+             " | " + escaped + " |\n";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+namespace {
+
+void DiffSection(const std::string& section, const std::string& label, const void* a, const void* b,
+                 ReloadPlan* plan) {
+  for (const auto& k : ConfigKeys()) {
+    if (section != k.section) continue;
+    if (k.show(a) == k.show(b)) continue;
+    (k.reload ? plan->reload : plan->restart).push_back(label + "." + k.name);
+  }
+}
+
+template <typename T>
+void DiffNamed(const std::string& section, const std::vector<T>& a, const std::vector<T>& b, ReloadPlan* plan) {
+  for (const auto& x : a) {
+    const T* match = nullptr;
+    for (const auto& y : b) {
+      if (y.name == x.name) match = &y;
+    }
+    std::string label = section + "[" + x.name + "]";
+    if (match == nullptr) {
+      plan->restart.push_back(label);
+    } else {
+      DiffSection(section, label, &x, match, plan);
+    }
+  }
+  for (const auto& y : b) {
+    bool found = false;
+    for (const auto& x : a) found = found || x.name == y.name;
+    if (!found) plan->restart.push_back(section + "[" + y.name + "]");
+  }
+}
+
+}  // namespace
+
+ReloadPlan ReloadDiff(const Config& o, const Config& n) {
+  ReloadPlan plan;
+  for (const auto& s : ConfigSections()) {
+    if (s.repeated) continue;
+    DiffSection(s.name, s.name, TopSection(o, s.name), TopSection(n, s.name), &plan);
+  }
+  for (size_t i = 0; i < std::max(o.routes.size(), n.routes.size()); ++i) {
+    std::string label = "route[" + std::to_string(i) + "]";
+    if (i >= o.routes.size() || i >= n.routes.size()) {
+      plan.restart.push_back(label);
+    } else {
+      DiffSection("route", label, &o.routes[i], &n.routes[i], &plan);
+    }
+  }
+  DiffNamed("stream", o.streams, n.streams, &plan);
+  DiffNamed("uplink", o.uplinks, n.uplinks, &plan);
+  return plan;
+}
+
+}  // namespace ferry

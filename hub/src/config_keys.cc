@@ -1,0 +1,344 @@
+// The one declaration of every configuration key (STYLE habit 10). The parser, the defaults, ReloadDiff and
+// docs/config.md are all generated from this table: to add a key, add a line here and a field in config.h.
+#include <cctype>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "ferry/config.h"
+
+namespace ferry {
+namespace {
+
+// ---- Storing and showing values, by field type ----
+void Assign(std::string& f, const ConfigValue& v) { f = v.s; }
+void Assign(int64_t& f, const ConfigValue& v) { f = v.i; }
+void Assign(uint64_t& f, const ConfigValue& v) { f = static_cast<uint64_t>(v.i); }
+void Assign(bool& f, const ConfigValue& v) { f = v.b; }
+void Assign(Duration& f, const ConfigValue& v) { f = Duration(v.i); }
+void Assign(std::vector<std::string>& f, const ConfigValue& v) { f = v.list; }
+template <typename E, typename = std::enable_if_t<std::is_enum_v<E>>>
+void Assign(E& f, const ConfigValue& v) {
+  f = static_cast<E>(v.i);  // enum values are declared in the order of `allowed`
+}
+
+std::string Show(const std::string& f) { return "\"" + f + "\""; }
+std::string Show(int64_t f) { return std::to_string(f); }
+std::string Show(uint64_t f) { return std::to_string(f); }
+std::string Show(bool f) { return f ? "true" : "false"; }
+std::string Show(Duration f) { return std::to_string(f.count()) + "ns"; }
+std::string Show(const std::vector<std::string>& f) {
+  std::string out = "[";
+  for (const auto& s : f) out += Show(s) + ",";
+  return out + "]";
+}
+template <typename E, typename = std::enable_if_t<std::is_enum_v<E>>>
+std::string Show(E f) {
+  return std::to_string(static_cast<int>(f));
+}
+
+// Expands to the `store` and `show` members for field `m` of section struct `S`.
+#define FERRY_FIELD(S, m)                                                                \
+  [](void* o, const ConfigValue& v) { Assign(static_cast<S*>(o)->m, v); },               \
+      [](const void* o) -> std::string { return Show(static_cast<const S*>(o)->m); }
+
+using Store = void (*)(void*, const ConfigValue&);
+using ShowFn = std::string (*)(const void*);
+using Check = std::string (*)(const ConfigValue&);
+
+constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
+constexpr int64_t kMs = 1'000'000;
+constexpr int64_t kSec = 1'000 * kMs;
+constexpr int64_t kDay = 86'400 * kSec;
+constexpr int64_t kKiB = 1024;
+constexpr int64_t kMiB = 1024 * kKiB;
+constexpr int64_t kGiB = 1024 * kMiB;
+
+ConfigKey Str(const char* sec, const char* name, const char* def, bool reload, const char* help, Store st,
+              ShowFn sh, Check check = nullptr) {
+  return ConfigKey{sec, name, KeyType::kString, def, help, reload, nullptr, 0, 0, st, sh, check};
+}
+ConfigKey Int(const char* sec, const char* name, const char* def, int64_t min, int64_t max, bool reload,
+              const char* help, Store st, ShowFn sh) {
+  return ConfigKey{sec, name, KeyType::kInt, def, help, reload, nullptr, min, max, st, sh, nullptr};
+}
+ConfigKey Dur(const char* sec, const char* name, const char* def, int64_t min, int64_t max, bool reload,
+              const char* help, Store st, ShowFn sh) {
+  return ConfigKey{sec, name, KeyType::kDuration, def, help, reload, nullptr, min, max, st, sh, nullptr};
+}
+ConfigKey Size(const char* sec, const char* name, const char* def, int64_t min, int64_t max, bool reload,
+               const char* help, Store st, ShowFn sh) {
+  return ConfigKey{sec, name, KeyType::kSize, def, help, reload, nullptr, min, max, st, sh, nullptr};
+}
+ConfigKey Bool(const char* sec, const char* name, const char* def, bool reload, const char* help, Store st,
+               ShowFn sh) {
+  return ConfigKey{sec, name, KeyType::kBool, def, help, reload, nullptr, 0, 0, st, sh, nullptr};
+}
+ConfigKey Enum(const char* sec, const char* name, const char* def, const char* allowed, bool reload,
+               const char* help, Store st, ShowFn sh) {
+  return ConfigKey{sec, name, KeyType::kEnum, def, help, reload, allowed, 0, 0, st, sh, nullptr};
+}
+ConfigKey List(const char* sec, const char* name, const char* def, bool reload, const char* help, Store st,
+               ShowFn sh) {
+  return ConfigKey{sec, name, KeyType::kStringList, def, help, reload, nullptr, 0, 0, st, sh, nullptr};
+}
+
+constexpr bool kReload = true;
+constexpr bool kRestart = false;
+
+// ---- Extra checks ----
+std::string CheckName(const ConfigValue& v) {
+  if (v.s.empty() || v.s.size() > 64) return "must be 1 to 64 characters";
+  for (char c : v.s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
+      return "may contain only letters, digits, '_', '-' and '.'";
+    }
+  }
+  return "";
+}
+std::string CheckOptionalName(const ConfigValue& v) { return v.s.empty() ? "" : CheckName(v); }
+std::string CheckBrokerAddress(const ConfigValue& v) {
+  static const char* const kSchemes[] = {"tcp://", "ssl://", "mqtt://", "mqtts://", "ws://", "wss://"};
+  for (const char* scheme : kSchemes) {
+    if (v.s.rfind(scheme, 0) == 0 && v.s.size() > std::char_traits<char>::length(scheme)) return "";
+  }
+  return "must be a broker URI: tcp://, ssl://, mqtt://, mqtts://, ws:// or wss:// followed by host:port";
+}
+std::string CheckListen(const ConfigValue& v) {
+  auto colon = v.s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == v.s.size()) return "must be host:port";
+  std::string port = v.s.substr(colon + 1);
+  if (port.size() > 5) return "port out of range";
+  for (char c : port) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return "port must be a number";
+  }
+  if (std::stoi(port) > 65535) return "port out of range";
+  return "";
+}
+std::string CheckFilter(const ConfigValue& v) {
+  auto p = TopicPattern::Compile(v.s);
+  return p ? "" : p.error().message;
+}
+std::string CheckTemplate(const ConfigValue& v) {
+  auto p = TemplatePlaceholders(v.s);
+  return p ? "" : p.error().message;
+}
+std::string CheckUplinkTopic(const ConfigValue& v) {
+  auto p = TemplatePlaceholders(v.s);
+  if (!p) return p.error().message;
+  for (const auto& name : *p) {
+    if (name != "gateway" && name != "stream" && name != "subject") {
+      return "unknown placeholder {" + name + "}; use {gateway}, {stream} or {subject}";
+    }
+  }
+  return v.s.empty() ? "must not be empty" : "";
+}
+
+std::vector<ConfigKey> BuildKeys() {
+  std::vector<ConfigKey> k;
+  // [gateway]
+  k.push_back(Str("gateway", "id", "", kRestart,
+                  "Gateway id: the {gateway} placeholder, the CloudEvents source prefix and the batch header. "
+                  "Empty: the host name.",
+                  FERRY_FIELD(GatewayConfig, id), CheckOptionalName));
+  // [storage]
+  k.push_back(Str("storage", "path", "/var/lib/ferry", kRestart, "Directory of the LMDB environment.",
+                  FERRY_FIELD(StorageConfig, path)));
+  k.push_back(Size("storage", "map_size", "1GiB", kMiB, kNoMax, kRestart,
+                   "LMDB map size: the disk budget of all streams. On 32-bit boards keep it at or below 1GiB.",
+                   FERRY_FIELD(StorageConfig, map_size)));
+  k.push_back(Bool("storage", "sync", "true", kRestart,
+                   "fsync every commit. false trades durability on power loss for speed (tests, tmpfs).",
+                   FERRY_FIELD(StorageConfig, sync)));
+  k.push_back(Int("storage", "commit.max_events", "1000", 1, 1'000'000, kReload,
+                  "Group commit: most events in one transaction.", FERRY_FIELD(StorageConfig, commit.max_events)));
+  k.push_back(Size("storage", "commit.max_bytes", "4MiB", 4 * kKiB, kGiB, kReload,
+                   "Group commit: most payload bytes in one transaction.",
+                   FERRY_FIELD(StorageConfig, commit.max_bytes)));
+  k.push_back(Dur("storage", "commit.max_delay", "10ms", 0, 10 * kSec, kReload,
+                  "Group commit: longest an event waits for its transaction.",
+                  FERRY_FIELD(StorageConfig, commit.max_delay)));
+  // [ingest]
+  k.push_back(Str("ingest", "address", "tcp://127.0.0.1:1883", kRestart, "Local MQTT broker URI.",
+                  FERRY_FIELD(IngestConfig, address), CheckBrokerAddress));
+  k.push_back(Str("ingest", "client_id", "", kRestart,
+                  "MQTT client id of the persistent session. Empty: ferry-<gateway id>.",
+                  FERRY_FIELD(IngestConfig, client_id)));
+  k.push_back(Str("ingest", "username", "", kRestart, "MQTT user name; empty: none.",
+                  FERRY_FIELD(IngestConfig, username)));
+  k.push_back(Str("ingest", "password", "", kRestart, "MQTT password; empty: none.",
+                  FERRY_FIELD(IngestConfig, password)));
+  k.push_back(Bool("ingest", "tls.enabled", "false", kRestart, "Connect to the local broker with TLS.",
+                   FERRY_FIELD(IngestConfig, tls.enabled)));
+  k.push_back(Str("ingest", "tls.ca_file", "", kRestart, "PEM CA bundle; empty: the system store.",
+                  FERRY_FIELD(IngestConfig, tls.ca_file)));
+  k.push_back(Str("ingest", "tls.cert_file", "", kRestart, "PEM client certificate; empty: none.",
+                  FERRY_FIELD(IngestConfig, tls.cert_file)));
+  k.push_back(Str("ingest", "tls.key_file", "", kRestart, "PEM client key; empty: none.",
+                  FERRY_FIELD(IngestConfig, tls.key_file)));
+  k.push_back(Bool("ingest", "tls.verify", "true", kRestart, "Verify the broker's certificate and host name.",
+                   FERRY_FIELD(IngestConfig, tls.verify)));
+  k.push_back(Dur("ingest", "session_expiry", "1d", 0, 4'294'967'295LL * kSec, kRestart,
+                  "MQTT v5 session expiry (clean start is off): how long the broker keeps QoS 1 messages "
+                  "for ferryd while it is down.",
+                  FERRY_FIELD(IngestConfig, session_expiry)));
+  k.push_back(Dur("ingest", "keepalive", "30s", kSec, 65'535 * kSec, kRestart, "MQTT keep-alive interval.",
+                  FERRY_FIELD(IngestConfig, keepalive)));
+  k.push_back(Enum("ingest", "durability", "batch", "batch|sync", kRestart,
+                   "batch: acknowledge on receipt, at most one commit interval is lost on power loss. sync: "
+                   "acknowledge after the commit, nothing acknowledged is lost.",
+                   FERRY_FIELD(IngestConfig, durability)));
+  k.push_back(Size("ingest", "max_payload", "256KiB", 1, 256 * kMiB, kReload,
+                   "Larger payloads go to the route's dead-letter stream (reason payload_too_large).",
+                   FERRY_FIELD(IngestConfig, max_payload)));
+  k.push_back(Dur("ingest", "dedupe_window", "10m", 0, 30 * kDay, kReload,
+                  "A device event id seen again within this window is dropped and counted. 0: off.",
+                  FERRY_FIELD(IngestConfig, dedupe_window)));
+  k.push_back(Int("ingest", "dedupe_capacity", "100000", 0, 100'000'000, kRestart,
+                  "Most event ids remembered for deduplication (oldest forgotten first).",
+                  FERRY_FIELD(IngestConfig, dedupe_capacity)));
+  k.push_back(Dur("ingest", "backoff.min", "200ms", kMs, 3600 * kSec, kReload,
+                  "First reconnect delay; doubles per failure, with jitter.",
+                  FERRY_FIELD(IngestConfig, backoff.min)));
+  k.push_back(Dur("ingest", "backoff.max", "30s", kMs, kDay, kReload, "Longest reconnect delay.",
+                  FERRY_FIELD(IngestConfig, backoff.max)));
+  // [metrics]
+  k.push_back(Bool("metrics", "enabled", "true", kRestart, "Serve /metrics and /healthz over HTTP.",
+                   FERRY_FIELD(MetricsConfig, enabled)));
+  k.push_back(Str("metrics", "listen", "127.0.0.1:9464", kRestart,
+                  "host:port of the HTTP endpoint. Keep it on loopback unless a firewall guards it.",
+                  FERRY_FIELD(MetricsConfig, listen), CheckListen));
+  // [log]
+  k.push_back(Enum("log", "level", "info", "debug|info|warn|error", kReload, "Least severe level logged.",
+                   FERRY_FIELD(LogConfig, level)));
+  // [[route]]
+  k.push_back(Str("route", "filter", nullptr, kRestart,
+                  "MQTT topic filter with {name} captures, e.g. \"telemetry/{device}/#\". ferryd subscribes "
+                  "with captures replaced by +.",
+                  FERRY_FIELD(RouteConfig, filter), CheckFilter));
+  k.push_back(Str("route", "stream", nullptr, kRestart,
+                  "Stream template, e.g. \"telemetry\" or \"{kind}\". A literal must name a declared [[stream]].",
+                  FERRY_FIELD(RouteConfig, stream), CheckTemplate));
+  k.push_back(Str("route", "subject", "", kRestart,
+                  "Subject (key) template, e.g. \"{device}\"; {topic} is the whole topic. Empty: no subject.",
+                  FERRY_FIELD(RouteConfig, subject), CheckTemplate));
+  k.push_back(Str("route", "content_type", "application/octet-stream", kRestart,
+                  "Declared content type. JSON types (application/json, */*+json) must parse or the message "
+                  "is dead-lettered (reason bad_content).",
+                  FERRY_FIELD(RouteConfig, content_type)));
+  k.push_back(Str("route", "dead_letter", "", kRestart,
+                  "Declared stream for rejected messages, with the reason in header ferryreason. Empty: rejected "
+                  "messages are dropped and counted.",
+                  FERRY_FIELD(RouteConfig, dead_letter), CheckOptionalName));
+  k.push_back(Str("route", "id_json_field", "", kRestart,
+                  "Top-level JSON field holding a device event id. Empty: none.",
+                  FERRY_FIELD(RouteConfig, id_json_field)));
+  k.push_back(Str("route", "id_user_property", "", kRestart,
+                  "MQTT v5 user property holding a device event id (checked before the JSON field). Empty: none.",
+                  FERRY_FIELD(RouteConfig, id_user_property)));
+  // [[stream]]
+  k.push_back(Str("stream", "name", nullptr, kRestart, "Stream name: letters, digits, '_', '-', '.'.",
+                  FERRY_FIELD(StreamConfig, name), CheckName));
+  k.push_back(Enum("stream", "kind", "log", "log|table", kRestart,
+                   "log keeps every event; table keeps the latest event per subject (keyed compaction).",
+                   FERRY_FIELD(StreamConfig, kind)));
+  k.push_back(Dur("stream", "max_age", "7d", 0, 3650 * kDay, kReload,
+                  "Retention: events older than this are evicted. 0: no age limit.",
+                  FERRY_FIELD(StreamConfig, max_age)));
+  k.push_back(Size("stream", "max_bytes", "0", 0, kNoMax, kReload,
+                   "Retention: the oldest events are evicted above this size. 0: no size limit.",
+                   FERRY_FIELD(StreamConfig, max_bytes)));
+  k.push_back(Dur("stream", "tombstone_grace", "1h", 0, 3650 * kDay, kReload,
+                  "table streams: how long a deletion (empty payload) is kept before compaction drops it.",
+                  FERRY_FIELD(StreamConfig, tombstone_grace)));
+  k.push_back(Enum("stream", "full_policy", "drop_oldest", "drop_oldest|reject_new", kReload,
+                   "When the disk budget is exhausted: evict this stream's oldest events, or refuse new ones.",
+                   FERRY_FIELD(StreamConfig, full_policy)));
+  k.push_back(Int("stream", "priority", "0", 0, 255, kReload,
+                  "Higher is more important: evicted last when the budget is full, drained first by uplinks.",
+                  FERRY_FIELD(StreamConfig, priority)));
+  // [[uplink]]
+  k.push_back(Str("uplink", "name", nullptr, kRestart, "Uplink name (metrics label, cursor name).",
+                  FERRY_FIELD(UplinkConfig, name), CheckName));
+  k.push_back(Enum("uplink", "type", "mqtt", "mqtt|kafka", kRestart, "Central broker protocol.",
+                   FERRY_FIELD(UplinkConfig, type)));
+  k.push_back(Str("uplink", "address", nullptr, kRestart,
+                  "mqtt: broker URI (ssl://central:8883); kafka: bootstrap servers (host:port,...).",
+                  FERRY_FIELD(UplinkConfig, address)));
+  k.push_back(Str("uplink", "client_id", "", kRestart, "Client id. Empty: ferry-<gateway id>-<uplink name>.",
+                  FERRY_FIELD(UplinkConfig, client_id)));
+  k.push_back(Str("uplink", "username", "", kRestart, "User name; empty: none.",
+                  FERRY_FIELD(UplinkConfig, username)));
+  k.push_back(Str("uplink", "password", "", kRestart, "Password; empty: none.",
+                  FERRY_FIELD(UplinkConfig, password)));
+  k.push_back(Bool("uplink", "tls.enabled", "false", kRestart, "Use TLS.", FERRY_FIELD(UplinkConfig, tls.enabled)));
+  k.push_back(Str("uplink", "tls.ca_file", "", kRestart, "PEM CA bundle; empty: the system store.",
+                  FERRY_FIELD(UplinkConfig, tls.ca_file)));
+  k.push_back(Str("uplink", "tls.cert_file", "", kRestart, "PEM client certificate; empty: none.",
+                  FERRY_FIELD(UplinkConfig, tls.cert_file)));
+  k.push_back(Str("uplink", "tls.key_file", "", kRestart, "PEM client key; empty: none.",
+                  FERRY_FIELD(UplinkConfig, tls.key_file)));
+  k.push_back(Bool("uplink", "tls.verify", "true", kRestart, "Verify the peer's certificate and host name.",
+                   FERRY_FIELD(UplinkConfig, tls.verify)));
+  k.push_back(Enum("uplink", "mode", "per_event", "per_event|batched", kRestart,
+                   "per_event: one message per event, attributes in MQTT v5 user properties. batched: zstd "
+                   "CloudEvents batches (docs/wire.md); mqtt only.",
+                   FERRY_FIELD(UplinkConfig, mode)));
+  k.push_back(Str("uplink", "topic", "ferry/{gateway}/{stream}", kRestart,
+                  "Topic (Kafka: topic name) template over {gateway}, {stream} and {subject}.",
+                  FERRY_FIELD(UplinkConfig, topic), CheckUplinkTopic));
+  k.push_back(List("uplink", "streams", "", kRestart, "Streams this uplink forwards. Empty: every stream.",
+                   FERRY_FIELD(UplinkConfig, streams)));
+  k.push_back(Int("uplink", "inflight", "32", 1, 65'535, kRestart,
+                  "Most unacknowledged messages; the cursor moves only past acknowledged ones.",
+                  FERRY_FIELD(UplinkConfig, inflight)));
+  k.push_back(Int("uplink", "batch.max_events", "500", 1, 100'000, kReload, "batched: most events per batch.",
+                  FERRY_FIELD(UplinkConfig, batch.max_events)));
+  k.push_back(Size("uplink", "batch.max_bytes", "256KiB", kKiB, 64 * kMiB, kReload,
+                   "batched: most uncompressed bytes per batch.", FERRY_FIELD(UplinkConfig, batch.max_bytes)));
+  k.push_back(Dur("uplink", "batch.max_delay", "1s", 0, 3600 * kSec, kReload,
+                  "batched: longest a live event waits for its batch to fill.",
+                  FERRY_FIELD(UplinkConfig, batch.max_delay)));
+  k.push_back(Int("uplink", "compression_level", "3", 1, 19, kReload, "batched: zstd compression level.",
+                  FERRY_FIELD(UplinkConfig, compression_level)));
+  k.push_back(Str("uplink", "hmac_key_file", "", kRestart,
+                  "batched: file with the HMAC-SHA256 key signing batches. Empty: a plain SHA-256 digest.",
+                  FERRY_FIELD(UplinkConfig, hmac_key_file)));
+  k.push_back(Enum("uplink", "drain_order", "oldest_first", "oldest_first|newest_first", kReload,
+                   "Backlog order after an outage. newest_first sends current events first, then backfills.",
+                   FERRY_FIELD(UplinkConfig, drain_order)));
+  k.push_back(Size("uplink", "bytes_per_sec", "0", 0, kNoMax, kReload,
+                   "Cap on payload bytes sent per second. 0: no cap.", FERRY_FIELD(UplinkConfig, bytes_per_sec)));
+  k.push_back(Dur("uplink", "backoff.min", "500ms", kMs, 3600 * kSec, kReload,
+                  "First reconnect/retry delay; doubles per failure, with jitter.",
+                  FERRY_FIELD(UplinkConfig, backoff.min)));
+  k.push_back(Dur("uplink", "backoff.max", "60s", kMs, kDay, kReload, "Longest reconnect/retry delay.",
+                  FERRY_FIELD(UplinkConfig, backoff.max)));
+  return k;
+}
+
+#undef FERRY_FIELD
+
+}  // namespace
+
+const std::vector<ConfigSection>& ConfigSections() {
+  static const std::vector<ConfigSection> kSections = {
+      {"gateway", false, "This gateway's identity."},
+      {"storage", false, "The LMDB event log and group commit."},
+      {"ingest", false, "The local MQTT broker ferryd subscribes to (persistent session, QoS 1)."},
+      {"metrics", false, "The Prometheus endpoint."},
+      {"log", false, "Logging to stderr (journald)."},
+      {"route", true, "Topic filters mapped to streams; the first matching route wins."},
+      {"stream", true, "Streams: retention, compaction, disk-budget policy."},
+      {"uplink", true, "Connections to a central MQTT broker or Kafka cluster."},
+  };
+  return kSections;
+}
+
+const std::vector<ConfigKey>& ConfigKeys() {
+  static const std::vector<ConfigKey> kKeys = BuildKeys();
+  return kKeys;
+}
+
+}  // namespace ferry
