@@ -1,0 +1,76 @@
+// ferry/flow_control.h: the small time-driven pieces shared by ingest and uplinks: reconnect backoff, a
+// bytes-per-second cap and the redelivered-id window. All take time as arguments (from an injected Clock), so
+// tests step them without sleeping. None is thread-safe: each belongs to one loop.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+#include "ferry/clock.h"
+
+namespace ferry {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// Exponential backoff with "full jitter" (AWS architecture blog): the n-th delay is uniform in
+// [min, min(max, min * 2^n)], so a fleet of gateways reconnecting after a central outage does not stampede.
+class Backoff {
+ public:
+  // REQUIRES: 0 < min <= max.
+  Backoff(std::chrono::nanoseconds min, std::chrono::nanoseconds max, uint64_t seed);
+  // The delay before the next attempt; each call doubles the ceiling up to max.
+  std::chrono::nanoseconds Next();
+  // After a success: the next failure starts from min again.
+  void Reset() { attempt_ = 0; }
+  unsigned attempts() const { return attempt_; }
+
+ private:
+  std::chrono::nanoseconds min_, max_;
+  unsigned attempt_ = 0;
+  std::mt19937_64 rng_;
+};
+
+// A token bucket holding up to one second of budget (at least one max-size message). rate 0 = no cap.
+class RateLimiter {
+ public:
+  explicit RateLimiter(uint64_t bytes_per_sec = 0) : rate_(bytes_per_sec) {}
+  void SetRate(uint64_t bytes_per_sec);
+  uint64_t rate() const { return rate_; }
+  // True if `bytes` may be sent at `now` (and takes them). A message larger than the bucket is allowed once
+  // the bucket is full, so a cap below the message size slows the link down rather than stalling it.
+  bool TryTake(uint64_t bytes, SteadyTime now);
+  // How long until `bytes` could be taken (0 if now).
+  std::chrono::nanoseconds WaitFor(uint64_t bytes, SteadyTime now);
+
+ private:
+  void Refill(SteadyTime now);
+  uint64_t rate_;
+  double tokens_ = 0;
+  bool started_ = false;
+  SteadyTime last_{};
+};
+
+// Remembers event ids seen within `window` (by ingest time), at most `capacity` of them (oldest forgotten
+// first). Insert returns false for an id already inside the window: a QoS 1 redelivery or a device resend.
+class DedupeWindow {
+ public:
+  DedupeWindow(std::chrono::nanoseconds window, size_t capacity) : window_(window), capacity_(capacity) {}
+  // Returns true if `id` is new (and remembers it), false if it is a duplicate within the window.
+  bool Insert(std::string_view id, TimeNs now);
+  bool Contains(std::string_view id) const { return ids_.count(std::string(id)) != 0; }
+  size_t size() const { return ids_.size(); }
+  void Expire(TimeNs now);
+
+ private:
+  std::chrono::nanoseconds window_;
+  size_t capacity_;
+  std::unordered_set<std::string> ids_;
+  std::deque<std::pair<TimeNs, std::string>> order_;
+};
+
+}  // namespace ferry
