@@ -1,0 +1,188 @@
+// group_commit.cc: the batching writer. See ferry/group_commit.h for the contract.
+#include "ferry/group_commit.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace ferry {
+
+GroupCommitWriter::GroupCommitWriter(EventLog& log, GroupCommitOptions options) : log_(log), options_(options) {}
+
+GroupCommitWriter::~GroupCommitWriter() { Stop(); }
+
+void GroupCommitWriter::Push(Item item) {
+  // Queue accounting uses the payload plus a rough per-event overhead; it only bounds memory.
+  item.bytes = item.event.payload.size() + item.event.id.size() + item.event.subject.size() + 64;
+  std::unique_lock<std::mutex> lock(mu_);
+  space_cv_.wait(lock, [&] { return queue_.size() < options_.max_queue_events; });
+  queued_bytes_ += item.bytes;
+  queue_.push_back(std::move(item));
+  lock.unlock();
+  work_cv_.notify_one();
+}
+
+std::future<Result<Seq>> GroupCommitWriter::Append(std::string stream, Event event) {
+  Item item;
+  item.stream = std::move(stream);
+  item.event = std::move(event);
+  item.seq_promise = std::make_unique<std::promise<Result<Seq>>>();
+  auto future = item.seq_promise->get_future();
+  Push(std::move(item));
+  return future;
+}
+
+void GroupCommitWriter::Append(std::string stream, Event event, AppendCallback done) {
+  Item item;
+  item.stream = std::move(stream);
+  item.event = std::move(event);
+  item.callback = std::move(done);
+  Push(std::move(item));
+}
+
+void GroupCommitWriter::Enqueue(std::string stream, Event event) {
+  Item item;
+  item.stream = std::move(stream);
+  item.event = std::move(event);
+  Push(std::move(item));
+}
+
+std::future<Status> GroupCommitWriter::Submit(TxnFn fn) {
+  Item item;
+  item.fn = std::move(fn);
+  item.fn_promise = std::make_unique<std::promise<Status>>();
+  auto future = item.fn_promise->get_future();
+  Push(std::move(item));
+  return future;
+}
+
+size_t GroupCommitWriter::Step() {
+  std::vector<Item> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t bytes = 0;
+    // Always take at least one item, so an event larger than max_batch_bytes still gets through.
+    while (!queue_.empty() && (batch.empty() || (batch.size() < options_.max_batch_events &&
+                                                 bytes + queue_.front().bytes <= options_.max_batch_bytes))) {
+      bytes += queue_.front().bytes;
+      queued_bytes_ -= queue_.front().bytes;
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  }
+  if (batch.empty()) return 0;
+  space_cv_.notify_all();
+  std::vector<Outcome> outcomes(batch.size());
+  Apply(batch, &outcomes);
+  Finish(batch, outcomes);
+  return batch.size();
+}
+
+void GroupCommitWriter::Apply(std::vector<Item>& batch, std::vector<Outcome>* outcomes) {
+  // Attempt 0 runs the batch as is. If the budget refused an append or the map filled, the whole
+  // transaction is abandoned, the log evicts per policy (only streams no more important than those in the
+  // batch), and attempt 1 runs it again; what is still refused then fails with Full.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto txn = log_.BeginWrite();
+    if (!txn) {
+      for (auto& o : *outcomes) o = Outcome{tl::unexpected(txn.error()), tl::unexpected(txn.error())};
+      return;
+    }
+    WriteTxn& t = **txn;
+    for (size_t i = 0; i < batch.size() && !t.dead(); ++i) {
+      Item& item = batch[i];
+      Outcome& o = (*outcomes)[i];
+      if (item.fn) {
+        o.status = t.Nested(item.fn);
+      } else {
+        o.seq = t.Append(item.stream, item.event);
+      }
+    }
+    const bool retry = attempt == 0 && t.full();
+    if (retry) {
+      const int32_t prio = t.needed_priority_;
+      const bool map_full = t.dead();
+      txn->reset();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.budget_retries += 1;
+      }
+      auto room = log_.EnforceBudget(prio);
+      if (room && map_full) (void)log_.EvictOneBatch(prio);
+      continue;
+    }
+    const Status committed = t.Commit();
+    if (committed) return;
+    // The commit (or an operation before it) failed: nothing in this batch is durable.
+    for (auto& o : *outcomes) o = Outcome{tl::unexpected(committed.error()), tl::unexpected(committed.error())};
+    return;
+  }
+}
+
+void GroupCommitWriter::Finish(std::vector<Item>& batch, std::vector<Outcome>& outcomes) {
+  uint64_t ok = 0, failed = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Item& item = batch[i];
+    Outcome& o = outcomes[i];
+    if (item.fn) {
+      if (!o.status) ++failed;
+      if (item.fn_promise) item.fn_promise->set_value(std::move(o.status));
+      continue;
+    }
+    if (o.seq) {
+      ++ok;
+    } else {
+      ++failed;
+    }
+    if (item.seq_promise) item.seq_promise->set_value(o.seq);
+    if (item.callback) item.callback(std::move(o.seq));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.commits += 1;
+  stats_.events += ok;
+  stats_.failed += failed;
+  stats_.largest_batch = std::max<uint64_t>(stats_.largest_batch, batch.size());
+}
+
+void GroupCommitWriter::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    work_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+    if (queue_.empty() && stopping_) return;
+    if (options_.max_linger.count() > 0 && !stopping_) {
+      // Hold a small batch back a little so it can grow; a full one goes at once.
+      work_cv_.wait_for(lock, options_.max_linger, [&] {
+        return stopping_ || queue_.size() >= options_.max_batch_events || queued_bytes_ >= options_.max_batch_bytes;
+      });
+    }
+    lock.unlock();
+    Step();
+    lock.lock();
+  }
+}
+
+void GroupCommitWriter::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void GroupCommitWriter::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  while (Step() > 0) {
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stopping_ = false;
+}
+
+GroupCommitStats GroupCommitWriter::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace ferry
