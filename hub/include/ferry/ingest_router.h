@@ -1,0 +1,95 @@
+// ferry/ingest_router.h: turns one MQTT message into an Event for a stream, a dead-letter Event, or a drop.
+//
+// Pure logic (no MQTT, no LMDB), so every rule is unit-tested: topic → route → stream/subject templates, the
+// payload size limit, the content-type check, the device-supplied event id and the redelivery window.
+// Thread: one router belongs to the ingest thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ferry/config.h"
+#include "ferry/flow_control.h"
+#include "ferry/record.h"
+
+namespace ferry {
+
+// An MQTT message as it arrived (independent of Paho so tests can build one).
+struct InboundMessage {
+  std::string_view topic;
+  std::string_view payload;
+  std::vector<std::pair<std::string, std::string>> user_properties;  // MQTT v5, in order
+  std::string_view content_type;                                      // MQTT v5 content type, may be empty
+  bool redelivered = false;                                           // the MQTT DUP flag
+};
+
+enum class RouteOutcome {
+  kStore,       // append `event` to `stream`
+  kDeadLetter,  // append `event` (with the reason in headers) to `stream`, the route's dead-letter stream
+  kDuplicate,   // an id already seen within the dedupe window: dropped and counted
+  kDrop,        // rejected and no dead-letter stream to keep it in: dropped and counted
+};
+
+// Why a message was rejected; also the value of the "ferry_dlq_reason" header.
+enum class RejectReason { kNone, kNoRoute, kBadTopic, kOversize, kBadContent, kUndeclaredStream };
+const char* RejectReasonName(RejectReason reason);
+
+struct RouteDecision {
+  RouteOutcome outcome = RouteOutcome::kDrop;
+  RejectReason reason = RejectReason::kNone;
+  std::string stream;   // target stream (the dead-letter stream for kDeadLetter; the routed stream otherwise)
+  std::string detail;   // human-readable reason, e.g. "invalid JSON at offset 12: Missing a comma..."
+  Event event;
+};
+
+// Header names written on dead-letter records.
+inline constexpr const char* kDlqReasonHeader = "ferry_dlq_reason";
+inline constexpr const char* kDlqDetailHeader = "ferry_dlq_detail";
+inline constexpr const char* kDlqTopicHeader = "ferry_dlq_topic";
+inline constexpr const char* kDlqSizeHeader = "ferry_dlq_original_size";
+// A dead-lettered oversize payload keeps only its first bytes: enough to identify the sender.
+inline constexpr size_t kDlqPayloadPrefix = 1024;
+
+class IngestRouter {
+ public:
+  // Compiles the routes. Errors (kInvalidArgument): a route whose filter or templates do not compile, or that
+  // names a placeholder its filter does not capture.
+  static Result<IngestRouter> Create(const Config& config);
+
+  // REQUIRES: `now` from the injected clock (ingest time; also the dedupe clock).
+  RouteDecision Route(const InboundMessage& msg, TimeNs now);
+
+  // The MQTT subscriptions to make (one per route, captures replaced by '+'), without duplicates.
+  std::vector<std::string> Subscriptions() const;
+
+  // Seeds the redelivery window with an id already in the log (at start-up, from each stream's tail), so a
+  // message the broker redelivers after a crash is recognised.
+  void RememberId(std::string_view stream, std::string_view id, TimeNs ingest_time);
+
+ private:
+  struct CompiledRoute {
+    RouteConfig config;
+    TopicPattern pattern;
+    bool json = false;
+  };
+  IngestRouter(std::vector<CompiledRoute> routes, std::vector<std::string> streams, uint64_t max_payload,
+               DedupeWindow dedupe)
+      : routes_(std::move(routes)), streams_(std::move(streams)), max_payload_(max_payload),
+        dedupe_(std::move(dedupe)) {}
+  RouteDecision Reject(const CompiledRoute* route, const InboundMessage& msg, RejectReason reason,
+                       std::string detail) const;
+  bool Declared(std::string_view stream) const;
+
+  std::vector<CompiledRoute> routes_;
+  std::vector<std::string> streams_;
+  uint64_t max_payload_;
+  DedupeWindow dedupe_;
+};
+
+// True for "application/json", "text/json" and any "+json" type ("application/cloudevents+json").
+bool IsJsonContentType(std::string_view content_type);
+
+}  // namespace ferry

@@ -1,0 +1,185 @@
+#include "ferry/ingest_router.h"
+
+#include <algorithm>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+namespace ferry {
+namespace {
+
+// MQTT v5 user properties Ferry reads as CloudEvents attributes instead of keeping them as free headers.
+constexpr std::string_view kTypeProperty = "ce_type";
+
+std::string DedupeKey(std::string_view stream, std::string_view id) {
+  std::string key;
+  key.reserve(stream.size() + 1 + id.size());
+  key.append(stream).push_back('\x1f');
+  key.append(id);
+  return key;
+}
+
+const std::string* FindProperty(const InboundMessage& msg, std::string_view name) {
+  for (const auto& [k, v] : msg.user_properties)
+    if (k == name) return &v;
+  return nullptr;
+}
+
+}  // namespace
+
+const char* RejectReasonName(RejectReason reason) {
+  switch (reason) {
+    case RejectReason::kNone: return "none";
+    case RejectReason::kNoRoute: return "no_route";
+    case RejectReason::kBadTopic: return "bad_topic";
+    case RejectReason::kOversize: return "oversize";
+    case RejectReason::kBadContent: return "bad_content";
+    case RejectReason::kUndeclaredStream: return "undeclared_stream";
+  }
+  return "unknown";
+}
+
+bool IsJsonContentType(std::string_view ct) {
+  auto semi = ct.find(';');
+  if (semi != std::string_view::npos) ct = ct.substr(0, semi);
+  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  if (ct == "application/json" || ct == "text/json") return true;
+  return ct.size() > 5 && ct.substr(ct.size() - 5) == "+json";
+}
+
+Result<IngestRouter> IngestRouter::Create(const Config& config) {
+  std::vector<CompiledRoute> routes;
+  for (size_t i = 0; i < config.routes.size(); ++i) {
+    const RouteConfig& rc = config.routes[i];
+    auto pattern = TopicPattern::Compile(rc.filter);
+    if (!pattern) return InvalidArgument("route[" + std::to_string(i) + "].filter: " + pattern.error().message);
+    for (const std::string* tmpl : {&rc.stream, &rc.subject}) {
+      auto names = TemplatePlaceholders(*tmpl);
+      if (!names) return InvalidArgument("route[" + std::to_string(i) + "]: " + names.error().message);
+      for (const auto& n : *names) {
+        const auto& caps = pattern->capture_names();
+        if (n != "topic" && std::find(caps.begin(), caps.end(), n) == caps.end())
+          return InvalidArgument("route[" + std::to_string(i) + "]: template \"" + *tmpl + "\" uses {" + n +
+                                 "}, which filter \"" + rc.filter + "\" does not capture");
+      }
+    }
+    routes.push_back(CompiledRoute{rc, std::move(*pattern), IsJsonContentType(rc.content_type)});
+  }
+  std::vector<std::string> streams;
+  for (const auto& s : config.streams) streams.push_back(s.name);
+  return IngestRouter(std::move(routes), std::move(streams), config.ingest.max_payload,
+                      DedupeWindow(config.ingest.dedupe_window, static_cast<size_t>(config.ingest.dedupe_capacity)));
+}
+
+std::vector<std::string> IngestRouter::Subscriptions() const {
+  std::vector<std::string> subs;
+  for (const auto& r : routes_)
+    if (std::find(subs.begin(), subs.end(), r.pattern.subscription()) == subs.end())
+      subs.push_back(r.pattern.subscription());
+  return subs;
+}
+
+bool IngestRouter::Declared(std::string_view stream) const {
+  return std::find(streams_.begin(), streams_.end(), stream) != streams_.end();
+}
+
+void IngestRouter::RememberId(std::string_view stream, std::string_view id, TimeNs ingest_time) {
+  if (!id.empty()) dedupe_.Insert(DedupeKey(stream, id), ingest_time);
+}
+
+RouteDecision IngestRouter::Reject(const CompiledRoute* route, const InboundMessage& msg, RejectReason reason,
+                                   std::string detail) const {
+  RouteDecision d;
+  d.reason = reason;
+  d.detail = std::move(detail);
+  if (route == nullptr || route->config.dead_letter.empty() || !Declared(route->config.dead_letter)) {
+    d.outcome = RouteOutcome::kDrop;
+    if (route) d.stream = route->config.stream;
+    return d;
+  }
+  d.outcome = RouteOutcome::kDeadLetter;
+  d.stream = route->config.dead_letter;
+  Event& e = d.event;
+  e.source = std::string(msg.topic);
+  e.type = "ferry.deadletter";
+  e.datacontenttype = std::string(msg.content_type.empty() ? route->config.content_type : msg.content_type);
+  e.headers.emplace_back(kDlqReasonHeader, RejectReasonName(reason));
+  e.headers.emplace_back(kDlqDetailHeader, d.detail.substr(0, 512));
+  e.headers.emplace_back(kDlqTopicHeader, std::string(msg.topic.substr(0, 1024)));
+  e.headers.emplace_back(kDlqSizeHeader, std::to_string(msg.payload.size()));
+  e.payload = std::string(msg.payload.substr(0, reason == RejectReason::kOversize ? kDlqPayloadPrefix
+                                                                                    : msg.payload.size()));
+  return d;
+}
+
+RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {
+  const CompiledRoute* route = nullptr;
+  std::optional<TopicCaptures> caps;
+  for (const auto& r : routes_) {
+    caps = r.pattern.Match(msg.topic);
+    if (caps) {
+      route = &r;
+      break;
+    }
+  }
+  if (!route) return Reject(nullptr, msg, RejectReason::kNoRoute, "no route matches topic");
+
+  for (const auto& [name, value] : *caps) {
+    if (name != "topic" && value.empty())
+      return Reject(route, msg, RejectReason::kBadTopic, "topic level for {" + name + "} is empty");
+  }
+  auto stream = ExpandTemplate(route->config.stream, *caps);
+  auto subject = ExpandTemplate(route->config.subject, *caps);
+  if (!stream || !subject)
+    return Reject(route, msg, RejectReason::kBadTopic, (!stream ? stream.error() : subject.error()).message);
+  if (!Declared(*stream))
+    return Reject(route, msg, RejectReason::kUndeclaredStream, "stream \"" + *stream + "\" is not declared");
+  if (max_payload_ != 0 && msg.payload.size() > max_payload_)
+    return Reject(route, msg, RejectReason::kOversize,
+                  "payload of " + std::to_string(msg.payload.size()) + " bytes exceeds ingest.max_payload " +
+                      std::to_string(max_payload_));
+
+  std::string id;
+  if (!route->config.id_user_property.empty()) {
+    if (const std::string* v = FindProperty(msg, route->config.id_user_property)) id = *v;
+  }
+  if (route->json) {
+    rapidjson::Document doc;
+    doc.Parse(msg.payload.data(), msg.payload.size());
+    if (doc.HasParseError())
+      return Reject(route, msg, RejectReason::kBadContent,
+                    "invalid JSON at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
+                        rapidjson::GetParseError_En(doc.GetParseError()));
+    if (id.empty() && !route->config.id_json_field.empty() && doc.IsObject()) {
+      auto it = doc.FindMember(route->config.id_json_field.c_str());
+      if (it != doc.MemberEnd()) {
+        if (it->value.IsString()) id.assign(it->value.GetString(), it->value.GetStringLength());
+        else if (it->value.IsUint64()) id = std::to_string(it->value.GetUint64());
+      }
+    }
+  }
+  if (id.size() > 1024) return Reject(route, msg, RejectReason::kBadContent, "event id longer than 1024 bytes");
+
+  RouteDecision d;
+  d.stream = std::move(*stream);
+  if (!id.empty() && !dedupe_.Insert(DedupeKey(d.stream, id), now)) {
+    d.outcome = RouteOutcome::kDuplicate;
+    d.detail = "event id " + id + " already seen";
+    return d;
+  }
+  d.outcome = RouteOutcome::kStore;
+  Event& e = d.event;
+  e.id = std::move(id);
+  e.source = std::string(msg.topic);
+  e.subject = std::move(*subject);
+  e.datacontenttype = std::string(route->config.content_type.empty() ? msg.content_type : route->config.content_type);
+  e.type = "ferry.mqtt";
+  for (const auto& [k, v] : msg.user_properties) {
+    if (k == kTypeProperty) e.type = v;
+    else if (k != route->config.id_user_property) e.headers.emplace_back(k, v);
+  }
+  e.payload = std::string(msg.payload);
+  return d;
+}
+
+}  // namespace ferry

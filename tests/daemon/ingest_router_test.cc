@@ -1,0 +1,159 @@
+#include "ferry/ingest_router.h"
+
+#include <gtest/gtest.h>
+
+namespace ferry {
+namespace {
+
+constexpr TimeNs kT0{1'700'000'000'000'000'000};
+
+Config TestConfig() {
+  auto cfg = LoadConfigString(R"(
+[gateway]
+id = "gw1"
+[ingest]
+max_payload = "1KiB"
+dedupe_window = "10m"
+[[stream]]
+name = "telemetry"
+[[stream]]
+name = "dead"
+[[stream]]
+name = "engine"
+[[route]]
+filter = "telemetry/{device}/{kind}"
+stream = "telemetry"
+subject = "{device}"
+content_type = "application/json"
+dead_letter = "dead"
+id_json_field = "id"
+id_user_property = "ce_id"
+[[route]]
+filter = "raw/{kind}/#"
+stream = "{kind}"
+content_type = "application/octet-stream"
+)", "test.toml");
+  EXPECT_TRUE(cfg.has_value()) << cfg.error().ToString();
+  return *cfg;
+}
+
+std::string Header(const Event& e, std::string_view name) {
+  for (const auto& [k, v] : e.headers)
+    if (k == name) return v;
+  return "<absent>";
+}
+
+TEST(IngestRouter, RoutesJsonWithSubjectAndDeviceId) {
+  auto router = IngestRouter::Create(TestConfig());
+  ASSERT_TRUE(router) << router.error().ToString();
+  InboundMessage m;
+  m.topic = "telemetry/dev-7/engine";
+  m.payload = R"({"id":"dev-7/b1/000000001","temp":81.5})";
+  m.user_properties = {{"site", "hold-2"}};
+  auto d = router->Route(m, kT0);
+  ASSERT_EQ(d.outcome, RouteOutcome::kStore) << d.detail;
+  EXPECT_EQ(d.stream, "telemetry");
+  EXPECT_EQ(d.event.subject, "dev-7");
+  EXPECT_EQ(d.event.id, "dev-7/b1/000000001");
+  EXPECT_EQ(d.event.source, "telemetry/dev-7/engine");
+  EXPECT_EQ(d.event.datacontenttype, "application/json");
+  EXPECT_EQ(Header(d.event, "site"), "hold-2");
+  EXPECT_EQ(d.event.payload, m.payload);
+  EXPECT_EQ(router->Subscriptions(), (std::vector<std::string>{"telemetry/+/+", "raw/+/#"}));
+}
+
+TEST(IngestRouter, UserPropertyIdWinsAndRedeliveryIsDropped) {
+  auto router = IngestRouter::Create(TestConfig());
+  ASSERT_TRUE(router);
+  InboundMessage m;
+  m.topic = "telemetry/dev-1/gps";
+  m.payload = R"({"id":"json-id","lat":1})";
+  m.user_properties = {{"ce_id", "prop-id"}};
+  auto first = router->Route(m, kT0);
+  ASSERT_EQ(first.outcome, RouteOutcome::kStore);
+  EXPECT_EQ(first.event.id, "prop-id");
+  EXPECT_EQ(Header(first.event, "ce_id"), "<absent>");  // consumed as the id, not kept as a header
+  auto again = router->Route(m, TimeNs{kT0.ns + 1'000'000'000});
+  EXPECT_EQ(again.outcome, RouteOutcome::kDuplicate);
+  // The same id on another stream is a different event.
+  InboundMessage raw;
+  raw.topic = "raw/engine/x";
+  raw.payload = "bytes";
+  EXPECT_EQ(router->Route(raw, kT0).outcome, RouteOutcome::kStore);
+}
+
+TEST(IngestRouter, SeededIdsCatchRedeliveryAfterRestart) {
+  auto router = IngestRouter::Create(TestConfig());
+  ASSERT_TRUE(router);
+  router->RememberId("telemetry", "dev-1/b1/000000005", kT0);
+  InboundMessage m;
+  m.topic = "telemetry/dev-1/gps";
+  m.payload = R"({"id":"dev-1/b1/000000005"})";
+  EXPECT_EQ(router->Route(m, kT0).outcome, RouteOutcome::kDuplicate);
+}
+
+TEST(IngestRouter, MalformedJsonGoesToDeadLetterWithReason) {
+  auto router = IngestRouter::Create(TestConfig());
+  ASSERT_TRUE(router);
+  InboundMessage m;
+  m.topic = "telemetry/dev-2/engine";
+  m.payload = R"({"temp": 81.5,)";
+  auto d = router->Route(m, kT0);
+  ASSERT_EQ(d.outcome, RouteOutcome::kDeadLetter);
+  EXPECT_EQ(d.stream, "dead");
+  EXPECT_EQ(d.reason, RejectReason::kBadContent);
+  EXPECT_EQ(Header(d.event, kDlqReasonHeader), "bad_content");
+  EXPECT_NE(Header(d.event, kDlqDetailHeader).find("invalid JSON at offset"), std::string::npos);
+  EXPECT_EQ(Header(d.event, kDlqTopicHeader), "telemetry/dev-2/engine");
+  EXPECT_EQ(d.event.payload, m.payload);
+}
+
+TEST(IngestRouter, OversizeKeepsAPrefixInDeadLetter) {
+  auto router = IngestRouter::Create(TestConfig());
+  ASSERT_TRUE(router);
+  std::string big(5000, 'x');
+  InboundMessage m;
+  m.topic = "telemetry/dev-3/engine";
+  m.payload = big;
+  auto d = router->Route(m, kT0);
+  ASSERT_EQ(d.outcome, RouteOutcome::kDeadLetter);
+  EXPECT_EQ(d.reason, RejectReason::kOversize);
+  EXPECT_EQ(d.event.payload.size(), kDlqPayloadPrefix);
+  EXPECT_EQ(Header(d.event, kDlqSizeHeader), "5000");
+}
+
+TEST(IngestRouter, OddTopicsAreRejectedNotCrashed) {
+  auto router = IngestRouter::Create(TestConfig());
+  ASSERT_TRUE(router);
+  InboundMessage m;
+  m.payload = "{}";
+  m.topic = "telemetry//engine";  // empty device level
+  auto d = router->Route(m, kT0);
+  EXPECT_EQ(d.outcome, RouteOutcome::kDeadLetter);
+  EXPECT_EQ(d.reason, RejectReason::kBadTopic);
+  m.topic = "raw/undeclared/x";  // templated stream that is not declared; route has no dead-letter stream
+  d = router->Route(m, kT0);
+  EXPECT_EQ(d.outcome, RouteOutcome::kDrop);
+  EXPECT_EQ(d.reason, RejectReason::kUndeclaredStream);
+  m.topic = "elsewhere";
+  EXPECT_EQ(router->Route(m, kT0).reason, RejectReason::kNoRoute);
+}
+
+TEST(IngestRouter, TemplateNamingAnUncapturedLevelIsAConfigError) {
+  Config cfg = TestConfig();
+  cfg.routes[0].subject = "{site}";
+  auto router = IngestRouter::Create(cfg);
+  ASSERT_FALSE(router);
+  EXPECT_NE(router.error().message.find("{site}"), std::string::npos);
+}
+
+TEST(IngestRouter, JsonContentTypes) {
+  EXPECT_TRUE(IsJsonContentType("application/json"));
+  EXPECT_TRUE(IsJsonContentType("application/json; charset=utf-8"));
+  EXPECT_TRUE(IsJsonContentType("application/cloudevents+json"));
+  EXPECT_FALSE(IsJsonContentType("application/octet-stream"));
+  EXPECT_FALSE(IsJsonContentType(""));
+}
+
+}  // namespace
+}  // namespace ferry
