@@ -1,0 +1,65 @@
+// The metrics ferryd exposes: declared once here; docs/metrics.md lists them and a test checks it.
+#include <cstdlib>
+
+#include "ferry/log.h"
+#include "ferry/metrics.h"
+
+namespace ferry {
+
+const std::vector<MetricDecl>& FerryMetricDecls() {
+  using T = MetricType;
+  static const std::vector<MetricDecl> kDecls = {
+      // Ingest and streams
+      {"ferry_stream_ingested_total", T::kCounter, "stream", "Events accepted from MQTT into the stream."},
+      {"ferry_stream_stored_total", T::kCounter, "stream", "Events committed to the stream (durable)."},
+      {"ferry_stream_evicted_total", T::kCounter, "stream,reason",
+       "Events removed from the stream; reason is retention_age, retention_bytes, compaction or budget."},
+      {"ferry_stream_rejected_total", T::kCounter, "stream",
+       "Events refused because the disk budget is full and the stream's full_policy is reject_new."},
+      {"ferry_stream_dead_lettered_total", T::kCounter, "stream,reason",
+       "Messages sent to a dead-letter stream; stream is the intended stream (or the route's filter when "
+       "it could not be resolved), reason is payload_too_large, bad_content, no_stream or bad_event_id."},
+      {"ferry_stream_events", T::kGauge, "stream", "Events currently stored in the stream."},
+      {"ferry_stream_bytes", T::kGauge, "stream", "Bytes currently stored in the stream."},
+      {"ferry_ingest_messages_total", T::kCounter, "", "MQTT messages received from the local broker."},
+      {"ferry_ingest_duplicates_dropped_total", T::kCounter, "stream",
+       "Messages dropped because their device event id was seen within ingest.dedupe_window."},
+      {"ferry_ingest_unrouted_total", T::kCounter, "", "Messages whose topic matched no route."},
+      {"ferry_ingest_link_up", T::kGauge, "", "1 while connected to the local broker, else 0."},
+      {"ferry_ingest_reconnects_total", T::kCounter, "", "Reconnect attempts to the local broker."},
+      // Storage
+      {"ferry_storage_commit_seconds", T::kHistogram, "", "Latency of one group commit, fsync included."},
+      {"ferry_storage_commit_events", T::kCounter, "", "Events written by group commits."},
+      {"ferry_storage_commits_total", T::kCounter, "", "Group commits (write transactions) completed."},
+      {"ferry_storage_map_used_bytes", T::kGauge, "", "Bytes of the LMDB map in use."},
+      {"ferry_storage_map_size_bytes", T::kGauge, "", "Size of the LMDB map (the disk budget)."},
+      // Uplinks
+      {"ferry_uplink_link_up", T::kGauge, "uplink", "1 while the uplink is connected, else 0."},
+      {"ferry_uplink_backlog_events", T::kGauge, "uplink,stream", "Stored events the uplink has not had acked."},
+      {"ferry_uplink_oldest_unsent_age_seconds", T::kGauge, "uplink,stream",
+       "Age (by ingest time) of the oldest event the uplink has not had acked; 0 when caught up."},
+      {"ferry_uplink_inflight_messages", T::kGauge, "uplink", "Messages sent and not yet acknowledged."},
+      {"ferry_uplink_sent_total", T::kCounter, "uplink,stream", "Events published by the uplink."},
+      {"ferry_uplink_acked_total", T::kCounter, "uplink,stream",
+       "Events acknowledged by the central broker (the cursor moved past them)."},
+      {"ferry_uplink_bytes_total", T::kCounter, "uplink", "Payload bytes published (after compression)."},
+      {"ferry_uplink_retries_total", T::kCounter, "uplink", "Publishes retried after a failure or timeout."},
+      {"ferry_uplink_dropped_total", T::kCounter, "uplink,stream,reason",
+       "Events the uplink gave up on (classified Drop), by reason."},
+      {"ferry_uplink_reconnects_total", T::kCounter, "uplink", "Reconnect attempts to the central broker."},
+      // Process
+      {"ferry_build_info", T::kGauge, "version,board", "Always 1; the labels carry the build."},
+      {"ferry_config_reloads_total", T::kCounter, "result", "SIGHUP reloads; result is ok or error."},
+  };
+  return kDecls;
+}
+
+const MetricDecl& FerryMetric(std::string_view name) {
+  for (const auto& d : FerryMetricDecls()) {
+    if (name == d.name) return d;
+  }
+  FERRY_LOG_ERROR("metrics: %.*s is not declared in FerryMetricDecls()", static_cast<int>(name.size()), name.data());
+  std::abort();
+}
+
+}  // namespace ferry
