@@ -163,7 +163,7 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Str("ingest", "address", "tcp://127.0.0.1:1883", kRestart, "Local MQTT broker URI.",
                   FERRY_FIELD(IngestConfig, address), CheckBrokerAddress));
   k.push_back(Str("ingest", "client_id", "", kRestart,
-                  "MQTT client id of the persistent session. Empty: ferry-<gateway id>.",
+                  "MQTT client id of the persistent session. Empty: ferry-GATEWAY (GATEWAY = gateway.id).",
                   FERRY_FIELD(IngestConfig, client_id)));
   k.push_back(Str("ingest", "username", "", kRestart, "MQTT user name; empty: none.",
                   FERRY_FIELD(IngestConfig, username)));
@@ -266,7 +266,7 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Str("uplink", "address", nullptr, kRestart,
                   "mqtt: broker URI (ssl://central:8883); kafka: bootstrap servers (host:port,...).",
                   FERRY_FIELD(UplinkConfig, address)));
-  k.push_back(Str("uplink", "client_id", "", kRestart, "Client id. Empty: ferry-<gateway id>-<uplink name>.",
+  k.push_back(Str("uplink", "client_id", "", kRestart, "Client id. Empty: ferry-GATEWAY-NAME (gateway.id, uplink name).",
                   FERRY_FIELD(UplinkConfig, client_id)));
   k.push_back(Str("uplink", "username", "", kRestart, "User name; empty: none.",
                   FERRY_FIELD(UplinkConfig, username)));

@@ -1,12 +1,374 @@
 #include "ferry/config.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <gtest/gtest.h>
 
 namespace ferry {
 namespace {
-TEST(ConfigSmoke, Defaults) {
-  auto c = LoadConfigString("", "t.toml");
+
+using namespace std::chrono_literals;
+
+constexpr const char* kFull = R"(
+[gateway]
+id = "gw-7"
+
+[storage]
+path = "/data/ferry"
+map_size = "512MiB"
+commit.max_events = 2000
+commit.max_delay = "5ms"
+
+[ingest]
+address = "tcp://localhost:1883"
+durability = "sync"
+max_payload = 65536
+dedupe_window = "1h30m"
+
+[ingest.tls]
+enabled = true
+ca_file = "/etc/ferry/ca.pem"
+
+[metrics]
+listen = "0.0.0.0:9100"
+
+[log]
+level = "debug"
+
+[[stream]]
+name = "telemetry"
+max_age = "3d"
+max_bytes = "100MiB"
+priority = 5
+
+[[stream]]
+name = "state"
+kind = "table"
+full_policy = "reject_new"
+
+[[stream]]
+name = "dead"
+
+[[route]]
+filter = "telemetry/{device}/#"
+stream = "telemetry"
+subject = "{device}"
+content_type = "application/json"
+dead_letter = "dead"
+id_json_field = "eid"
+
+[[route]]
+filter = "state/{kind}/{device}"
+stream = "{kind}"
+subject = "{device}"
+
+[[uplink]]
+name = "central"
+address = "ssl://central.example:8883"
+mode = "batched"
+streams = ["telemetry", "state"]
+drain_order = "newest_first"
+bytes_per_sec = "64KiB"
+batch.max_events = 100
+tls = { enabled = true, verify = false }
+)";
+
+Result<Config> Load(const std::string& text) { return LoadConfigString(text, "ferry.toml"); }
+
+TEST(Config, DefaultsComeFromTheTable) {
+  auto c = Load("");
   ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->storage.path, "/var/lib/ferry");
+  EXPECT_EQ(c->storage.map_size, 1ull << 30);
+  EXPECT_TRUE(c->storage.sync);
+  EXPECT_EQ(c->storage.commit.max_events, 1000);
+  EXPECT_EQ(c->storage.commit.max_delay, 10ms);
+  EXPECT_EQ(c->ingest.address, "tcp://127.0.0.1:1883");
+  EXPECT_EQ(c->ingest.durability, Durability::kBatch);
+  EXPECT_EQ(c->ingest.session_expiry, 24h);
+  EXPECT_EQ(c->ingest.max_payload, 256u * 1024);
+  EXPECT_EQ(c->metrics.listen, "127.0.0.1:9464");
+  EXPECT_TRUE(c->metrics.enabled);
+  EXPECT_EQ(c->log.level, ConfigLogLevel::kInfo);
+  EXPECT_TRUE(c->streams.empty());
 }
+
+TEST(Config, EveryDefaultIsAValidValue) {
+  // Writing each default explicitly must pass the same type, range and extra checks as user input.
+  for (const auto& k : ConfigKeys()) {
+    if (k.default_text == nullptr) continue;
+    std::string value;
+    switch (k.type) {
+      case KeyType::kInt:
+      case KeyType::kBool: value = k.default_text; break;
+      case KeyType::kStringList: value = "[]"; break;
+      default: value = std::string("\"") + k.default_text + "\"";
+    }
+    std::string section = k.section;
+    std::string text;
+    if (section == "stream") {
+      text = "[[stream]]\nname = \"s\"\n";
+    } else if (section == "route") {
+      text = "[[stream]]\nname = \"s\"\n[[route]]\nfilter = \"t/#\"\nstream = \"s\"\n";
+    } else if (section == "uplink") {
+      text = "[[uplink]]\nname = \"u\"\naddress = \"tcp://h:1\"\n";
+    } else {
+      text = "[" + section + "]\n";
+    }
+    text += std::string(k.name) + " = " + value + "\n";
+    auto c = Load(text);
+    EXPECT_TRUE(c) << KeyPath(k) << ": " << c.error().message;
+  }
+}
+
+TEST(Config, RepeatedSectionDefaults) {
+  auto c = Load("[[stream]]\nname = \"s\"\n[[uplink]]\nname = \"u\"\naddress = \"tcp://h:1\"\n");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->streams[0].max_age, 7 * 24h);
+  EXPECT_EQ(c->streams[0].kind, StreamKind::kLog);
+  EXPECT_EQ(c->streams[0].full_policy, FullPolicy::kDropOldest);
+  EXPECT_EQ(c->uplinks[0].inflight, 32);
+  EXPECT_EQ(c->uplinks[0].topic, "ferry/{gateway}/{stream}");
+  EXPECT_EQ(c->uplinks[0].backoff.max, 60s);
+  EXPECT_EQ(c->uplinks[0].mode, UplinkMode::kPerEvent);
+}
+
+TEST(Config, FullExample) {
+  auto c = Load(kFull);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->gateway.id, "gw-7");
+  EXPECT_EQ(c->storage.map_size, 512ull << 20);
+  EXPECT_EQ(c->storage.commit.max_events, 2000);
+  EXPECT_EQ(c->storage.commit.max_delay, 5ms);
+  EXPECT_EQ(c->ingest.durability, Durability::kSync);
+  EXPECT_EQ(c->ingest.max_payload, 65536u);
+  EXPECT_EQ(c->ingest.dedupe_window, 90min);
+  EXPECT_TRUE(c->ingest.tls.enabled);
+  EXPECT_EQ(c->ingest.tls.ca_file, "/etc/ferry/ca.pem");
+  EXPECT_EQ(c->log.level, ConfigLogLevel::kDebug);
+  ASSERT_EQ(c->streams.size(), 3u);
+  EXPECT_EQ(c->streams[0].max_bytes, 100ull << 20);
+  EXPECT_EQ(c->streams[0].priority, 5);
+  EXPECT_EQ(c->streams[1].kind, StreamKind::kTable);
+  EXPECT_EQ(c->streams[1].full_policy, FullPolicy::kRejectNew);
+  ASSERT_EQ(c->routes.size(), 2u);
+  EXPECT_EQ(c->routes[0].dead_letter, "dead");
+  EXPECT_EQ(c->routes[1].stream, "{kind}");
+  ASSERT_EQ(c->uplinks.size(), 1u);
+  const UplinkConfig& u = c->uplinks[0];
+  EXPECT_EQ(u.mode, UplinkMode::kBatched);
+  EXPECT_EQ(u.drain_order, DrainOrder::kNewestFirst);
+  EXPECT_EQ(u.bytes_per_sec, 65536u);
+  EXPECT_EQ(u.batch.max_events, 100);
+  EXPECT_TRUE(u.tls.enabled);
+  EXPECT_FALSE(u.tls.verify);
+  EXPECT_EQ(u.streams, (std::vector<std::string>{"telemetry", "state"}));
+  EXPECT_NE(c->FindStream("state"), nullptr);
+  EXPECT_EQ(c->FindUplink("nope"), nullptr);
+}
+
+// Every error names the file, line and column, and the key.
+struct BadCase {
+  const char* text;
+  const char* where;  // "ferry.toml:L:C"
+  const char* key;
+  const char* says;
+};
+
+class ConfigErrors : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigErrors, NameFileLineAndKey) {
+  const BadCase& bc = GetParam();
+  auto c = Load(bc.text);
+  ASSERT_FALSE(c) << bc.text;
+  EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument);
+  const std::string& m = c.error().message;
+  EXPECT_EQ(m.rfind(bc.where, 0), 0u) << m;
+  EXPECT_NE(m.find(bc.key), std::string::npos) << m;
+  EXPECT_NE(m.find(bc.says), std::string::npos) << m;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, ConfigErrors,
+    ::testing::Values(
+        BadCase{"[storage]\npath = \"/x\"\nbogus = 1\n", "ferry.toml:3:9", "storage.bogus", "unknown key"},
+        BadCase{"[nope]\n", "ferry.toml:1:1", "nope", "unknown section"},
+        BadCase{"top = 1\n", "ferry.toml:1:7", "top", "unknown section or key"},
+        BadCase{"[storage]\nmap_size = true\n", "ferry.toml:2:12", "storage.map_size", "expected a size"},
+        BadCase{"[storage]\nmap_size = \"12XB\"\n", "ferry.toml:2:12", "storage.map_size", "unknown unit"},
+        BadCase{"[storage]\nmap_size = \"1KiB\"\n", "ferry.toml:2:12", "storage.map_size", "at least"},
+        BadCase{"[storage]\ncommit.max_delay = \"10\"\n", "ferry.toml:2:20", "storage.commit.max_delay",
+                "missing unit"},
+        BadCase{"[storage]\ncommit.max_delay = 10\n", "ferry.toml:2:20", "storage.commit.max_delay",
+                "expected a duration"},
+        BadCase{"[storage]\ncommit.max_events = 0\n", "ferry.toml:2:21", "storage.commit.max_events",
+                "between 1 and 1000000"},
+        BadCase{"[storage]\ncommit.bogus = 0\n", "ferry.toml:2:16", "storage.commit.bogus", "unknown key"},
+        BadCase{"[ingest]\ndurability = \"maybe\"\n", "ferry.toml:2:14", "ingest.durability",
+                "not one of batch, sync"},
+        BadCase{"[ingest]\naddress = \"localhost\"\n", "ferry.toml:2:11", "ingest.address", "broker URI"},
+        BadCase{"[ingest]\nkeepalive = \"100ms\"\n", "ferry.toml:2:13", "ingest.keepalive", "between 1s"},
+        BadCase{"[metrics]\nlisten = \"127.0.0.1\"\n", "ferry.toml:2:10", "metrics.listen", "host:port"},
+        BadCase{"[log]\nlevel = 3\n", "ferry.toml:2:9", "log.level", "expected a string"},
+        BadCase{"[stream]\nname = \"x\"\n", "ferry.toml:1:1", "stream", "[[stream]]"},
+        BadCase{"[[stream]]\nkind = \"log\"\n", "ferry.toml:1:1", "stream[0].name", "required"},
+        BadCase{"[[stream]]\nname = \"a b\"\n", "ferry.toml:2:8", "stream[0].name", "may contain only"},
+        BadCase{"[[stream]]\nname = \"a\"\n[[stream]]\nname = \"a\"\n", "ferry.toml:4:8", "stream[1].name",
+                "already declared"},
+        BadCase{"[[stream]]\nname = \"a\"\n[[route]]\nfilter = \"t/#\"\nstream = \"b\"\n", "ferry.toml:5:10",
+                "route[0].stream", "not declared"},
+        BadCase{"[[stream]]\nname = \"a\"\n[[route]]\nfilter = \"t/{dev}\"\nstream = \"a\"\nsubject = \"{device}\"\n",
+                "ferry.toml:6:11", "route[0].subject", "{device} is not captured"},
+        BadCase{"[[route]]\nfilter = \"t/#/x\"\nstream = \"a\"\n", "ferry.toml:2:10", "route[0].filter",
+                "must be the last level"},
+        BadCase{"[[stream]]\nname = \"a\"\n[[route]]\nfilter = \"t/#\"\nstream = \"a\"\ndead_letter = \"dl\"\n",
+                "ferry.toml:6:15", "route[0].dead_letter", "not declared"},
+        BadCase{"[[uplink]]\nname = \"u\"\naddress = \"tcp://h:1\"\nstreams = [\"x\"]\n", "ferry.toml:4:11",
+                "uplink[0].streams", "\"x\" is not declared"},
+        BadCase{"[[uplink]]\nname = \"u\"\naddress = \"tcp://h:1\"\nstreams = \"x\"\n", "ferry.toml:4:11",
+                "uplink[0].streams", "expected an array"},
+        BadCase{"[[uplink]]\nname = \"u\"\naddress = \"k:9092\"\ntype = \"kafka\"\nmode = \"batched\"\n",
+                "ferry.toml:5:8", "uplink[0].mode", "batched mode is for mqtt"},
+        BadCase{"[[uplink]]\nname = \"u\"\naddress = \"tcp://h:1\"\ntopic = \"x/{device}\"\n", "ferry.toml:4:9",
+                "uplink[0].topic", "unknown placeholder"},
+        BadCase{"[[uplink]]\nname = \"u\"\naddress = \"tcp://h:1\"\nbackoff.min = \"10s\"\nbackoff.max = \"1s\"\n",
+                "ferry.toml:4:15", "uplink[0].backoff.min", "larger than"},
+        BadCase{"[[uplink]]\nname = \"u\"\naddress = \"h:1\"\n", "ferry.toml:3:11", "uplink[0].address",
+                "broker URI"},
+        BadCase{"[storage\n", "ferry.toml:1:", "", ""}));
+
+TEST(Config, ParseDurationAndSize) {
+  EXPECT_EQ(*ParseDuration("10ms"), 10ms);
+  EXPECT_EQ(*ParseDuration("7d"), 7 * 24h);
+  EXPECT_EQ(*ParseDuration("1h30m"), 90min);
+  EXPECT_EQ(*ParseDuration("250us"), 250us);
+  EXPECT_EQ(*ParseDuration("0"), 0ns);
+  EXPECT_FALSE(ParseDuration(""));
+  EXPECT_FALSE(ParseDuration("5"));
+  EXPECT_FALSE(ParseDuration("-5s"));
+  EXPECT_FALSE(ParseDuration("5 s"));
+  EXPECT_FALSE(ParseDuration("5y"));
+  EXPECT_FALSE(ParseDuration("99999999999999999999d"));
+  EXPECT_FALSE(ParseDuration("300000d"));  // overflows int64 nanoseconds
+  EXPECT_EQ(*ParseSize("512MiB"), 512ull << 20);
+  EXPECT_EQ(*ParseSize("64kB"), 64000u);
+  EXPECT_EQ(*ParseSize("1GB"), 1000000000u);
+  EXPECT_EQ(*ParseSize("17"), 17u);
+  EXPECT_EQ(*ParseSize("17B"), 17u);
+  EXPECT_FALSE(ParseSize("MiB"));
+  EXPECT_FALSE(ParseSize("1.5GiB"));
+  EXPECT_FALSE(ParseSize("99999999999TiB"));
+  EXPECT_EQ(FormatDuration(90min), "1h30m");
+  EXPECT_EQ(FormatDuration(1500ms), "1500ms");
+  EXPECT_EQ(FormatDuration(7 * 24h), "7d");
+  EXPECT_EQ(FormatDuration(0ns), "0");
+}
+
+TEST(Config, FileErrors) {
+  auto missing = LoadConfigFile("/nonexistent/ferry.toml");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+  std::string path = ::testing::TempDir() + "/ferry_config_test.toml";
+  {
+    std::ofstream out(path);
+    out << "[log]\nlevel = \"loud\"\n";
+  }
+  auto bad = LoadConfigFile(path);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message.rfind(path + ":2:9: log.level", 0), 0u) << bad.error().message;
+}
+
+TEST(Config, ReloadDiffSeparatesReloadFromRestart) {
+  auto a = Load(kFull);
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(ReloadDiff(*a, *a).empty());
+
+  std::string text = kFull;
+  auto replace = [&](const std::string& from, const std::string& to) {
+    size_t p = text.find(from);
+    ASSERT_NE(p, std::string::npos) << from;
+    text.replace(p, from.size(), to);
+  };
+  replace("level = \"debug\"", "level = \"warn\"");
+  replace("max_age = \"3d\"", "max_age = \"4d\"");
+  replace("path = \"/data/ferry\"", "path = \"/data/ferry2\"");
+  replace("name = \"dead\"", "name = \"dead\"\n[[stream]]\nname = \"extra\"");
+  replace("bytes_per_sec = \"64KiB\"", "bytes_per_sec = \"128KiB\"");
+  auto b = Load(text);
+  ASSERT_TRUE(b) << b.error().message;
+  ReloadPlan plan = ReloadDiff(*a, *b);
+  EXPECT_EQ(plan.reload, (std::vector<std::string>{"log.level", "stream[telemetry].max_age",
+                                                   "uplink[central].bytes_per_sec"}));
+  EXPECT_EQ(plan.restart, (std::vector<std::string>{"storage.path", "stream[extra]"}));
+  EXPECT_TRUE(plan.needs_restart());
+}
+
+TEST(Config, DocsContainTheGeneratedTable) {
+  std::ifstream in(std::string(FERRY_SOURCE_DIR) + "/docs/config.md");
+  ASSERT_TRUE(in) << "docs/config.md is missing";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string generated = RenderConfigDocs();
+  EXPECT_NE(ss.str().find(generated), std::string::npos)
+      << "docs/config.md is out of date; paste this between the markers:\n"
+      << generated;
+}
+
+TEST(Config, EveryKeyHasHelpAndEnumsHaveAllowedValues) {
+  for (const auto& k : ConfigKeys()) {
+    EXPECT_GT(std::string(k.help).size(), 5u) << KeyPath(k);
+    EXPECT_EQ(k.type == KeyType::kEnum, k.allowed != nullptr) << KeyPath(k);
+    bool known_section = false;
+    for (const auto& s : ConfigSections()) known_section = known_section || std::string(s.name) == k.section;
+    EXPECT_TRUE(known_section) << KeyPath(k);
+  }
+}
+
+TEST(TopicPattern, CapturesAndSubscription) {
+  auto p = TopicPattern::Compile("telemetry/{device}/#");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->subscription(), "telemetry/+/#");
+  auto m = p->Match("telemetry/dev-1/temp/x");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(*m, (TopicCaptures{{"device", "dev-1"}, {"topic", "telemetry/dev-1/temp/x"}}));
+  EXPECT_TRUE(p->Match("telemetry/dev-1"));  // '#' also matches the parent level
+  EXPECT_FALSE(p->Match("telemetry"));
+  EXPECT_FALSE(p->Match("state/dev-1/x"));
+
+  auto q = TopicPattern::Compile("site/{site}/+/{device}");
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->subscription(), "site/+/+/+");
+  auto mq = q->Match("site/s1/x/d9");
+  ASSERT_TRUE(mq);
+  EXPECT_EQ((*mq)[0], (std::pair<std::string, std::string>{"site", "s1"}));
+  EXPECT_EQ((*mq)[1], (std::pair<std::string, std::string>{"device", "d9"}));
+  EXPECT_FALSE(q->Match("site/s1/x/d9/more"));
+  EXPECT_FALSE(q->Match("site/s1/x"));
+
+  auto root = TopicPattern::Compile("#");
+  ASSERT_TRUE(root);
+  EXPECT_FALSE(root->Match("$SYS/broker"));
+  EXPECT_TRUE(root->Match("a/b"));
+
+  EXPECT_FALSE(TopicPattern::Compile(""));
+  EXPECT_FALSE(TopicPattern::Compile("a/#/b"));
+  EXPECT_FALSE(TopicPattern::Compile("a/x{y}"));
+  EXPECT_FALSE(TopicPattern::Compile("a/{1x}"));
+  EXPECT_FALSE(TopicPattern::Compile("a/{d}/{d}"));
+  EXPECT_FALSE(TopicPattern::Compile("a/{topic}"));
+}
+
+TEST(TopicPattern, ExpandTemplate) {
+  TopicCaptures caps{{"device", "d1"}, {"site", "s"}};
+  EXPECT_EQ(*ExpandTemplate("telemetry", caps), "telemetry");
+  EXPECT_EQ(*ExpandTemplate("{site}-{device}", caps), "s-d1");
+  EXPECT_EQ(*ExpandTemplate("{{lit}}", caps), "{lit}");
+  EXPECT_FALSE(ExpandTemplate("{nope}", caps));
+  EXPECT_FALSE(ExpandTemplate("{device", caps));
+  EXPECT_FALSE(ExpandTemplate("a}b", caps));
+  EXPECT_EQ(*TemplatePlaceholders("{a}/{b}/{a}"), (std::vector<std::string>{"a", "b"}));
+}
+
 }  // namespace
 }  // namespace ferry
