@@ -1,0 +1,349 @@
+#include "ferry/wire.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <mbedtls/sha256.h>
+#include <zstd.h>
+
+namespace ferry {
+namespace {
+
+WireEvent MakeEvent(uint64_t seq) {
+  WireEvent e;
+  e.id = "dev-1/7/" + std::to_string(seq);
+  e.source = "ferry://gw-1/telemetry";
+  e.type = "com.example.telemetry";
+  e.time = TimeNs{1'700'000'000'123'456'789};
+  e.subject = "dev-1";
+  e.datacontenttype = "application/json";
+  e.seq = Seq{seq};
+  e.ingest_time = TimeNs{1'700'000'001'000'000'000};
+  e.headers = {{"firmware", "1.2.3"}};
+  e.payload = R"({"t":21.5,"seq":)" + std::to_string(seq) + "}";
+  return e;
+}
+
+Batch MakeBatch(size_t n) {
+  Batch b{"gw-1", "telemetry", {}};
+  for (size_t i = 0; i < n; ++i) b.events.push_back(MakeEvent(100 + i));
+  b.events.back().datacontenttype = "application/octet-stream";
+  b.events.back().payload = std::string("\x00\x01\xff binary", 10);
+  return b;
+}
+
+std::string FromHex(const std::string& hex) {
+  std::string out;
+  std::string digits;
+  for (char c : hex) {
+    if (std::isxdigit(static_cast<unsigned char>(c))) digits += c;
+  }
+  for (size_t i = 0; i + 1 < digits.size(); i += 2) {
+    out += static_cast<char>(std::stoi(digits.substr(i, 2), nullptr, 16));
+  }
+  return out;
+}
+
+TEST(Wire, RoundTrip) {
+  Batch b = MakeBatch(5);
+  auto bytes = EncodeBatch(b);
+  ASSERT_TRUE(bytes) << bytes.error().message;
+  EXPECT_EQ(bytes->substr(0, 4), "FRYB");
+  auto d = DecodeBatch(*bytes);
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->batch.gateway, "gw-1");
+  EXPECT_EQ(d->batch.stream, "telemetry");
+  ASSERT_EQ(d->batch.events.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_TRUE(d->batch.events[i] == b.events[i]) << i;
+  EXPECT_EQ(d->header.first_seq, Seq{100});
+  EXPECT_EQ(d->header.last_seq, Seq{104});
+  EXPECT_EQ(d->header.count, 5u);
+  EXPECT_FALSE(d->header.hmac());
+}
+
+TEST(Wire, EncoderAndDecoderReuseTheirContexts) {
+  BatchEncoder enc(EncoderOptions{9, ""});
+  BatchDecoder dec;
+  for (int round = 0; round < 3; ++round) {
+    Batch b = MakeBatch(static_cast<size_t>(round) + 1);
+    auto bytes = enc.Encode(b);
+    ASSERT_TRUE(bytes);
+    auto d = dec.Decode(*bytes);
+    ASSERT_TRUE(d) << d.error().message;
+    EXPECT_EQ(d->batch.events.size(), b.events.size());
+  }
+}
+
+TEST(Wire, Hmac) {
+  Batch b = MakeBatch(3);
+  auto bytes = EncodeBatch(b, EncoderOptions{3, "secret"});
+  ASSERT_TRUE(bytes);
+  auto ok = DecodeBatch(*bytes, "secret");
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_TRUE(ok->header.hmac());
+
+  auto wrong = DecodeBatch(*bytes, "other");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code, ErrorCode::kCorruption);
+  EXPECT_NE(wrong.error().message.find("HMAC mismatch"), std::string::npos);
+
+  auto nokey = DecodeBatch(*bytes);
+  ASSERT_FALSE(nokey);
+  EXPECT_EQ(nokey.error().code, ErrorCode::kInvalidArgument);
+
+  // Downgrade: an unsigned batch is refused when a key is configured.
+  auto plain = EncodeBatch(b);
+  ASSERT_TRUE(plain);
+  auto downgraded = DecodeBatch(*plain, "secret");
+  ASSERT_FALSE(downgraded);
+  EXPECT_NE(downgraded.error().message.find("not HMAC-signed"), std::string::npos);
+}
+
+TEST(Wire, EncodeRefusesBadBatches) {
+  EXPECT_FALSE(EncodeBatch(Batch{"g", "s", {}}));
+  Batch b = MakeBatch(2);
+  std::swap(b.events[0], b.events[1]);
+  auto r = EncodeBatch(b);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("must increase"), std::string::npos);
+}
+
+// Damaged inputs: each must fail with a clear error and never crash.
+class WireDamage : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto bytes = EncodeBatch(MakeBatch(4));
+    ASSERT_TRUE(bytes);
+    good_ = *bytes;
+  }
+  void ExpectError(const std::string& bytes, ErrorCode code, const std::string& says) {
+    auto d = DecodeBatch(bytes);
+    ASSERT_FALSE(d) << says;
+    EXPECT_EQ(d.error().code, code) << d.error().message;
+    EXPECT_NE(d.error().message.find(says), std::string::npos) << d.error().message;
+  }
+  std::string good_;
+};
+
+TEST_F(WireDamage, BadMagic) {
+  std::string b = good_;
+  b[0] = 'X';
+  ExpectError(b, ErrorCode::kCorruption, "bad magic");
+  ExpectError("", ErrorCode::kCorruption, "truncated");
+  ExpectError("{\"json\":1}", ErrorCode::kCorruption, "bad magic");
+}
+
+TEST_F(WireDamage, FutureVersionRefused) {
+  std::string b = good_;
+  b[4] = 2;
+  ExpectError(b, ErrorCode::kInvalidArgument, "newer than this decoder");
+}
+
+TEST_F(WireDamage, UnknownFlagsAndCodec) {
+  std::string b = good_;
+  b[5] = 0x04;
+  ExpectError(b, ErrorCode::kInvalidArgument, "unknown flags");
+  b = good_;
+  b[6] = 2;
+  ExpectError(b, ErrorCode::kInvalidArgument, "unknown codec");
+}
+
+TEST_F(WireDamage, TruncatedAtEveryLength) {
+  for (size_t n = 0; n < good_.size(); ++n) {
+    auto d = DecodeBatch(good_.substr(0, n));
+    ASSERT_FALSE(d) << n;
+    EXPECT_EQ(d.error().code, ErrorCode::kCorruption) << n;
+    EXPECT_NE(d.error().message.find("truncated"), std::string::npos) << n << ": " << d.error().message;
+  }
+}
+
+TEST_F(WireDamage, TrailingBytes) { ExpectError(good_ + "x", ErrorCode::kCorruption, "trailing bytes"); }
+
+TEST_F(WireDamage, EveryFlippedBodyOrHeaderByteIsCaught) {
+  // Bytes 0..7 have their own checks above; every other byte is covered by the digest (or length checks).
+  for (size_t i = 8; i < good_.size(); ++i) {
+    std::string b = good_;
+    b[i] = static_cast<char>(b[i] ^ 0x20);
+    auto d = DecodeBatch(b);
+    EXPECT_FALSE(d) << "flipping byte " << i << " went unnoticed";
+  }
+  std::string b = good_;
+  b[b.size() - 3] = static_cast<char>(b[b.size() - 3] ^ 1);
+  ExpectError(b, ErrorCode::kCorruption, "digest mismatch");
+}
+
+// Builds a payload around an arbitrary body with a correct SHA-256, so the checks behind the digest are reached.
+std::string Forge(const std::string& frame, uint32_t body_bytes, uint32_t count, uint64_t first, uint64_t last) {
+  std::string out(kBatchFixedHeaderSize, '\0');
+  auto put = [&](size_t off, uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out[off + static_cast<size_t>(i)] = static_cast<char>(v >> (8 * (n - 1 - i)));
+  };
+  out.replace(0, 4, "FRYB");
+  out[4] = 1;
+  out[6] = 1;
+  put(8, 1, 2);
+  put(10, 1, 2);
+  put(12, first, 8);
+  put(20, last, 8);
+  put(28, count, 4);
+  put(32, body_bytes, 4);
+  put(36, frame.size(), 4);
+  out += "gs" + frame;
+  unsigned char digest[32];
+  mbedtls_sha256_context ctx;
+  mbedtls_sha256_init(&ctx);
+  mbedtls_sha256_starts_ret(&ctx, 0);
+  mbedtls_sha256_update_ret(&ctx, reinterpret_cast<const unsigned char*>(out.data()), 40);
+  mbedtls_sha256_update_ret(&ctx, reinterpret_cast<const unsigned char*>(out.data()) + 72, out.size() - 72);
+  mbedtls_sha256_finish_ret(&ctx, digest);
+  mbedtls_sha256_free(&ctx);
+  out.replace(40, 32, reinterpret_cast<const char*>(digest), 32);
+  return out;
+}
+
+std::string Zstd(const std::string& s) {
+  std::string out(ZSTD_compressBound(s.size()), '\0');
+  out.resize(ZSTD_compress(out.data(), out.size(), s.data(), s.size(), 1));
+  return out;
+}
+
+TEST_F(WireDamage, BadContentBehindAValidDigest) {
+  const std::string ev = R"({"specversion":"1.0","id":"a","source":"s","type":"t","ferryseq":"5"})";
+  const std::string one = "[" + ev + "]";
+  auto ok = DecodeBatch(Forge(Zstd(one), static_cast<uint32_t>(one.size()), 1, 5, 5));
+  ASSERT_TRUE(ok) << ok.error().message;  // the forge itself is right
+  ExpectError(Forge("not a zstd frame", 10, 1, 5, 5), ErrorCode::kCorruption, "zstd");
+  ExpectError(Forge(Zstd(one), static_cast<uint32_t>(one.size()) + 1, 1, 5, 5), ErrorCode::kCorruption,
+              "header says");
+  ExpectError(Forge(Zstd("[{]"), 3, 1, 5, 5), ErrorCode::kCorruption, "not valid JSON");
+  ExpectError(Forge(Zstd("{}"), 2, 1, 5, 5), ErrorCode::kCorruption, "not a JSON array");
+  ExpectError(Forge(Zstd(one), static_cast<uint32_t>(one.size()), 2, 5, 6), ErrorCode::kCorruption,
+              "1 events, header says 2");
+  ExpectError(Forge(Zstd(one), static_cast<uint32_t>(one.size()), 1, 4, 5), ErrorCode::kCorruption,
+              "disagree");
+  const std::string noid = R"([{"specversion":"1.0","source":"s","type":"t"}])";
+  ExpectError(Forge(Zstd(noid), static_cast<uint32_t>(noid.size()), 1, 0, 0), ErrorCode::kCorruption,
+              "batch event 0");
+  ExpectError(Forge(Zstd(one), kBatchMaxBodyBytes + 1, 1, 5, 5), ErrorCode::kCorruption, "exceeds the limit");
+  ExpectError(Forge(Zstd(one), static_cast<uint32_t>(one.size()), 0, 5, 5), ErrorCode::kCorruption, "count is 0");
+}
+
+TEST(Wire, CloudEventsJson) {
+  WireEvent e = MakeEvent(42);
+  std::string json = EventToJson(e);
+  EXPECT_EQ(json,
+            R"({"specversion":"1.0","id":"dev-1/7/42","source":"ferry://gw-1/telemetry","type":"com.example.)"
+            R"(telemetry","time":"2023-11-14T22:13:20.123456789Z","subject":"dev-1","datacontenttype":)"
+            R"("application/json","ferryseq":"42","ferryingesttime":"2023-11-14T22:13:21Z","firmware":"1.2.3",)"
+            R"("data":{"t":21.5,"seq":42}})");
+  auto back = EventFromJson(json);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_TRUE(*back == e);
+
+  // JSON that does not parse travels as data_base64 even when declared JSON.
+  e.payload = "{not json";
+  json = EventToJson(e);
+  EXPECT_NE(json.find(R"("data_base64":"e25vdCBqc29u")"), std::string::npos) << json;
+  EXPECT_EQ(EventFromJson(json)->payload, "{not json");
+
+  // Whitespace in JSON data is not preserved; the value is.
+  e.payload = "{ \"a\" : [1, 2] }";
+  EXPECT_EQ(EventFromJson(EventToJson(e))->payload, R"({"a":[1,2]})");
+
+  // Empty payload: no data member at all (a table-stream tombstone).
+  e.payload.clear();
+  json = EventToJson(e);
+  EXPECT_EQ(json.find("data"), json.find("datacontenttype"));
+  EXPECT_EQ(EventFromJson(json)->payload, "");
+
+  EXPECT_FALSE(EventFromJson(R"({"id":"x"})"));
+  EXPECT_FALSE(EventFromJson(R"({"specversion":"0.3","id":"x","source":"s","type":"t"})"));
+  EXPECT_FALSE(EventFromJson(R"({"specversion":"1.0","id":"x","source":"s","type":"t","ferryseq":"-1"})"));
+  EXPECT_FALSE(EventFromJson(R"({"specversion":"1.0","id":"x","source":"s","type":"t","data_base64":"@@@@"})"));
+}
+
+TEST(Wire, ExtensionNames) {
+  EXPECT_EQ(CeExtensionName("Firmware-Version"), "firmwareversion");
+  EXPECT_EQ(CeExtensionName("x_ok2"), "xok2");
+  EXPECT_EQ(CeExtensionName("ID"), "");      // reserved
+  EXPECT_EQ(CeExtensionName("--"), "");
+  WireEvent e = MakeEvent(1);
+  e.headers = {{"Firmware", "a"}, {"firmware", "b"}, {"id", "evil"}, {"Site", "s"}};
+  auto back = EventFromJson(EventToJson(e));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->id, e.id);
+  EXPECT_EQ(back->headers, (std::vector<std::pair<std::string, std::string>>{{"firmware", "a"}, {"site", "s"}}));
+}
+
+TEST(Wire, ContentTypes) {
+  EXPECT_TRUE(IsJsonContentType("application/json"));
+  EXPECT_TRUE(IsJsonContentType("Application/JSON; charset=utf-8"));
+  EXPECT_TRUE(IsJsonContentType("application/cloudevents+json"));
+  EXPECT_TRUE(IsJsonContentType("text/json"));
+  EXPECT_FALSE(IsJsonContentType("application/octet-stream"));
+  EXPECT_FALSE(IsJsonContentType("+json"));
+  EXPECT_FALSE(IsJsonContentType(""));
+}
+
+TEST(Wire, Rfc3339) {
+  EXPECT_EQ(FormatRfc3339(TimeNs{0}), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(FormatRfc3339(TimeNs{1'500'000'000}), "1970-01-01T00:00:01.500000000Z");
+  EXPECT_EQ(FormatRfc3339(TimeNs{-1}), "1969-12-31T23:59:59.999999999Z");
+  EXPECT_EQ(ParseRfc3339("2023-11-14T22:13:20.123456789Z")->ns, 1'700'000'000'123'456'789);
+  EXPECT_EQ(ParseRfc3339("2023-11-14T23:13:20.5+01:00")->ns, 1'700'000'000'500'000'000);
+  EXPECT_EQ(ParseRfc3339("1969-12-31T23:59:59.999999999Z")->ns, -1);
+  EXPECT_FALSE(ParseRfc3339("2023-11-14 22:13"));
+  EXPECT_FALSE(ParseRfc3339("2023-13-14T22:13:20Z"));
+  EXPECT_FALSE(ParseRfc3339("2023-11-14T22:13:20"));
+  EXPECT_FALSE(ParseRfc3339("2023-11-14T22:13:20.Z"));
+  EXPECT_FALSE(ParseRfc3339("2023-11-14T22:13:20Zjunk"));
+}
+
+TEST(Wire, MqttProperties) {
+  WireEvent e = MakeEvent(9);
+  MqttEventProperties p = ToMqttProperties(e);
+  EXPECT_EQ(p.content_type, "application/json");
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(p.user_properties,
+            (std::vector<P>{{"specversion", "1.0"},
+                            {"id", "dev-1/7/9"},
+                            {"source", "ferry://gw-1/telemetry"},
+                            {"type", "com.example.telemetry"},
+                            {"time", "2023-11-14T22:13:20.123456789Z"},
+                            {"subject", "dev-1"},
+                            {"ferryseq", "9"},
+                            {"ferryingesttime", "2023-11-14T22:13:21Z"},
+                            {"firmware", "1.2.3"}}));
+  auto back = FromMqttProperties(p, e.payload);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_TRUE(*back == e);
+  p.user_properties.erase(p.user_properties.begin() + 1);  // no id
+  EXPECT_FALSE(FromMqttProperties(p, ""));
+}
+
+// The golden vector of docs/wire.md: decoding it must keep working on every build and zstd version.
+TEST(Wire, GoldenVector) {
+  std::ifstream in(std::string(FERRY_HUB_TESTDATA) + "/batch_v1.hex");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string bytes = FromHex(ss.str());
+  auto d = DecodeBatch(bytes);
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->header.gateway, "gw-1");
+  EXPECT_EQ(d->header.stream, "telemetry");
+  EXPECT_EQ(d->header.first_seq, Seq{41});
+  EXPECT_EQ(d->header.last_seq, Seq{42});
+  ASSERT_EQ(d->batch.events.size(), 2u);
+  EXPECT_EQ(d->batch.events[0].id, "dev-1/7/41");
+  EXPECT_EQ(d->batch.events[0].payload, R"({"t":21.5})");
+  EXPECT_EQ(d->batch.events[1].subject, "dev-2");
+  EXPECT_EQ(d->batch.events[1].payload, "\x01\x02\x03");
+  EXPECT_EQ(d->batch.events[1].headers, (std::vector<std::pair<std::string, std::string>>{{"site", "north"}}));
+  // The header bytes are fixed by the format, whatever the zstd version.
+  EXPECT_EQ(bytes.substr(0, 32), FromHex("46525942 01000100 00040009 0000000000000029 000000000000002a 00000002"));
+}
+
+}  // namespace
+}  // namespace ferry
