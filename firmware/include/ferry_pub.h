@@ -169,6 +169,7 @@ typedef struct ferry_pub_stats {
   uint64_t connects;  /* successful connects */
   uint64_t connect_failures;
   uint64_t connection_lost;
+  uint64_t send_busy; /* sends the transport refused for now (its in-flight/buffer limit, not connected) */
   uint32_t queued;    /* messages in the ring (unacked, sent or not) */
   uint32_t inflight;  /* sent and waiting for a PUBACK */
   int connected;

@@ -348,7 +348,10 @@ static int send_queued(ferry_pub *p) {
       continue;
     }
     rc = p->ops->send(p->tctx, (uint32_t)(pos % p->capacity), s->topic, s->id, s->payload, s->len, &token);
-    if (rc == FERRY_PUB_EAGAIN) return FERRY_PUB_OK;
+    if (rc == FERRY_PUB_EAGAIN) {
+      ++p->st.send_busy;
+      return FERRY_PUB_OK;
+    }
     if (rc != FERRY_PUB_OK) return FERRY_PUB_ETRANSPORT;
     s->state = SLOT_INFLIGHT;
     s->token = token;

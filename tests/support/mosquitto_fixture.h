@@ -1,0 +1,222 @@
+// mosquitto_fixture.h — a real Mosquitto broker for tests: free port, config from a string, start and wait
+// until it accepts connections, graceful stop, kill -9, restart on the same port, temp dir cleanup.
+// Header-only, C++17, POSIX (fork/exec of /usr/sbin/mosquitto). Waits poll with a deadline; nothing sleeps
+// for a fixed time hoping the broker is ready.
+//
+//   ferry::test::MosquittoBroker broker;            // picks a free 127.0.0.1 port
+//   ASSERT_TRUE(broker.start()) << broker.log();    // returns once a TCP connect succeeds
+//   connect to broker.uri()                          // "tcp://127.0.0.1:<port>"
+//   broker.kill9(); ... ASSERT_TRUE(broker.start()); // same port, same config
+//
+// Thread rules: one thread drives a broker object. The destructor kills the broker and removes its dir.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace ferry::test {
+
+// A directory under $TMPDIR (or /tmp) removed with its contents on destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "ferry-test") {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/" + prefix + ".XXXXXX";
+    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
+  }
+  ~TempDir() { remove_tree(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  bool ok() const { return !path_.empty(); }
+
+  static void remove_tree(const std::string& p) {
+    if (p.empty()) return;
+    ::nftw(
+        p.c_str(), [](const char* f, const struct stat*, int, struct FTW*) { return ::remove(f); }, 16,
+        FTW_DEPTH | FTW_PHYS);
+  }
+
+ private:
+  std::string path_;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it back, close).
+inline int free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// True once a TCP connect to 127.0.0.1:port succeeds.
+inline bool tcp_port_accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Polls pred() until it returns true or the deadline passes; returns the last result. The short pause
+// between polls only yields the CPU; correctness never depends on its length.
+template <class Pred>
+bool poll_until(Pred pred, std::chrono::milliseconds timeout,
+                std::chrono::microseconds pause = std::chrono::microseconds(2000)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return pred();
+    std::this_thread::sleep_for(pause);
+  }
+}
+
+class MosquittoBroker {
+ public:
+  struct Options {
+    std::string binary = "/usr/sbin/mosquitto";
+    int port = 0;              // 0: pick a free port once; restarts keep it
+    std::string extra_config;  // appended to the generated config (one directive per line)
+    bool verbose_log = false;  // log_type all
+  };
+
+  MosquittoBroker() : MosquittoBroker(Options{}) {}
+  explicit MosquittoBroker(Options o) : opt_(std::move(o)), dir_("ferry-mosquitto") {
+    port_ = opt_.port != 0 ? opt_.port : free_tcp_port();
+  }
+  ~MosquittoBroker() { kill9(); }
+  MosquittoBroker(const MosquittoBroker&) = delete;
+  MosquittoBroker& operator=(const MosquittoBroker&) = delete;
+
+  int port() const { return port_; }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  const std::string& dir() const { return dir_.path(); }
+  std::string config_path() const { return dir() + "/mosquitto.conf"; }
+  std::string log_path() const { return dir() + "/mosquitto.log"; }
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+
+  std::string config() const {
+    std::ostringstream c;
+    c << "listener " << port_ << " 127.0.0.1\n"
+      << "allow_anonymous true\n"
+      << "persistence false\n"
+      << "log_dest stderr\n";
+    if (opt_.verbose_log) c << "log_type all\n";
+    c << opt_.extra_config << "\n";
+    return c.str();
+  }
+
+  // Starts the broker (config rewritten each time) and returns once it accepts TCP connections.
+  // False if it exited or did not accept in time; log() then says why.
+  bool start(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+    if (running()) return true;
+    if (!dir_.ok() || port_ <= 0) return false;
+    {
+      std::ofstream f(config_path(), std::ios::trunc);
+      f << config();
+      if (!f) return false;
+    }
+    pid_t pid = ::fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
+      int fd = ::open(log_path().c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      std::string cfg = config_path();
+      ::execl(opt_.binary.c_str(), opt_.binary.c_str(), "-c", cfg.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    pid_ = pid;
+    bool up = poll_until([&] { return exited() || tcp_port_accepts(port_); }, timeout);
+    if (!up || !running()) {
+      kill9();
+      return false;
+    }
+    return true;
+  }
+
+  // SIGTERM, then SIGKILL if it has not exited within timeout.
+  void stop(std::chrono::milliseconds timeout = std::chrono::milliseconds(3000)) {
+    if (!running()) return;
+    ::kill(pid_, SIGTERM);
+    if (!poll_until([&] { return exited(); }, timeout)) kill9();
+  }
+
+  // SIGKILL and reap: the broker loses everything in memory, like a power cut of the broker process.
+  void kill9() {
+    if (!running()) return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+  }
+
+  bool restart(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+    stop();
+    return start(timeout);
+  }
+
+  std::string log() const {
+    std::ifstream f(log_path());
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+  }
+
+ private:
+  // Reaps the child if it has exited; true when it is gone.
+  bool exited() {
+    if (pid_ <= 0) return true;
+    int st = 0;
+    pid_t r = ::waitpid(pid_, &st, WNOHANG);
+    if (r == pid_ || (r < 0 && errno == ECHILD)) {
+      pid_ = -1;
+      return true;
+    }
+    return false;
+  }
+
+  Options opt_;
+  TempDir dir_;
+  int port_ = -1;
+  pid_t pid_ = -1;
+};
+
+}  // namespace ferry::test
