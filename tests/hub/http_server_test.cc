@@ -1,0 +1,168 @@
+#include "ferry/http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace ferry {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A raw TCP client. The server is stepped on the test thread; nothing sleeps.
+class Client {
+ public:
+  explicit Client(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~Client() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  void Send(const std::string& s) { ASSERT_EQ(::send(fd_, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size())); }
+  // Steps the server until the client sees EOF (the server closes after each response) or 5 s pass.
+  std::string ReadAll(HttpServer& server, bool* eof = nullptr) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      server.Step(5ms);
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 5) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        if (eof) *eof = true;
+        return out;
+      }
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HttpServerOptions o;
+    o.listen = "127.0.0.1:0";
+    o.max_request_bytes = 512;
+    o.request_timeout = 2s;
+    o.max_connections = 4;
+    server_ = std::make_unique<HttpServer>(o, clock_);
+    server_->ServeMetrics([] { return std::string("ferry_up 1\n"); });
+    server_->ServeHealth([this] { return HealthStatus{healthy_, healthy_ ? "" : "uplink central down"}; });
+    ASSERT_TRUE(server_->Start());
+    ASSERT_NE(server_->port(), 0);
+  }
+  std::string Get(const std::string& request) {
+    Client c(server_->port());
+    EXPECT_TRUE(c.connected());
+    c.Send(request);
+    return c.ReadAll(*server_);
+  }
+  ManualClock clock_;
+  bool healthy_ = true;
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(HttpServerTest, Metrics) {
+  std::string r = Get("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), std::string::npos);
+  EXPECT_NE(r.find("Content-Length: 11\r\n"), std::string::npos);
+  EXPECT_EQ(r.substr(r.size() - 11), "ferry_up 1\n");
+}
+
+TEST_F(HttpServerTest, HealthzOkAndUnhealthy) {
+  std::string ok = Get("GET /healthz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200 OK", 0), 0u);
+  EXPECT_EQ(ok.substr(ok.size() - 3), "ok\n");
+  healthy_ = false;
+  std::string bad = Get("GET /healthz?verbose=1 HTTP/1.1\n\n");  // bare LF and a query string are accepted
+  EXPECT_EQ(bad.rfind("HTTP/1.1 503 Service Unavailable", 0), 0u) << bad;
+  EXPECT_NE(bad.find("uplink central down\n"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, Errors) {
+  EXPECT_EQ(Get("GET /nope HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404", 0), 0u);
+  std::string post = Get("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(post.rfind("HTTP/1.1 405", 0), 0u);
+  EXPECT_NE(post.find("Allow: GET, HEAD\r\n"), std::string::npos);
+  EXPECT_EQ(Get("garbage\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(Get("GET /metrics HTTP/2.0\r\n\r\n").rfind("HTTP/1.1 505", 0), 0u);
+  std::string head = Get("HEAD /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_EQ(head.find("ferry_up"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, OversizedRequestGets431) {
+  std::string r = Get("GET /metrics HTTP/1.1\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 431", 0), 0u) << r.substr(0, 40);
+  // The server drains until the client (closed when Get returned) goes away.
+  for (int i = 0; i < 100 && server_->open_connections() > 0; ++i) server_->Step(5ms);
+  EXPECT_EQ(server_->open_connections(), 0u);
+}
+
+TEST_F(HttpServerTest, SlowClientIsDroppedAtItsDeadline) {
+  Client c(server_->port());
+  c.Send("GET /metrics HTTP/1.1\r\n");  // never finishes the request
+  for (int i = 0; i < 20 && server_->open_connections() == 0; ++i) server_->Step(5ms);
+  ASSERT_EQ(server_->open_connections(), 1u);
+  server_->Step(0ms);
+  EXPECT_EQ(server_->open_connections(), 1u);
+  clock_.Advance(3s);  // past request_timeout on the injected clock
+  server_->Step(0ms);
+  EXPECT_EQ(server_->open_connections(), 0u);
+  bool eof = false;
+  EXPECT_EQ(c.ReadAll(*server_, &eof), "");
+  EXPECT_TRUE(eof);
+}
+
+TEST_F(HttpServerTest, ConnectionLimit) {
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 6; ++i) idle.push_back(std::make_unique<Client>(server_->port()));
+  for (int i = 0; i < 20; ++i) server_->Step(5ms);
+  EXPECT_EQ(server_->open_connections(), 4u);
+  idle.clear();
+  for (int i = 0; i < 20 && server_->open_connections() > 0; ++i) server_->Step(5ms);
+  EXPECT_EQ(server_->open_connections(), 0u);
+  EXPECT_EQ(Get("GET /healthz HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
+}
+
+TEST_F(HttpServerTest, StopWakesABlockedStep) {
+  std::thread t([this] { server_->Run(); });
+  server_->Stop();
+  t.join();
+  EXPECT_FALSE(server_->Step(0ms));
+}
+
+TEST(HttpServer, BadAddresses) {
+  ManualClock clock;
+  HttpServerOptions o;
+  o.listen = "nonsense";
+  EXPECT_EQ(HttpServer(o, clock).Start().error().code, ErrorCode::kInvalidArgument);
+  o.listen = "127.0.0.1:0";
+  HttpServer a(o, clock);
+  ASSERT_TRUE(a.Start());
+  o.listen = "127.0.0.1:" + std::to_string(a.port());
+  auto busy = HttpServer(o, clock).Start();
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().code, ErrorCode::kIoError);
+}
+
+}  // namespace
+}  // namespace ferry
