@@ -39,14 +39,6 @@ const char* RejectReasonName(RejectReason reason) {
   return "unknown";
 }
 
-bool IsJsonContentType(std::string_view ct) {
-  auto semi = ct.find(';');
-  if (semi != std::string_view::npos) ct = ct.substr(0, semi);
-  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
-  if (ct == "application/json" || ct == "text/json") return true;
-  return ct.size() > 5 && ct.substr(ct.size() - 5) == "+json";
-}
-
 Result<IngestRouter> IngestRouter::Create(const Config& config) {
   std::vector<CompiledRoute> routes;
   for (size_t i = 0; i < config.routes.size(); ++i) {

@@ -1,22 +1,116 @@
-// ferryd: the Ferry daemon.
+// ferryd: the Ferry daemon. See docs/config.md for the configuration and docs/operations.md for running it.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <ctime>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "ferry/config.h"
+#include "ferry/daemon.h"
+#include "ferry/log.h"
 #include "ferry/version.h"
+
+namespace {
+
+// An empty gateway.id means this host's name: unique per gateway without per-device config files.
+void DefaultGatewayId(ferry::Config& config) {
+  if (!config.gateway.id.empty()) return;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "gateway");
+  config.gateway.id = host;
+}
+
+int CheckConfig(const std::string& path) {
+  auto config = ferry::LoadConfigFile(path);
+  if (!config) {
+    std::fprintf(stderr, "ferryd: %s\n", config.error().message.c_str());
+    return 1;
+  }
+  auto router = ferry::IngestRouter::Create(*config);
+  if (!router) {
+    std::fprintf(stderr, "ferryd: %s: %s\n", path.c_str(), router.error().message.c_str());
+    return 1;
+  }
+  std::printf("%s: ok (%zu routes, %zu streams, %zu uplinks)\n", path.c_str(), config->routes.size(),
+              config->streams.size(), config->uplinks.size());
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"ferryd: store-and-forward event hub for edge gateways"};
   bool version = false;
-  std::string config = "/etc/ferry/ferry.toml";
+  std::string config_path = "/etc/ferry/ferry.toml";
+  std::string check_path;
   app.add_flag("--version", version, "Print the version and exit");
-  app.add_option("-c,--config", config, "Configuration file");
+  app.add_option("-c,--config", config_path, "Configuration file")->capture_default_str();
+  app.add_option("--check-config", check_path, "Check a configuration file and exit (0: valid)");
   CLI11_PARSE(app, argc, argv);
   if (version) {
     std::printf("ferryd %s (board %s, %s)\n", FERRY_VERSION, FERRY_BOARD, FERRY_SYSTEM_PROCESSOR);
     return 0;
   }
-  std::fprintf(stderr, "ferryd: config %s\n", config.c_str());
+  if (!check_path.empty()) return CheckConfig(check_path);
+
+  auto config = ferry::LoadConfigFile(config_path);
+  if (!config) {
+    std::fprintf(stderr, "ferryd: %s\n", config.error().message.c_str());
+    return 1;
+  }
+  DefaultGatewayId(*config);
+
+  // Signals are taken synchronously by the main loop (sigtimedwait): block them before any thread starts so
+  // every thread inherits the mask and no handler runs at an arbitrary point.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ferry::Daemon daemon;
+  if (auto st = daemon.Open(*config); !st) {
+    std::fprintf(stderr, "ferryd: %s\n", st.error().ToString().c_str());
+    return 1;
+  }
+  if (auto st = daemon.Start(); !st) {
+    std::fprintf(stderr, "ferryd: %s\n", st.error().ToString().c_str());
+    return 1;
+  }
+  for (;;) {
+    daemon.Step();
+    timespec wait{0, 10'000'000};
+    int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig < 0) continue;  // EAGAIN (timeout) or EINTR
+    if (sig == SIGHUP) {
+      auto next = ferry::LoadConfigFile(config_path);
+      if (!next) {
+        FERRY_LOG_ERROR("reload: %s; keeping the running configuration", next.error().message.c_str());
+        daemon.metrics().GetCounter("ferry_config_reloads_total", ferry::FerryMetric("ferry_config_reloads_total").help,
+                                    {{"result", "error"}}).Inc();
+        continue;
+      }
+      DefaultGatewayId(*next);
+      auto plan = daemon.Reload(*next);
+      if (!plan) {
+        FERRY_LOG_ERROR("reload: %s", plan.error().ToString().c_str());
+        continue;
+      }
+      for (const auto& k : plan->reload) FERRY_LOG_INFO("reload: applied %s", k.c_str());
+      for (const auto& k : plan->restart) FERRY_LOG_WARN("reload: %s changed; it takes effect at restart", k.c_str());
+      daemon.metrics().GetCounter("ferry_config_reloads_total", ferry::FerryMetric("ferry_config_reloads_total").help,
+                                  {{"result", "ok"}}).Inc();
+      continue;
+    }
+    FERRY_LOG_INFO("signal %d: stopping", sig);
+    break;
+  }
+  daemon.Stop();
   return 0;
 }

@@ -14,6 +14,7 @@
 #include "ferry/config.h"
 #include "ferry/flow_control.h"
 #include "ferry/record.h"
+#include "ferry/wire.h"  // IsJsonContentType
 
 namespace ferry {
 
@@ -88,8 +89,5 @@ class IngestRouter {
   uint64_t max_payload_;
   DedupeWindow dedupe_;
 };
-
-// True for "application/json", "text/json" and any "+json" type ("application/cloudevents+json").
-bool IsJsonContentType(std::string_view content_type);
 
 }  // namespace ferry

@@ -1,0 +1,76 @@
+// ferry/daemon.h: ferryd assembled: the event log, the group-commit writer, maintenance, MQTT ingest, the
+// uplinks, metrics and /healthz, SIGHUP reload and systemd notification.
+//
+// Threads: Open/Start/Step/Reload/Stop from the main thread. Step() is the main loop's body: reconnect
+// ingest when due, pet the watchdog. The writer, the maintainer, each uplink and the HTTP server have
+// threads of their own.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ferry/clock.h"
+#include "ferry/config.h"
+#include "ferry/event_log.h"
+#include "ferry/group_commit.h"
+#include "ferry/http_server.h"
+#include "ferry/log_maintainer.h"
+#include "ferry/metrics.h"
+#include "ferry/mqtt_ingest.h"
+#include "ferry/uplink_mqtt.h"
+
+namespace ferry {
+
+class Daemon final : public IngestSink {
+ public:
+  explicit Daemon(const Clock& clock = SystemClock::Instance()) : clock_(clock) {}
+  ~Daemon() override;
+
+  // Opens the log (creating the declared streams or updating their options), seeds the redelivery window
+  // from each stream's recent ids, and builds every component. Errors name the problem (config, storage).
+  Status Open(const Config& config);
+  // Starts the threads and the first connection attempts; notifies systemd READY=1.
+  Status Start();
+  // One turn of the main loop. Cheap: call every few milliseconds.
+  void Step();
+  // Applies a new configuration's reloadable keys (log level, stream retention and policies, uplink
+  // settings, ingest limits). Keys that need a restart are reported in the result and left unchanged.
+  Result<ReloadPlan> Reload(const Config& next);
+  // Stops ingest first, then drains the writer, then the uplinks. Idempotent.
+  void Stop();
+
+  // IngestSink.
+  Status Append(const std::string& stream, Event event, bool wait_durable) override;
+
+  EventLog& log() { return *log_; }
+  MetricsRegistry& metrics() { return metrics_; }
+  uint16_t metrics_port() const { return http_ ? http_->port() : 0; }
+  const Config& config() const { return config_; }
+
+ private:
+  Status ApplyStreams(const Config& config);
+  Status SeedDedupe(IngestRouter& router);
+  Status BuildUplinks();
+  void RegisterMetrics();
+  HealthStatus Health();
+
+  const Clock& clock_;
+  Config config_;
+  MetricsRegistry metrics_;
+  std::unique_ptr<EventLog> log_;
+  std::unique_ptr<GroupCommitWriter> writer_;
+  std::unique_ptr<LogMaintainer> maintainer_;
+  std::unique_ptr<MqttIngest> ingest_;
+  std::vector<std::unique_ptr<UplinkMqtt>> uplinks_;
+  std::unique_ptr<HttpServer> http_;
+  std::thread http_thread_;
+  Histogram* commit_latency_ = nullptr;
+  bool started_ = false;
+  bool stopped_ = false;
+  SteadyTime last_watchdog_{};
+};
+
+}  // namespace ferry

@@ -1,0 +1,90 @@
+// ferry/mqtt_ingest.h: the subscription to the gateway's local broker (Paho MQTT C++, MQTT v5, QoS 1).
+//
+// A persistent session (clean start off, session expiry set) so the broker queues QoS 1 messages while ferryd
+// is away; every message goes through the IngestRouter and into the IngestSink. Reconnects use our own
+// exponential backoff with jitter (Paho's automatic reconnect has no jitter) and resubscribe every time.
+//
+// Acknowledgement and the loss window: Paho C sends the QoS 1 PUBACK when it reads the PUBLISH, before the
+// message callback runs, and it reads the next packet only after the callback returns. In `sync` durability
+// the callback returns only after the event is committed, so at most the one message inside the callback has
+// been acknowledged but is not yet durable; in `batch` mode, up to one commit interval is. See docs/config.md
+// (ingest.durability) and docs/guarantees.md.
+//
+// Threads: Start/Step/Stop from one control thread; the message callback runs on Paho's thread.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "ferry/clock.h"
+#include "ferry/config.h"
+#include "ferry/error.h"
+#include "ferry/flow_control.h"
+#include "ferry/ingest_router.h"
+#include "ferry/metrics.h"
+#include "ferry/record.h"
+
+namespace mqtt {
+class async_client;
+class iaction_listener;
+}
+
+namespace ferry {
+
+// Where routed events go. Implemented by the daemon on top of the group-commit writer.
+class IngestSink {
+ public:
+  virtual ~IngestSink() = default;
+  // Appends `event` to `stream`. With wait_durable, returns only once the commit holding it is durable.
+  // Errors: Full (the stream's reject_new policy refused it), IoError. Thread: Paho's callback thread.
+  virtual Status Append(const std::string& stream, Event event, bool wait_durable) = 0;
+};
+
+class MqttIngest {
+ public:
+  MqttIngest(const Config& config, IngestRouter router, IngestSink& sink, MetricsRegistry& metrics,
+             const Clock& clock);
+  ~MqttIngest();
+  MqttIngest(const MqttIngest&) = delete;
+  MqttIngest& operator=(const MqttIngest&) = delete;
+
+  // Creates the client; the first connection attempt happens in the next Step(). Errors: InvalidArgument
+  // (the broker address or TLS files are unusable).
+  Status Start();
+  // Starts a connection attempt when disconnected and the backoff delay has passed. Cheap; call often.
+  void Step();
+  // Disconnects (waiting up to a second for Paho). Messages already handed to the sink stay there.
+  void Stop();
+
+  bool connected() const { return connected_.load(); }
+  IngestRouter& router() { return router_; }
+
+ private:
+  void OnMessage(const void* msg);  // mqtt::const_message_ptr, kept out of this header
+  void OnConnected();
+  void OnConnectionLost(const std::string& cause);
+  void Account(const RouteDecision& d);
+
+  Config config_;
+  IngestRouter router_;
+  IngestSink& sink_;
+  MetricsRegistry& metrics_;
+  const Clock& clock_;
+  Backoff backoff_;
+  std::unique_ptr<mqtt::async_client> client_;
+  std::unique_ptr<mqtt::iaction_listener> connect_listener_;  // Paho keeps a raw pointer during a connect
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> connecting_{false};
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;              // guards next_attempt_, router_ (the message callback vs RememberId)
+  SteadyTime next_attempt_{};
+
+  Counter* messages_;
+  Counter* unrouted_;
+  Counter* reconnects_;
+  Gauge* link_up_;
+};
+
+}  // namespace ferry

@@ -1,0 +1,275 @@
+#include "ferry/daemon.h"
+
+#include <algorithm>
+
+#include <systemd/sd-daemon.h>
+
+#include "ferry/log.h"
+#include "ferry/stream_iterator.h"
+#include "ferry/version.h"
+
+namespace ferry {
+namespace {
+
+StreamOptions ToStreamOptions(const StreamConfig& sc) {
+  StreamOptions o;
+  o.kind = sc.kind;
+  o.full_policy = sc.full_policy;
+  o.priority = static_cast<int32_t>(sc.priority);
+  o.max_age_ns = sc.max_age.count();
+  o.max_bytes = sc.max_bytes;
+  o.tombstone_grace_ns = sc.tombstone_grace.count();
+  return o;
+}
+
+LogLevel ToLogLevel(ConfigLogLevel l) {
+  switch (l) {
+    case ConfigLogLevel::kDebug: return LogLevel::kDebug;
+    case ConfigLogLevel::kInfo: return LogLevel::kInfo;
+    case ConfigLogLevel::kWarn: return LogLevel::kWarn;
+    case ConfigLogLevel::kError: return LogLevel::kError;
+  }
+  return LogLevel::kInfo;
+}
+
+}  // namespace
+
+Daemon::~Daemon() { Stop(); }
+
+Status Daemon::ApplyStreams(const Config& config) {
+  for (const auto& sc : config.streams) {
+    Status st = log_->CreateStream(sc.name, ToStreamOptions(sc));
+    if (!st) return InvalidArgument("stream " + sc.name + ": " + st.error().message);
+  }
+  return Ok();
+}
+
+Status Daemon::Open(const Config& config) {
+  config_ = config;
+  SetLogLevel(ToLogLevel(config.log.level));
+  EventLogOptions lo;
+  lo.path = config.storage.path;
+  lo.map_size = static_cast<size_t>(config.storage.map_size);
+  if (lo.map_size != config.storage.map_size)
+    return InvalidArgument("storage.map_size " + std::to_string(config.storage.map_size) +
+                           " does not fit this 32-bit address space");
+  lo.sync = config.storage.sync;
+  lo.clock = &clock_;
+  lo.max_streams = static_cast<unsigned>(std::max<size_t>(64, config.streams.size() + 8));
+  auto log = EventLog::Open(lo);
+  if (!log) return MakeError(log.error().code, "storage.path " + lo.path + ": " + log.error().message);
+  log_ = std::move(*log);
+  if (Status st = ApplyStreams(config); !st) return st;
+
+  GroupCommitOptions go;
+  go.max_batch_events = static_cast<size_t>(config.storage.commit.max_events);
+  go.max_batch_bytes = static_cast<size_t>(config.storage.commit.max_bytes);
+  go.max_linger = std::chrono::duration_cast<std::chrono::microseconds>(config.storage.commit.max_delay);
+  writer_ = std::make_unique<GroupCommitWriter>(*log_, go);
+  maintainer_ = std::make_unique<LogMaintainer>(*log_);
+
+  auto router = IngestRouter::Create(config);
+  if (!router) return tl::make_unexpected(router.error());
+  if (Status st = SeedDedupe(*router); !st) return st;
+  ingest_ = std::make_unique<MqttIngest>(config, std::move(*router), *this, metrics_, clock_);
+  if (Status st = BuildUplinks(); !st) return st;
+
+  if (config.metrics.enabled) {
+    HttpServerOptions ho;
+    ho.listen = config.metrics.listen;
+    http_ = std::make_unique<HttpServer>(ho, clock_);
+    http_->ServeMetrics([this] { return metrics_.Render(); });
+    http_->ServeHealth([this] { return Health(); });
+  }
+  RegisterMetrics();
+  return Ok();
+}
+
+Status Daemon::SeedDedupe(IngestRouter& router) {
+  // A message the local broker redelivers after a crash (its PUBACK never left) may already be in the log:
+  // remember the ids of each stream's recent tail so the redelivery is recognised and dropped.
+  const int64_t window = config_.ingest.dedupe_window.count();
+  const uint64_t cap = static_cast<uint64_t>(std::max<int64_t>(config_.ingest.dedupe_capacity, 0));
+  if (window <= 0 || cap == 0) return Ok();
+  TimeNs since{clock_.Now().ns - window};
+  for (const auto& sc : config_.streams) {
+    auto stats = log_->GetStreamStats(sc.name);
+    if (!stats) return tl::make_unexpected(stats.error());
+    if (stats->count == 0) continue;
+    auto it = log_->NewIterator(sc.name);
+    if (!it) return tl::make_unexpected(it.error());
+    uint64_t from = stats->last_seq.value >= cap ? stats->last_seq.value - cap + 1 : 1;
+    for ((*it)->Seek(Seq{from}); (*it)->Valid(); (*it)->Next()) {
+      const RecordView& r = (*it)->record();
+      if (r.ingest_time < since || r.id.empty()) continue;
+      router.RememberId(sc.name, r.id, r.ingest_time);
+    }
+    if (!(*it)->status() && (*it)->status().error().code != ErrorCode::kCorruption)
+      return tl::make_unexpected((*it)->status().error());
+  }
+  return Ok();
+}
+
+Status Daemon::BuildUplinks() {
+  uplinks_.clear();
+  for (const auto& uc : config_.uplinks) {
+    if (uc.type != UplinkType::kMqtt)
+      return InvalidArgument("uplink " + uc.name + ": type kafka is not available in this build");
+    auto up = std::make_unique<UplinkMqtt>(config_, uc, *log_, *writer_, metrics_, clock_);
+    if (Status st = up->Start(); !st) return st;
+    uplinks_.push_back(std::move(up));
+  }
+  return Ok();
+}
+
+void Daemon::RegisterMetrics() {
+  metrics_.GetGauge("ferry_build_info", FerryMetric("ferry_build_info").help,
+                    {{"version", FERRY_VERSION}, {"board", FERRY_BOARD}})
+      .Set(1);
+  commit_latency_ = &metrics_.GetHistogram("ferry_storage_commit_seconds",
+                                           FerryMetric("ferry_storage_commit_seconds").help, CommitLatencyBuckets());
+  metrics_.AddCallbackGauge("ferry_storage_map_used_bytes", FerryMetric("ferry_storage_map_used_bytes").help, {},
+                            [this] {
+                              auto es = log_->GetEnvStats();
+                              return es ? static_cast<double>(es->used_bytes) : 0.0;
+                            });
+  metrics_.AddCallbackGauge("ferry_storage_map_size_bytes", FerryMetric("ferry_storage_map_size_bytes").help, {},
+                            [this] { return static_cast<double>(log_->options().map_size); });
+  metrics_.AddCallbackGauge("ferry_storage_commits_total", FerryMetric("ferry_storage_commits_total").help, {},
+                            [this] { return static_cast<double>(writer_->stats().commits); });
+  metrics_.AddCallbackGauge("ferry_storage_commit_events", FerryMetric("ferry_storage_commit_events").help, {},
+                            [this] { return static_cast<double>(writer_->stats().events); });
+  auto per_stream = [this](auto fn) {
+    return [this, fn](std::vector<Sample>& out) {
+      for (const auto& sc : config_.streams) {
+        auto st = log_->GetStreamStats(sc.name);
+        if (st) fn(*st, out);
+      }
+    };
+  };
+  metrics_.AddCollector("ferry_stream_events", FerryMetric("ferry_stream_events").help, MetricType::kGauge,
+                        per_stream([](const StreamStats& s, std::vector<Sample>& out) {
+                          out.push_back({{{"stream", s.name}}, static_cast<double>(s.count)});
+                        }));
+  metrics_.AddCollector("ferry_stream_bytes", FerryMetric("ferry_stream_bytes").help, MetricType::kGauge,
+                        per_stream([](const StreamStats& s, std::vector<Sample>& out) {
+                          out.push_back({{{"stream", s.name}}, static_cast<double>(s.bytes)});
+                        }));
+  metrics_.AddCollector("ferry_stream_evicted_total", FerryMetric("ferry_stream_evicted_total").help,
+                        MetricType::kCounter, per_stream([](const StreamStats& s, std::vector<Sample>& out) {
+                          for (int r = 0; r < kEvictReasonCount; ++r)
+                            out.push_back({{{"stream", s.name}, {"reason", EvictReasonName(static_cast<EvictReason>(r))}},
+                                           static_cast<double>(s.evicted[r])});
+                        }));
+}
+
+HealthStatus Daemon::Health() {
+  HealthStatus h;
+  std::string text;
+  text += std::string("ingest ") + (ingest_ && ingest_->connected() ? "up" : "down") + "\n";
+  for (const auto& u : uplinks_) text += "uplink " + u->name() + " " + (u->link_up() ? "up" : "down") + "\n";
+  auto es = log_->GetEnvStats();
+  if (!es) {
+    h.ok = false;
+    text += "storage error: " + es.error().ToString() + "\n";
+  } else {
+    text += "storage used " + std::to_string(es->used_bytes) + " of " + std::to_string(es->map_size) + " bytes\n";
+  }
+  // Links come and go on a gateway: only a broken log makes ferryd unhealthy.
+  h.text = text;
+  return h;
+}
+
+Status Daemon::Start() {
+  if (Status st = ingest_->Start(); !st) return st;
+  if (http_) {
+    if (Status st = http_->Start(); !st) return MakeError(st.error().code, "metrics.listen: " + st.error().message);
+    http_thread_ = std::thread([this] { http_->Run(); });
+  }
+  writer_->Start();
+  maintainer_->Start();
+  for (auto& u : uplinks_) u->Run();
+  started_ = true;
+  sd_notify(0, "READY=1");
+  FERRY_LOG_INFO("ferryd %s: gateway %s, log %s, %zu streams, %zu uplinks%s", FERRY_VERSION,
+                 config_.gateway.id.c_str(), config_.storage.path.c_str(), config_.streams.size(), uplinks_.size(),
+                 http_ ? (", metrics on port " + std::to_string(http_->port())).c_str() : "");
+  return Ok();
+}
+
+void Daemon::Step() {
+  if (!started_ || stopped_) return;
+  ingest_->Step();
+  auto now = clock_.Steady();
+  if (now - last_watchdog_ >= std::chrono::seconds(1)) {
+    last_watchdog_ = now;
+    sd_notify(0, "WATCHDOG=1");
+  }
+}
+
+Status Daemon::Append(const std::string& stream, Event event, bool wait_durable) {
+  auto t0 = clock_.Steady();
+  Counter* stored = &metrics_.GetCounter("ferry_stream_stored_total", FerryMetric("ferry_stream_stored_total").help,
+                                         {{"stream", stream}});
+  if (wait_durable) {
+    auto seq = writer_->Append(stream, std::move(event)).get();
+    if (!seq) return tl::make_unexpected(seq.error());
+    stored->Inc();
+    commit_latency_->ObserveNs((clock_.Steady() - t0).count());
+    return Ok();
+  }
+  writer_->Append(stream, std::move(event), [this, stored, t0, stream](Result<Seq> r) {
+    if (r) {
+      stored->Inc();
+      commit_latency_->ObserveNs((clock_.Steady() - t0).count());
+    } else {
+      metrics_.GetCounter("ferry_stream_rejected_total", FerryMetric("ferry_stream_rejected_total").help,
+                          {{"stream", stream}})
+          .Inc();
+      FERRY_LOG_WARN("storage: %s: event not stored: %s", stream.c_str(), r.error().ToString().c_str());
+    }
+  });
+  return Ok();
+}
+
+Result<ReloadPlan> Daemon::Reload(const Config& next) {
+  ReloadPlan plan = ReloadDiff(config_, next);
+  if (plan.empty()) return plan;
+  SetLogLevel(ToLogLevel(next.log.level));
+  // Stream retention, compaction grace, full policy and priority live with the stream in the log.
+  for (const auto& sc : next.streams)
+    if (config_.FindStream(sc.name)) {
+      Status st = log_->CreateStream(sc.name, ToStreamOptions(sc));
+      if (!st) return tl::make_unexpected(st.error());
+    }
+  // Uplinks keep all their state in the log (cursors), so rebuilding them applies any uplink setting.
+  bool uplinks_changed = false;
+  for (const auto& key : plan.reload) uplinks_changed |= key.rfind("uplink", 0) == 0;
+  Config applied = config_;
+  applied.log = next.log;
+  for (auto& sc : applied.streams)
+    if (const StreamConfig* n = next.FindStream(sc.name)) sc = *n;
+  if (uplinks_changed && !plan.needs_restart()) {
+    for (auto& u : uplinks_) u->Stop();
+    applied.uplinks = next.uplinks;
+    config_ = applied;
+    if (Status st = BuildUplinks(); !st) return tl::make_unexpected(st.error());
+    for (auto& u : uplinks_) u->Run();
+  }
+  config_ = applied;
+  return plan;
+}
+
+void Daemon::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (started_) sd_notify(0, "STOPPING=1");
+  if (ingest_) ingest_->Stop();
+  for (auto& u : uplinks_) u->Stop();  // hands its last cursor positions to the writer
+  if (writer_) writer_->Stop();        // commits everything queued, ingest and cursors alike
+  if (maintainer_) maintainer_->Stop();
+  if (http_) http_->Stop();
+  if (http_thread_.joinable()) http_thread_.join();
+}
+
+}  // namespace ferry

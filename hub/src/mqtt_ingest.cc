@@ -1,0 +1,199 @@
+#include "ferry/mqtt_ingest.h"
+
+#include <mqtt/async_client.h>
+
+#include "ferry/log.h"
+
+namespace ferry {
+namespace {
+
+Counter& CounterFor(MetricsRegistry& m, const char* name, const Labels& labels = {}) {
+  return m.GetCounter(name, FerryMetric(name).help, labels);
+}
+
+// Paho reports connect failures through a listener object, not a lambda.
+class ConnectListener final : public mqtt::iaction_listener {
+ public:
+  explicit ConnectListener(std::function<void(const std::string&)> on_failure) : on_failure_(std::move(on_failure)) {}
+  void on_failure(const mqtt::token& tok) override {
+    on_failure_("connect failed (reason code " + std::to_string(tok.get_reason_code()) + ")");
+  }
+  void on_success(const mqtt::token&) override {}
+
+ private:
+  std::function<void(const std::string&)> on_failure_;
+};
+
+}  // namespace
+
+MqttIngest::MqttIngest(const Config& config, IngestRouter router, IngestSink& sink, MetricsRegistry& metrics,
+                       const Clock& clock)
+    : config_(config), router_(std::move(router)), sink_(sink), metrics_(metrics), clock_(clock),
+      backoff_(config.ingest.backoff.min, config.ingest.backoff.max,
+               std::hash<std::string>{}(config.gateway.id) ^ static_cast<uint64_t>(clock.Now().ns)) {
+  messages_ = &CounterFor(metrics_, "ferry_ingest_messages_total");
+  unrouted_ = &CounterFor(metrics_, "ferry_ingest_unrouted_total");
+  reconnects_ = &CounterFor(metrics_, "ferry_ingest_reconnects_total");
+  link_up_ = &metrics_.GetGauge("ferry_ingest_link_up", FerryMetric("ferry_ingest_link_up").help);
+}
+
+MqttIngest::~MqttIngest() { Stop(); }
+
+Status MqttIngest::Start() {
+  const IngestConfig& ic = config_.ingest;
+  std::string client_id = ic.client_id.empty() ? "ferry-" + config_.gateway.id : ic.client_id;
+  try {
+    client_ = std::make_unique<mqtt::async_client>(ic.address, client_id, mqtt::create_options(MQTTVERSION_5));
+  } catch (const mqtt::exception& e) {
+    return InvalidArgument("ingest.address \"" + ic.address + "\": " + e.what());
+  }
+  client_->set_connected_handler([this](const std::string&) { OnConnected(); });
+  client_->set_connection_lost_handler([this](const std::string& cause) { OnConnectionLost(cause); });
+  client_->set_message_callback([this](mqtt::const_message_ptr msg) { OnMessage(&msg); });
+  next_attempt_ = clock_.Steady();
+  return Ok();
+}
+
+void MqttIngest::Step() {
+  if (!client_ || stopping_ || connected_ || connecting_) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (clock_.Steady() < next_attempt_) return;
+  }
+  const IngestConfig& ic = config_.ingest;
+  auto expiry = std::chrono::duration_cast<std::chrono::seconds>(ic.session_expiry).count();
+  auto builder = mqtt::connect_options_builder()
+                     .mqtt_version(MQTTVERSION_5)
+                     .clean_start(false)
+                     .properties({mqtt::property(mqtt::property::SESSION_EXPIRY_INTERVAL,
+                                                 static_cast<int>(std::min<int64_t>(expiry, INT32_MAX)))})
+                     .keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(ic.keepalive))
+                     .connect_timeout(std::chrono::seconds(10))
+                     .automatic_reconnect(false);
+  if (!ic.username.empty()) builder.user_name(ic.username).password(ic.password);
+  if (ic.tls.enabled) {
+    auto ssl = mqtt::ssl_options_builder().enable_server_cert_auth(ic.tls.verify);
+    if (!ic.tls.ca_file.empty()) ssl.trust_store(ic.tls.ca_file);
+    if (!ic.tls.cert_file.empty()) ssl.key_store(ic.tls.cert_file);
+    if (!ic.tls.key_file.empty()) ssl.private_key(ic.tls.key_file);
+    builder.ssl(ssl.finalize());
+  }
+  connecting_ = true;
+  reconnects_->Inc();
+  auto fail = [this](const std::string& why) {
+    auto delay = backoff_.Next();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      next_attempt_ = clock_.Steady() + delay;
+    }
+    FERRY_LOG_WARN("ingest: %s: %s; retrying in %lld ms", config_.ingest.address.c_str(), why.c_str(),
+                   static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(delay).count()));
+    connecting_ = false;
+  };
+  try {
+    connect_listener_ = std::make_unique<ConnectListener>(fail);
+    client_->connect(builder.finalize(), nullptr, *connect_listener_);
+  } catch (const mqtt::exception& e) {
+    fail(e.what());
+  }
+}
+
+void MqttIngest::OnConnected() {
+  connected_ = true;
+  connecting_ = false;
+  link_up_->Set(1);
+  backoff_.Reset();
+  FERRY_LOG_INFO("ingest: connected to %s", config_.ingest.address.c_str());
+  // Subscribe on every connect: a broker that lost our session (expiry, restart without persistence) has
+  // forgotten the subscriptions; re-subscribing to a present session is harmless.
+  try {
+    for (const auto& filter : router_.Subscriptions()) client_->subscribe(filter, 1);
+  } catch (const mqtt::exception& e) {
+    FERRY_LOG_ERROR("ingest: subscribe failed: %s", e.what());
+  }
+}
+
+void MqttIngest::OnConnectionLost(const std::string& cause) {
+  connected_ = false;
+  connecting_ = false;
+  link_up_->Set(0);
+  auto delay = backoff_.Next();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    next_attempt_ = clock_.Steady() + delay;
+  }
+  FERRY_LOG_WARN("ingest: connection to %s lost (%s)", config_.ingest.address.c_str(),
+                 cause.empty() ? "no reason given" : cause.c_str());
+}
+
+void MqttIngest::Account(const RouteDecision& d) {
+  switch (d.outcome) {
+    case RouteOutcome::kStore:
+      CounterFor(metrics_, "ferry_stream_ingested_total", {{"stream", d.stream}}).Inc();
+      break;
+    case RouteOutcome::kDeadLetter:
+    case RouteOutcome::kDrop:
+      if (d.reason == RejectReason::kNoRoute) unrouted_->Inc();
+      CounterFor(metrics_, "ferry_stream_dead_lettered_total",
+                 {{"stream", d.outcome == RouteOutcome::kDrop ? "(dropped)" : d.stream},
+                  {"reason", RejectReasonName(d.reason)}})
+          .Inc();
+      FERRY_LOG_DEBUG("ingest: rejected message: %s", d.detail.c_str());
+      break;
+    case RouteOutcome::kDuplicate:
+      CounterFor(metrics_, "ferry_ingest_duplicates_dropped_total", {{"stream", d.stream}}).Inc();
+      break;
+  }
+}
+
+void MqttIngest::OnMessage(const void* raw) {
+  const auto& msg = *static_cast<const mqtt::const_message_ptr*>(raw);
+  messages_->Inc();
+  InboundMessage in;
+  const std::string& topic = msg->get_topic();
+  const mqtt::binary& payload = msg->get_payload();
+  in.topic = topic;
+  in.payload = payload;
+  in.redelivered = msg->is_duplicate();
+  const mqtt::properties& props = msg->get_properties();
+  std::string content_type;
+  try {
+    size_t n = props.count(mqtt::property::USER_PROPERTY);
+    for (size_t i = 0; i < n; ++i) {
+      auto kv = mqtt::get<mqtt::string_pair>(props, mqtt::property::USER_PROPERTY, i);
+      in.user_properties.emplace_back(std::get<0>(kv), std::get<1>(kv));
+    }
+    if (props.contains(mqtt::property::CONTENT_TYPE))
+      content_type = mqtt::get<std::string>(props, mqtt::property::CONTENT_TYPE);
+  } catch (const std::exception& e) {
+    FERRY_LOG_WARN("ingest: unreadable MQTT properties on %s: %s", topic.c_str(), e.what());
+  }
+  in.content_type = content_type;
+
+  RouteDecision d;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    d = router_.Route(in, clock_.Now());
+  }
+  Account(d);
+  if (d.outcome != RouteOutcome::kStore && d.outcome != RouteOutcome::kDeadLetter) return;
+  bool wait = config_.ingest.durability == Durability::kSync;
+  Status st = sink_.Append(d.stream, std::move(d.event), wait);
+  if (!st) {
+    CounterFor(metrics_, "ferry_stream_rejected_total", {{"stream", d.stream}}).Inc();
+    FERRY_LOG_WARN("ingest: %s: event not stored: %s", d.stream.c_str(), st.error().ToString().c_str());
+  }
+}
+
+void MqttIngest::Stop() {
+  if (!client_ || stopping_.exchange(true)) return;
+  try {
+    if (client_->is_connected()) client_->disconnect(std::chrono::milliseconds(1000))->wait_for(std::chrono::seconds(2));
+  } catch (const mqtt::exception& e) {
+    FERRY_LOG_WARN("ingest: disconnect: %s", e.what());
+  }
+  connected_ = false;
+  link_up_->Set(0);
+}
+
+}  // namespace ferry
