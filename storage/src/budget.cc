@@ -40,19 +40,31 @@ Result<size_t> EventLog::UsedBytes(MDB_txn* txn) {
   return (pages - std::min(pages, free_pages)) * page_size_;
 }
 
-bool EventLog::OverBudget() {
-  if (options_.read_only) return false;
+WriteTxn::Budget EventLog::BudgetAtBegin() {
+  WriteTxn::Budget b;
   MDB_envinfo info{};
   mdb_env_info(env_, &info);
-  const double high = static_cast<double>(info.me_mapsize) * options_.budget_high_water;
-  // Fast path: the file's high mark is below the budget, whatever the freelist holds.
-  if (static_cast<double>((info.me_last_pgno + 1) * page_size_) < high) return false;
+  const double map = static_cast<double>(info.me_mapsize);
+  const double high = map * options_.budget_high_water;
+  // Hard limit for one transaction: halfway between high water and the end of the map.
+  b.hard_limit = static_cast<size_t>((map + high) / 2);
+  b.used = (info.me_last_pgno + 1) * page_size_;
+  // Fast path: the file's high mark is below half the map, whatever the freelist holds; its size is then
+  // a close enough upper bound for the guard. Otherwise walk the freelist for the exact figure.
+  if (static_cast<double>(b.used) < map / 2) return b;
   auto txn = BeginReadTxn();
-  if (!txn) return true;  // cannot tell: behave as if full, which only costs an eviction attempt
+  if (!txn) {
+    b.over_high = true;  // cannot tell: behave as if full, which only costs an eviction attempt
+    return b;
+  }
   auto used = UsedBytes(*txn);
   mdb_txn_abort(*txn);
-  return !used || static_cast<double>(*used) >= high;
+  if (used) b.used = *used;
+  b.over_high = !used || static_cast<double>(b.used) >= high;
+  return b;
 }
+
+bool EventLog::OverBudget() { return !options_.read_only && BudgetAtBegin().over_high; }
 
 Result<bool> EventLog::EnforceBudget(int32_t max_priority) {
   if (!OverBudget()) return true;
@@ -74,9 +86,18 @@ Result<bool> EventLog::EnforceBudget(int32_t max_priority) {
 }
 
 Result<bool> EventLog::EvictOneBatch(int32_t max_priority) {
+  // Deletes copy pages before freeing them; on a map filled past its reserve even that can fail. Retry with
+  // smaller batches: deleting a single record needs only a tree path's worth of pages.
+  for (size_t limit = kEvictBatchRecords;; limit /= 8) {
+    auto r = EvictBatch(max_priority, limit);
+    if (r || r.error().code != ErrorCode::kFull || limit <= 1) return r;
+  }
+}
+
+Result<bool> EventLog::EvictBatch(int32_t max_priority, size_t max_records) {
   MDB_txn* raw = nullptr;
   if (int rc = mdb_txn_begin(env_, nullptr, 0, &raw); rc != 0) return detail::MdbFail(rc, "begin eviction");
-  WriteTxn txn(this, raw, false);
+  WriteTxn txn(this, raw, WriteTxn::Budget{});
 
   // Victim: a drop_oldest stream no more important than the writer that needs room; lowest priority first,
   // then the one holding the oldest data.
@@ -110,7 +131,7 @@ Result<bool> EventLog::EvictOneBatch(int32_t max_priority) {
   if (int rc = mdb_cursor_open(raw, victim->handle->log_dbi, &cur); rc != 0) return detail::MdbFail(rc, "cursor");
   uint64_t freed = 0;
   Status st;
-  for (size_t n = 0; n < kEvictBatchRecords && freed < kEvictBatchBytes; ++n) {
+  for (size_t n = 0; n < max_records && freed < kEvictBatchBytes; ++n) {
     MDB_val k{}, v{};
     if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) != 0) break;
     freed += v.mv_size;

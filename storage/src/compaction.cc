@@ -18,10 +18,11 @@ Result<uint64_t> EventLog::CompactionStep(size_t max_records) {
   if (options_.read_only) return InvalidArgument("compaction on a read-only event log");
   MDB_txn* raw = nullptr;
   if (int rc = mdb_txn_begin(env_, nullptr, 0, &raw); rc != 0) return detail::MdbFail(rc, "begin compaction");
-  WriteTxn txn(this, raw, false);
+  WriteTxn txn(this, raw, WriteTxn::Budget{});
   const TimeNs now = clock_->Now();
   uint64_t deleted = 0;
   size_t scanned = 0;
+  bool changed = false;
   for (const std::string& name : ListStreams()) {
     if (scanned >= max_records) break;
     auto s = txn.State(name);
@@ -64,11 +65,13 @@ Result<uint64_t> EventLog::CompactionStep(size_t max_records) {
     if (m.compact_pos != pos.value) {
       m.compact_pos = pos.value;
       (*s)->dirty = true;
+      changed = true;
     }
     if (removed_any) {
       if (auto r = txn.RefreshFirstSeq(*s); !r) return tl::unexpected(r.error());
     }
   }
+  if (!changed && deleted == 0) return uint64_t{0};  // nothing to commit: no fsync
   if (auto r = txn.Commit(); !r) return tl::unexpected(r.error());
   return deleted;
 }

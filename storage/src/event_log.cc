@@ -270,38 +270,40 @@ std::vector<std::string> EventLog::ListStreams() {
 
 Result<std::unique_ptr<WriteTxn>> EventLog::BeginWrite() {
   if (options_.read_only) return InvalidArgument("write on a read-only event log");
-  const bool over = OverBudget();
+  const WriteTxn::Budget budget = BudgetAtBegin();
   MDB_txn* txn = nullptr;
   if (int rc = mdb_txn_begin(env_, nullptr, 0, &txn); rc != 0) return MdbFail(rc, "begin write txn");
-  return std::unique_ptr<WriteTxn>(new WriteTxn(this, txn, over));
+  return std::unique_ptr<WriteTxn>(new WriteTxn(this, txn, budget));
 }
 
 Status EventLog::Update(const std::function<Status(WriteTxn&)>& fn) {
-  Status result;
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  constexpr int kMaxAttempts = 6;
+  bool last_try = false;
+  for (int attempt = 0;; ++attempt) {
     auto txn = BeginWrite();
     if (!txn) return tl::unexpected(txn.error());
-    result = fn(**txn);
+    Status result = fn(**txn);
     if (result && !(*txn)->dead()) {
       result = (*txn)->Commit();
       if (result) return result;
     }
-    if (!(*txn)->full()) return result;
+    if (!(*txn)->full() || last_try) return result;
     // Out of budget or out of map: free space per the stream policies, then run fn again from scratch.
     const int32_t prio = (*txn)->needed_priority_;
-    const bool map_full = (*txn)->dead();
+    const bool map_full = (*txn)->dead() || (*txn)->guard_hit_;
     txn->reset();
-    auto room = EnforceBudget(prio);
-    if (!room) return tl::unexpected(room.error());
-    if (map_full) {
-      auto evicted = EvictOneBatch(prio);
-      if (!evicted) return tl::unexpected(evicted.error());
-      if (!*evicted) return result;
-    } else if (!*room) {
-      return result;
-    }
+    last_try = !MakeRoom(prio, map_full) || attempt >= kMaxAttempts - 2;
   }
-  return result;
+}
+
+bool EventLog::MakeRoom(int32_t max_priority, bool map_full) {
+  auto room = EnforceBudget(max_priority);
+  if (!room) return false;
+  if (!map_full) return *room;
+  // The map filled below high water (a transaction larger than the reserve). Evict one more batch: it also
+  // makes the previous eviction's pages reusable (LMDB cannot reuse pages freed by the latest commit).
+  auto evicted = EvictOneBatch(max_priority);
+  return evicted && *evicted;
 }
 
 Result<Seq> EventLog::Append(std::string_view stream, const Event& event) {

@@ -5,8 +5,24 @@
 #include <utility>
 
 namespace ferry {
+namespace {
 
-GroupCommitWriter::GroupCommitWriter(EventLog& log, GroupCommitOptions options) : log_(log), options_(options) {}
+constexpr int kMaxAttempts = 6;
+
+
+// A batch must fit in the budget reserve (the map above high water), or committing it could fill the map
+// so far that not even the deletes that make room can commit. Clamp it to half the reserve.
+GroupCommitOptions Clamp(GroupCommitOptions o, const EventLog& log) {
+  const double reserve = static_cast<double>(log.options().map_size) * (1.0 - log.options().budget_high_water);
+  o.max_batch_bytes = std::max<size_t>(1, std::min(o.max_batch_bytes, static_cast<size_t>(reserve / 2)));
+  o.max_batch_events = std::max<size_t>(1, o.max_batch_events);
+  return o;
+}
+
+}  // namespace
+
+GroupCommitWriter::GroupCommitWriter(EventLog& log, GroupCommitOptions options)
+    : log_(log), options_(Clamp(options, log)) {}
 
 GroupCommitWriter::~GroupCommitWriter() { Stop(); }
 
@@ -78,10 +94,11 @@ size_t GroupCommitWriter::Step() {
 }
 
 void GroupCommitWriter::Apply(std::vector<Item>& batch, std::vector<Outcome>* outcomes) {
-  // Attempt 0 runs the batch as is. If the budget refused an append or the map filled, the whole
-  // transaction is abandoned, the log evicts per policy (only streams no more important than those in the
-  // batch), and attempt 1 runs it again; what is still refused then fails with Full.
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // If the budget refused an append or the map filled, the whole transaction is abandoned, the log evicts
+  // per policy (only streams no more important than those in the batch) and the batch runs again. Once
+  // nothing more can be evicted, the last try commits what fits: refused appends fail with Full.
+  bool last_try = false;
+  for (int attempt = 0;; ++attempt) {
     auto txn = log_.BeginWrite();
     if (!txn) {
       for (auto& o : *outcomes) o = Outcome{tl::unexpected(txn.error()), tl::unexpected(txn.error())};
@@ -97,21 +114,22 @@ void GroupCommitWriter::Apply(std::vector<Item>& batch, std::vector<Outcome>* ou
         o.seq = t.Append(item.stream, item.event);
       }
     }
-    const bool retry = attempt == 0 && t.full();
-    if (retry) {
+    Status committed = Ok();
+    if (!t.full() || last_try) {
+      committed = t.Commit();
+      if (committed) return;
+    }
+    if (t.full() && !last_try) {
       const int32_t prio = t.needed_priority_;
-      const bool map_full = t.dead();
+      const bool map_full = t.dead() || t.guard_hit_;
       txn->reset();
       {
         std::lock_guard<std::mutex> lock(mu_);
         stats_.budget_retries += 1;
       }
-      auto room = log_.EnforceBudget(prio);
-      if (room && map_full) (void)log_.EvictOneBatch(prio);
+      last_try = !log_.MakeRoom(prio, map_full) || attempt >= kMaxAttempts - 2;
       continue;
     }
-    const Status committed = t.Commit();
-    if (committed) return;
     // The commit (or an operation before it) failed: nothing in this batch is durable.
     for (auto& o : *outcomes) o = Outcome{tl::unexpected(committed.error()), tl::unexpected(committed.error())};
     return;

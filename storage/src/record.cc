@@ -38,6 +38,7 @@ Result<RecordHeader> ReadHeader(std::string_view data) {
                       " (this build reads version " + std::to_string(kRecordFormatVersion) +
                       "); written by a newer ferry?");
   }
+  if (h.flags != 0) return Corruption("record has unknown flags " + std::to_string(h.flags));
   if (h.header_size != sizeof(RecordHeader)) {
     return Corruption("record header size " + std::to_string(h.header_size) + " != " +
                       std::to_string(sizeof(RecordHeader)));

@@ -16,7 +16,7 @@ Result<uint64_t> EventLog::RetentionStep(size_t max_records) {
   if (options_.read_only) return InvalidArgument("retention on a read-only event log");
   MDB_txn* raw = nullptr;
   if (int rc = mdb_txn_begin(env_, nullptr, 0, &raw); rc != 0) return detail::MdbFail(rc, "begin retention");
-  WriteTxn txn(this, raw, false);
+  WriteTxn txn(this, raw, WriteTxn::Budget{});
   const TimeNs now = clock_->Now();
   uint64_t deleted = 0;
   for (const std::string& name : ListStreams()) {

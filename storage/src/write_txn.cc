@@ -19,8 +19,7 @@ using detail::SeqKey;
 using detail::Val;
 using detail::View;
 
-WriteTxn::WriteTxn(EventLog* log, MDB_txn* txn, bool reject_appends)
-    : log_(log), txn_(txn), reject_appends_(reject_appends) {}
+WriteTxn::WriteTxn(EventLog* log, MDB_txn* txn, Budget budget) : log_(log), txn_(txn), budget_(budget) {}
 
 WriteTxn::~WriteTxn() { Abort(); }
 
@@ -61,7 +60,7 @@ Result<Seq> WriteTxn::Append(std::string_view stream, const Event& event) {
   if (!s) return tl::unexpected(s.error());
   StreamMeta& m = (*s)->meta;
   needed_priority_ = std::max(needed_priority_, m.priority);
-  if (reject_appends_) {
+  if (budget_.over_high) {
     full_ = true;
     return Full("disk budget exhausted: append to stream '" + std::string(stream) + "' refused");
   }
@@ -71,6 +70,17 @@ Result<Seq> WriteTxn::Append(std::string_view stream, const Event& event) {
   }
   auto size = EncodedRecordSize(event);
   if (!size) return tl::unexpected(size.error());
+  // Guard the reserve: a transaction that began below high water must not commit the map nearly full, or
+  // the deletes that make room could no longer commit. Estimate: MDB_APPEND fills leaf pages, plus a node
+  // header per record, branch pages and a few pages per transaction for meta, indexes and the freelist.
+  const size_t need = (added_ + *size + 16) / 10 * 11 + 16 * 4096 + (table ? *size : 0);
+  if (budget_.used + need > budget_.hard_limit) {
+    full_ = true;
+    guard_hit_ = true;
+    return Full("transaction too large for the space left in the map: append to stream '" +
+                std::string(stream) + "' refused");
+  }
+  added_ += *size + 16 + (table ? event.subject.size() + 24 : 0);
 
   const Seq seq{m.next_seq};
   // Ingest time never goes backwards within a stream, even if the wall clock does (no RTC, NTP step):
@@ -192,13 +202,17 @@ Status WriteTxn::Nested(const std::function<Status(WriteTxn&)>& fn) {
   if (auto st = FlushMeta(); !st) return st;
   MDB_txn* child_txn = nullptr;
   if (int rc = mdb_txn_begin(mdb_txn_env(txn_), txn_, 0, &child_txn); rc != 0) return Fail(rc, "begin nested txn");
-  WriteTxn child(log_, child_txn, reject_appends_);
+  Budget child_budget = budget_;
+  child_budget.used += added_;
+  WriteTxn child(log_, child_txn, child_budget);
   Status st = fn(child);
   if (st && !child.dead_) st = child.Commit();
   child.Abort();
   streams_.clear();
   needed_priority_ = std::max(needed_priority_, child.needed_priority_);
   if (child.full_) full_ = true;
+  if (child.guard_hit_) guard_hit_ = true;
+  if (st) added_ += child.added_;
   return st;
 }
 

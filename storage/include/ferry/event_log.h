@@ -25,6 +25,7 @@
 #include "ferry/error.h"
 #include "ferry/record.h"
 #include "ferry/types.h"
+#include "ferry/write_txn.h"
 
 struct MDB_env;
 struct MDB_txn;
@@ -32,7 +33,6 @@ struct MDB_txn;
 namespace ferry {
 
 class StreamIterator;
-class WriteTxn;
 
 struct EventLogOptions {
   // Directory holding data.mdb and lock.mdb (created if missing), or with no_subdir the data file itself.
@@ -181,8 +181,13 @@ class EventLog {
   Result<MDB_txn*> BeginReadTxn();
   // Pages in use minus pages on the freelist, in bytes, as of txn's snapshot (walks the freelist).
   Result<size_t> UsedBytes(MDB_txn* txn);
+  WriteTxn::Budget BudgetAtBegin();
   // Evicts one bounded batch from the best victim with priority <= max_priority; false if none.
   Result<bool> EvictOneBatch(int32_t max_priority);
+  Result<bool> EvictBatch(int32_t max_priority, size_t max_records);
+  // After a transaction was refused (map_full = false) or hit MDB_MAP_FULL: evicts for a writer of
+  // max_priority. True if trying again may succeed.
+  bool MakeRoom(int32_t max_priority, bool map_full);
 
   EventLogOptions options_;
   const Clock* clock_;

@@ -36,7 +36,8 @@ namespace ferry {
 
 struct GroupCommitOptions {
   size_t max_batch_events = 50'000;
-  size_t max_batch_bytes = size_t{16} << 20;  // keep well below the budget reserve (map size - high water)
+  // Clamped to half the budget reserve, (1 - budget_high_water) * map_size / 2, so a batch always fits.
+  size_t max_batch_bytes = size_t{16} << 20;
   // 0: commit as soon as the writer is free (lowest latency; batches still form while fsync runs).
   std::chrono::microseconds max_linger{0};
   // Producers block in Append/Enqueue/Submit while this many items are queued: bounded memory.

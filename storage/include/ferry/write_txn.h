@@ -8,6 +8,7 @@
 // LMDB allows one write transaction at a time per environment (across processes): keep them short.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -71,7 +72,13 @@ class WriteTxn {
   friend class GroupCommitWriter;
   struct StreamState;
 
-  WriteTxn(EventLog* log, MDB_txn* txn, bool reject_appends);
+  // The budget as seen when the transaction began.
+  struct Budget {
+    bool over_high = false;     // appends are refused outright
+    size_t used = 0;            // bytes in use (an upper bound)
+    size_t hard_limit = SIZE_MAX;  // appends that could push usage past this are refused (see budget.cc)
+  };
+  WriteTxn(EventLog* log, MDB_txn* txn, Budget budget);
   Result<StreamState*> State(std::string_view stream);
   Status FlushMeta();
   Status Fail(int rc, std::string_view what);
@@ -83,7 +90,9 @@ class WriteTxn {
   EventLog* log_;
   MDB_txn* txn_;
   int32_t needed_priority_ = INT32_MIN;  // highest priority among appends refused or in a full txn
-  bool reject_appends_;  // set when the log was over budget at begin: appends fail with Full
+  Budget budget_;
+  size_t added_ = 0;          // estimated bytes of pages this transaction's appends need
+  bool guard_hit_ = false;    // an append was refused because the transaction grew too large
   bool dead_ = false;
   bool full_ = false;
   Error error_{ErrorCode::kIoError, ""};
