@@ -151,13 +151,13 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Bool("storage", "sync", "true", kRestart,
                    "fsync every commit. false trades durability on power loss for speed (tests, tmpfs).",
                    FERRY_FIELD(StorageConfig, sync)));
-  k.push_back(Int("storage", "commit.max_events", "1000", 1, 1'000'000, kReload,
+  k.push_back(Int("storage", "commit.max_events", "10000", 1, 1'000'000, kRestart,
                   "Group commit: most events in one transaction.", FERRY_FIELD(StorageConfig, commit.max_events)));
-  k.push_back(Size("storage", "commit.max_bytes", "4MiB", 4 * kKiB, kGiB, kReload,
+  k.push_back(Size("storage", "commit.max_bytes", "4MiB", 4 * kKiB, kGiB, kRestart,
                    "Group commit: most payload bytes in one transaction.",
                    FERRY_FIELD(StorageConfig, commit.max_bytes)));
-  k.push_back(Dur("storage", "commit.max_delay", "10ms", 0, 10 * kSec, kReload,
-                  "Group commit: longest an event waits for its transaction.",
+  k.push_back(Dur("storage", "commit.max_delay", "0", 0, 10 * kSec, kRestart,
+                  "Group commit: how long a small batch may wait for more events. 0: commit as soon as the writer is free (batches still grow while an fsync runs).",
                   FERRY_FIELD(StorageConfig, commit.max_delay)));
   // [ingest]
   k.push_back(Str("ingest", "address", "tcp://127.0.0.1:1883", kRestart, "Local MQTT broker URI.",

@@ -233,30 +233,54 @@ Status Daemon::Append(const std::string& stream, Event event, bool wait_durable)
 }
 
 Result<ReloadPlan> Daemon::Reload(const Config& next) {
+  // Applies exactly the keys the declaration table marks reloadable; the others wait for a restart (and are
+  // listed in plan.restart). Streams, uplinks and routes are matched by name as in ReloadDiff.
   ReloadPlan plan = ReloadDiff(config_, next);
   if (plan.empty()) return plan;
+  auto changed = [&plan](const char* prefix) {
+    for (const auto& key : plan.reload)
+      if (key.rfind(prefix, 0) == 0) return true;
+    return false;
+  };
+  config_.log = next.log;
   SetLogLevel(ToLogLevel(next.log.level));
+
   // Stream retention, compaction grace, full policy and priority live with the stream in the log.
-  for (const auto& sc : next.streams)
-    if (config_.FindStream(sc.name)) {
-      Status st = log_->CreateStream(sc.name, ToStreamOptions(sc));
-      if (!st) return tl::make_unexpected(st.error());
+  for (auto& sc : config_.streams) {
+    const StreamConfig* n = next.FindStream(sc.name);
+    if (!n) continue;
+    StreamConfig updated = *n;
+    updated.kind = sc.kind;  // restart-only
+    if (Status st = log_->CreateStream(sc.name, ToStreamOptions(updated)); !st) return tl::make_unexpected(st.error());
+    sc = updated;
+  }
+
+  // Ingest limits: a new router, seeded from the log as at start.
+  if (changed("ingest.")) {
+    config_.ingest.max_payload = next.ingest.max_payload;
+    config_.ingest.dedupe_window = next.ingest.dedupe_window;
+    config_.ingest.backoff = next.ingest.backoff;
+    auto router = IngestRouter::Create(config_);
+    if (!router) return tl::make_unexpected(router.error());
+    if (Status st = SeedDedupe(*router); !st) return tl::make_unexpected(st.error());
+    ingest_->Reconfigure(std::move(*router), config_.ingest.backoff);
+  }
+
+  // Uplinks keep all their state in the log (cursors), so rebuilding them applies their reloadable settings.
+  if (changed("uplink")) {
+    for (auto& uc : config_.uplinks) {
+      const UplinkConfig* n = next.FindUplink(uc.name);
+      if (!n) continue;
+      uc.batch = n->batch;
+      uc.compression_level = n->compression_level;
+      uc.drain_order = n->drain_order;
+      uc.bytes_per_sec = n->bytes_per_sec;
+      uc.backoff = n->backoff;
     }
-  // Uplinks keep all their state in the log (cursors), so rebuilding them applies any uplink setting.
-  bool uplinks_changed = false;
-  for (const auto& key : plan.reload) uplinks_changed |= key.rfind("uplink", 0) == 0;
-  Config applied = config_;
-  applied.log = next.log;
-  for (auto& sc : applied.streams)
-    if (const StreamConfig* n = next.FindStream(sc.name)) sc = *n;
-  if (uplinks_changed && !plan.needs_restart()) {
     for (auto& u : uplinks_) u->Stop();
-    applied.uplinks = next.uplinks;
-    config_ = applied;
     if (Status st = BuildUplinks(); !st) return tl::make_unexpected(st.error());
     for (auto& u : uplinks_) u->Run();
   }
-  config_ = applied;
   return plan;
 }
 

@@ -81,9 +81,10 @@ void MqttIngest::Step() {
   connecting_ = true;
   reconnects_->Inc();
   auto fail = [this](const std::string& why) {
-    auto delay = backoff_.Next();
+    std::chrono::nanoseconds delay;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      delay = backoff_.Next();
       next_attempt_ = clock_.Steady() + delay;
     }
     FERRY_LOG_WARN("ingest: %s: %s; retrying in %lld ms", config_.ingest.address.c_str(), why.c_str(),
@@ -98,16 +99,30 @@ void MqttIngest::Step() {
   }
 }
 
+void MqttIngest::Reconfigure(IngestRouter router, const BackoffConfig& backoff) {
+  std::lock_guard<std::mutex> lock(mu_);
+  router_ = std::move(router);
+  backoff_ = Backoff(backoff.min, backoff.max, static_cast<uint64_t>(clock_.Now().ns));
+}
+
 void MqttIngest::OnConnected() {
   connected_ = true;
   connecting_ = false;
   link_up_->Set(1);
-  backoff_.Reset();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    backoff_.Reset();
+  }
   FERRY_LOG_INFO("ingest: connected to %s", config_.ingest.address.c_str());
   // Subscribe on every connect: a broker that lost our session (expiry, restart without persistence) has
   // forgotten the subscriptions; re-subscribing to a present session is harmless.
+  std::vector<std::string> filters;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    filters = router_.Subscriptions();
+  }
   try {
-    for (const auto& filter : router_.Subscriptions()) client_->subscribe(filter, 1);
+    for (const auto& filter : filters) client_->subscribe(filter, 1);
   } catch (const mqtt::exception& e) {
     FERRY_LOG_ERROR("ingest: subscribe failed: %s", e.what());
   }
@@ -117,9 +132,10 @@ void MqttIngest::OnConnectionLost(const std::string& cause) {
   connected_ = false;
   connecting_ = false;
   link_up_->Set(0);
-  auto delay = backoff_.Next();
+  std::chrono::nanoseconds delay;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    delay = backoff_.Next();
     next_attempt_ = clock_.Steady() + delay;
   }
   FERRY_LOG_WARN("ingest: connection to %s lost (%s)", config_.ingest.address.c_str(),

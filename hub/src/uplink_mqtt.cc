@@ -1,6 +1,7 @@
 #include "ferry/uplink_mqtt.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -54,6 +55,45 @@ PublishVerdict ClassifyPublish(int token_rc, int reason_code) {
 }
 
 std::string UplinkCursorName(const std::string& uplink) { return "uplink." + uplink; }
+
+std::string ReplayRequestKey(const std::string& uplink, const std::string& stream) {
+  return "replay:" + uplink + ":" + stream;
+}
+
+void UplinkMqtt::ApplyReplayRequests() {
+  for (size_t i = 0; i < streams_.size(); ++i) {
+    StreamState& s = streams_[i];
+    std::string key = ReplayRequestKey(uplink_.name, s.name);
+    auto req = log_.GetState(key);
+    if (!req) {
+      s.replay_applied.clear();
+      continue;
+    }
+    if (*req == s.replay_applied) continue;  // applied; the writer has not committed the delete yet
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(req->c_str(), &end, 10);
+    if (req->empty() || *end != '\0' || v == 0) {
+      FERRY_LOG_ERROR("uplink %s: ignoring malformed replay request %s=\"%s\"", uplink_.name.c_str(), key.c_str(),
+                      req->c_str());
+      writer_.Submit([key](WriteTxn& txn) { return txn.DeleteState(key); });
+      s.replay_applied = *req;
+      continue;
+    }
+    // Forget what is in flight for this stream: its acks must not mark the replayed range as done.
+    for (auto it = inflight_.begin(); it != inflight_.end();) it = it->stream == i ? inflight_.erase(it) : std::next(it);
+    s.cursor = Seq{v};
+    s.persisted = s.cursor;
+    s.acked.clear();
+    s.live_start = Seq{0};
+    s.next_backfill = s.cursor;
+    s.replay_applied = *req;
+    writer_.Submit([key, stream = s.name, name = cursor_name_, pos = s.cursor](WriteTxn& txn) -> Status {
+      if (Status st = txn.SetCursor(stream, name, pos); !st) return st;
+      return txn.DeleteState(key);
+    });
+    FERRY_LOG_INFO("uplink %s: replaying %s from seq %llu", uplink_.name.c_str(), s.name.c_str(), v);
+  }
+}
 
 UplinkMqtt::UplinkMqtt(const Config& config, const UplinkConfig& uplink, EventLog& log, GroupCommitWriter& writer,
                        MetricsRegistry& metrics, const Clock& clock)
@@ -436,6 +476,7 @@ void UplinkMqtt::UpdateGauges() {
   auto now = clock_.Steady();
   if (now - last_gauges_ < kGaugeInterval) return;
   last_gauges_ = now;
+  ApplyReplayRequests();
   link_gauge_->Set(link_up_ ? 1 : 0);
   inflight_gauge_->Set(static_cast<int64_t>(inflight_.size()));
   for (auto& s : streams_) {

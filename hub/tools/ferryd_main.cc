@@ -50,7 +50,13 @@ int main(int argc, char** argv) {
   app.add_flag("--version", version, "Print the version and exit");
   app.add_option("-c,--config", config_path, "Configuration file")->capture_default_str();
   app.add_option("--check-config", check_path, "Check a configuration file and exit (0: valid)");
+  bool reference = false;
+  app.add_flag("--config-reference", reference, "Print the reference of every configuration key (markdown)");
   CLI11_PARSE(app, argc, argv);
+  if (reference) {
+    std::fputs(ferry::RenderConfigDocs().c_str(), stdout);
+    return 0;
+  }
   if (version) {
     std::printf("ferryd %s (board %s, %s)\n", FERRY_VERSION, FERRY_BOARD, FERRY_SYSTEM_PROCESSOR);
     return 0;

@@ -58,8 +58,11 @@ class MqttIngest {
   // Disconnects (waiting up to a second for Paho). Messages already handed to the sink stay there.
   void Stop();
 
+  // SIGHUP: swaps in a router built from the new configuration (payload limit, dedupe window; seeded by the
+  // caller) and the new reconnect backoff bounds. Safe while messages arrive.
+  void Reconfigure(IngestRouter router, const BackoffConfig& backoff);
+
   bool connected() const { return connected_.load(); }
-  IngestRouter& router() { return router_; }
 
  private:
   void OnMessage(const void* msg);  // mqtt::const_message_ptr, kept out of this header
@@ -78,7 +81,7 @@ class MqttIngest {
   std::atomic<bool> connected_{false};
   std::atomic<bool> connecting_{false};
   std::atomic<bool> stopping_{false};
-  std::mutex mu_;              // guards next_attempt_, router_ (the message callback vs RememberId)
+  std::mutex mu_;              // guards next_attempt_, router_, backoff_ (Paho's thread vs the control thread)
   SteadyTime next_attempt_{};
 
   Counter* messages_;

@@ -53,6 +53,10 @@ PublishVerdict ClassifyPublish(int token_rc, int reason_code);
 
 // The cursor name an uplink keeps on each stream it forwards.
 std::string UplinkCursorName(const std::string& uplink);
+// The state key through which `ferryctl replay` asks a running uplink to rewind: the value is the decimal seq.
+// The uplink applies it within a second (or at its next start), then deletes the key in the same transaction
+// that moves its cursor; writing the cursor directly would be overwritten by the uplink's in-memory position.
+std::string ReplayRequestKey(const std::string& uplink, const std::string& stream);
 
 class UplinkMqtt {
  public:
@@ -94,6 +98,7 @@ class UplinkMqtt {
     Counter* acked_total = nullptr;
     Gauge* backlog = nullptr;
     Gauge* oldest_age = nullptr;
+    std::string replay_applied;  // the request value already applied, until its key is gone
   };
   struct Unit {
     size_t stream;
@@ -114,6 +119,7 @@ class UplinkMqtt {
   Seq SkipAcked(const StreamState& s, Seq from) const;
   void ResetSending();
   void UpdateGauges();
+  void ApplyReplayRequests();
   std::string TopicFor(const StreamState& s, const std::string& subject) const;
   WireEvent ToWire(const StreamState& s, const StoredRecord& r) const;
 
