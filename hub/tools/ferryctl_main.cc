@@ -1,0 +1,135 @@
+// ferryctl: status, tail and replay on a gateway's event log (docs/ferryctl.md). The commands are in
+// hub/src/ctl.cc; this file parses the command line, opens the log and turns SIGINT into a stop.
+//
+// Exit status: 0 ok, 1 runtime error (no log, unknown stream/uplink, corrupt record), 2 usage error.
+#include <poll.h>
+#include <signal.h>
+
+#include <cstdint>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "ferry/config.h"
+#include "ferry/ctl.h"
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;  // set by SIGINT/SIGTERM; the only global, as a signal handler needs one
+
+void OnSignal(int) { g_stop = 1; }
+
+void InstallSignals() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;  // no SA_RESTART: poll() returns early with EINTR
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool WaitOrStop(std::chrono::milliseconds d) {
+  if (g_stop != 0) return false;
+  ::poll(nullptr, 0, static_cast<int>(d.count()));
+  return g_stop == 0;
+}
+
+// "5s", "500ms", "1m": the config's duration syntax.
+bool ParseDurationArg(const std::string& name, const std::string& text, std::chrono::nanoseconds* out) {
+  auto d = ferry::ParseDuration(text);
+  if (!d) {
+    std::cerr << "ferryctl: " << name << " " << text << ": " << d.error().message << "\n";
+    return false;
+  }
+  *out = *d;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace ctl = ferry::ctl;
+  CLI::App app{"ferryctl: inspect a Ferry gateway's event log, tail its streams, replay an uplink"};
+  app.require_subcommand(1);
+  app.fallthrough();  // -c / --log may follow the subcommand
+
+  std::string config_path = ctl::kDefaultConfigPath;
+  std::string log_path;
+  CLI::Option* config_opt =
+      app.add_option("-c,--config", config_path, "ferryd's config (storage.path, uplink names)")->capture_default_str();
+  app.add_option("--log", log_path, "The event log directory; overrides storage.path (no config needed)");
+
+  CLI::App* status = app.add_subcommand("status", "Log usage, streams, cursors and uplink backlogs (read-only)");
+  ctl::StatusOptions status_opts;
+  status->add_flag("--json", status_opts.json, "One JSON object instead of tables");
+
+  CLI::App* tail = app.add_subcommand("tail", "Print records of a stream (read-only)");
+  ctl::TailOptions tail_opts;
+  uint64_t tail_n = 0;
+  uint64_t tail_count = 0;
+  std::string tail_max_wait;
+  tail->add_option("stream", tail_opts.stream, "Stream name")->required();
+  tail->add_option("--from", tail_opts.from, "Start at a seq number or an RFC 3339 time (ingest time)");
+  CLI::Option* n_opt = tail->add_option("-n", tail_n, "Records in the first batch (default 10; all with --from)");
+  tail->add_flag("-f,--follow", tail_opts.follow, "Keep polling for new records until SIGINT");
+  tail->add_flag("--json", tail_opts.json, "CloudEvents JSON, one object per line");
+  tail->add_flag("--full", tail_opts.full, "Do not truncate payloads");
+  tail->add_option("--width", tail_opts.payload_width, "Payload characters shown without --full")
+      ->capture_default_str();
+  CLI::Option* count_opt = tail->add_option("--count", tail_count, "Stop after printing this many records");
+  CLI::Option* max_wait_opt = tail->add_option("--max-wait", tail_max_wait, "With --follow: stop after this long (30s)");
+
+  CLI::App* replay = app.add_subcommand("replay", "Ask ferryd to re-send a stream to an uplink from a seq or time");
+  ctl::ReplayOptions replay_opts;
+  std::string replay_wait = "5s";
+  replay->add_option("uplink", replay_opts.uplink, "Uplink name (from the config)")->required();
+  replay->add_option("stream", replay_opts.stream, "Stream name")->required();
+  replay->add_option("--from", replay_opts.from, "Seq number or RFC 3339 time to re-send from")->required();
+  replay->add_flag("-y,--yes", replay_opts.yes, "Do not ask for confirmation");
+  replay->add_option("--wait", replay_wait, "How long to wait for ferryd to apply the request")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? ctl::kExitOk : ctl::kExitUsage;  // --help is a ParseError with code 0
+  }
+
+  if (n_opt->count() > 0) tail_opts.limit = tail_n;
+  if (count_opt->count() > 0) tail_opts.max_count = tail_count;
+  if (max_wait_opt->count() > 0) {
+    std::chrono::nanoseconds d{};
+    if (!ParseDurationArg("--max-wait", tail_max_wait, &d)) return ctl::kExitUsage;
+    tail_opts.max_wait = d;
+  }
+  if (!ParseDurationArg("--wait", replay_wait, &replay_opts.wait)) return ctl::kExitUsage;
+
+  // replay must know the uplinks: it always reads the config, --log only moves the log.
+  const bool need_config = config_opt->count() > 0 || replay->parsed();
+  auto target = ctl::ResolveTarget(config_path, need_config, log_path);
+  if (!target) {
+    std::cerr << "ferryctl: " << target.error().message << "\n";
+    return ctl::kExitRuntime;
+  }
+
+  InstallSignals();
+  ctl::CtlEnv env;
+  env.wait = WaitOrStop;
+
+  if (replay->parsed()) {
+    auto log = ctl::OpenReadWrite(target->log_path);
+    if (!log) {
+      std::cerr << "ferryctl: " << log.error().message << "\n";
+      return ctl::kExitRuntime;
+    }
+    return ctl::RunReplay(**log, *target->config, replay_opts, env, std::cin, std::cout, std::cerr);
+  }
+  auto log = ctl::OpenReadOnly(target->log_path);
+  if (!log) {
+    std::cerr << "ferryctl: " << log.error().message << "\n";
+    return ctl::kExitRuntime;
+  }
+  if (status->parsed()) {
+    return ctl::RunStatus(**log, target->config ? &*target->config : nullptr, status_opts, env, std::cout, std::cerr);
+  }
+  return ctl::RunTail(**log, tail_opts, env, std::cout, std::cerr);
+}
