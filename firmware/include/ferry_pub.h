@@ -124,6 +124,8 @@ typedef struct ferry_pub_config {
   uint32_t backoff_max_ms;  /* cap (default 10000); doubles per failed attempt; +-jitter_pct % jitter */
   uint32_t jitter_pct;      /* 0..50, default 0 (deterministic) */
   uint32_t keepalive_s;     /* default 30 */
+  int qos0;                 /* 0: QoS 1 (the contract). Non-zero: QoS 0, for benchmarks only: a slot is
+                               freed when Paho has written it to the socket, nothing is resent */
   ferry_clock_fn clock;     /* default CLOCK_MONOTONIC */
   void *clock_ctx;
   const struct ferry_transport_ops *transport; /* NULL: Paho MQTT C async, MQTT v5 */

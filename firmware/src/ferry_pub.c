@@ -16,15 +16,17 @@
 #include <time.h>
 
 enum slot_state { SLOT_FREE = 0, SLOT_QUEUED, SLOT_INFLIGHT, SLOT_ACKED };
-enum cb_result { CB_NONE = 0, CB_OK, CB_FAIL };
 enum conn_state { CONN_DOWN = 0, CONN_CONNECTING, CONN_UP };
 
 typedef struct slot {
   uint8_t state;     /* owner thread only */
   uint8_t ever_sent; /* owner thread only */
-  uint8_t cb;        /* under mu: latest transport result */
   int token;         /* owner thread only: token of the current send */
-  int cb_token;      /* under mu */
+  /* Written by transport threads (atomically), read by the owner: the token of the latest PUBACK and of
+   * the latest failure for this slot. Two cells, so a stale failure of an earlier send can never hide the
+   * PUBACK of the current one; a result counts only when its token is the current send's token. */
+  int ok_token;
+  int fail_token;
   uint32_t len;
   char id[FERRY_ID_MAX];
   char topic[FERRY_TOPIC_MAX];
@@ -53,6 +55,7 @@ struct ferry_pub {
   pthread_cond_t cv;
   /* Under mu: written by transport threads. */
   uint64_t events;
+  uint32_t waiters;
   uint32_t ev_connect_ok, ev_connect_fail, ev_lost, ev_deliveries;
 
   ferry_pub_stats st;
@@ -148,7 +151,7 @@ ferry_pub *ferry_pub_init(void *mem, size_t mem_size, const ferry_pub_config *cf
 
 static void notify_locked(ferry_pub *p) {
   ++p->events;
-  pthread_cond_signal(&p->cv);
+  if (p->waiters > 0) pthread_cond_signal(&p->cv);
 }
 
 void ferry_pub_on_connect(ferry_pub *p, int ok) {
@@ -172,12 +175,8 @@ void ferry_pub_on_delivery(ferry_pub *p, uint32_t idx, int token, int ok) {
   slot *s;
   if (idx >= p->capacity) return;
   s = (slot *)(void *)(p->slots + (size_t)idx * p->slot_size);
-  pthread_mutex_lock(&p->mu);
-  /* A success is never overwritten by a later failure: the broker has the message. */
-  if (ok || s->cb != CB_OK) {
-    s->cb = ok ? CB_OK : CB_FAIL;
-    s->cb_token = token;
-  }
+  __atomic_store_n(ok ? &s->ok_token : &s->fail_token, token, __ATOMIC_RELAXED);
+  pthread_mutex_lock(&p->mu); /* orders the store before the owner's read of ev_deliveries */
   ++p->ev_deliveries;
   notify_locked(p);
   pthread_mutex_unlock(&p->mu);
@@ -228,9 +227,6 @@ static void commit_slot(ferry_pub *p, slot *s) {
   s->state = SLOT_QUEUED;
   s->ever_sent = 0;
   s->token = 0;
-  pthread_mutex_lock(&p->mu);
-  s->cb = CB_NONE;
-  pthread_mutex_unlock(&p->mu);
   ++p->head;
   ++p->st.published;
 }
@@ -308,23 +304,21 @@ static uint64_t backoff_delay(ferry_pub *p) {
   return d;
 }
 
-/* Applies transport results recorded since the last poll. Called with mu held. */
-static void apply_deliveries_locked(ferry_pub *p) {
+/* Applies transport results recorded before the last read of ev_deliveries. */
+static void apply_deliveries(ferry_pub *p) {
   uint64_t pos;
   for (pos = p->tail; pos < p->sent_hi; ++pos) {
     slot *s = slot_at(p, pos);
-    if (s->cb == CB_NONE) continue;
-    if (s->state == SLOT_INFLIGHT && s->cb_token == s->token) {
+    if (s->state != SLOT_INFLIGHT) continue;
+    if (__atomic_load_n(&s->ok_token, __ATOMIC_RELAXED) == s->token) {
       --p->inflight;
-      if (s->cb == CB_OK) {
-        s->state = SLOT_ACKED;
-        ++p->st.acked;
-      } else {
-        s->state = SLOT_QUEUED;
-        if (pos < p->send_next) p->send_next = pos;
-      }
+      s->state = SLOT_ACKED;
+      ++p->st.acked;
+    } else if (__atomic_load_n(&s->fail_token, __ATOMIC_RELAXED) == s->token) {
+      --p->inflight;
+      s->state = SLOT_QUEUED;
+      if (pos < p->send_next) p->send_next = pos;
     }
-    s->cb = CB_NONE;
   }
 }
 
@@ -347,6 +341,9 @@ static int send_queued(ferry_pub *p) {
       ++p->send_next;
       continue;
     }
+    /* Forget results of earlier sends of this slot: Paho reuses message ids. */
+    __atomic_store_n(&s->ok_token, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->fail_token, 0, __ATOMIC_RELAXED);
     rc = p->ops->send(p->tctx, (uint32_t)(pos % p->capacity), s->topic, s->id, s->payload, s->len, &token);
     if (rc == FERRY_PUB_EAGAIN) {
       ++p->st.send_busy;
@@ -366,11 +363,11 @@ static int send_queued(ferry_pub *p) {
 }
 
 int ferry_pub_poll(ferry_pub *p) {
-  uint32_t ok, fail, lost;
+  uint32_t ok, fail, lost, deliveries;
   uint64_t now;
   if (p == NULL) return FERRY_PUB_EINVAL;
   pthread_mutex_lock(&p->mu);
-  if (p->ev_deliveries > 0) apply_deliveries_locked(p);
+  deliveries = p->ev_deliveries;
   p->ev_deliveries = 0;
   ok = p->ev_connect_ok;
   fail = p->ev_connect_fail;
@@ -379,6 +376,7 @@ int ferry_pub_poll(ferry_pub *p) {
   p->seen_events = p->events;
   pthread_mutex_unlock(&p->mu);
 
+  if (deliveries > 0) apply_deliveries(p);
   reclaim(p);
   now = p->clock(p->clock_ctx);
   /* One attempt is outstanding at a time, so a success always precedes a loss in the same batch. */
@@ -423,9 +421,11 @@ int ferry_pub_wait(ferry_pub *p, int timeout_ms) {
     dl.tv_nsec -= 1000000000L;
   }
   pthread_mutex_lock(&p->mu);
+  ++p->waiters;
   while (p->events == p->seen_events) {
     if (pthread_cond_timedwait(&p->cv, &p->mu, &dl) != 0) break;
   }
+  --p->waiters;
   got = p->events != p->seen_events;
   pthread_mutex_unlock(&p->mu);
   return got;

@@ -18,6 +18,7 @@ typedef struct paho_transport {
   ferry_pub *pub;
   int keepalive;
   int max_inflight;
+  int qos;
   paho_slot_ctx ctx[]; /* one per ring slot: the context of that slot's send callbacks */
 } paho_transport;
 
@@ -66,6 +67,7 @@ static int paho_init(void *tmem, ferry_pub *pub, const ferry_pub_config *cfg, vo
   uint32_t i;
   if (cfg->server_uri == NULL || cfg->client_id == NULL) return FERRY_PUB_EINVAL;
   t->pub = pub;
+  t->qos = cfg->qos0 ? 0 : 1;
   t->keepalive = cfg->keepalive_s == 0 ? 30 : (int)cfg->keepalive_s;
   t->max_inflight = cfg->max_inflight == 0 ? 64 : (int)cfg->max_inflight;
   if ((uint32_t)t->max_inflight > cfg->capacity) t->max_inflight = (int)cfg->capacity;
@@ -127,7 +129,7 @@ static int paho_send(void *tctx, uint32_t slot, const char *topic, const char *i
   m.properties.array = prop;
   m.payload = (void *)(uintptr_t)payload;
   m.payloadlen = (int)len;
-  m.qos = 1;
+  m.qos = t->qos;
   m.retained = 0;
   ro.onSuccess5 = on_sent_ok;
   ro.onFailure5 = on_sent_fail;
