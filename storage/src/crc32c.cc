@@ -1,6 +1,13 @@
 #include "crc32c.h"
 
-#include <array>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+#if defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
+#include <arm_acle.h>
+#endif
 
 namespace ferry::crc32c {
 namespace {
@@ -28,10 +35,51 @@ constexpr Tables MakeTables() {
 constexpr Tables kTables = MakeTables();
 static_assert(kTables.t[0][1] == 0xf26b8303u, "CRC32C table");
 
+#if defined(__x86_64__)
+// SSE4.2 has a CRC32C instruction: about 8x the table version. Chosen at run time, since the host build
+// must also run on CPUs without it.
+__attribute__((target("sse4.2"))) uint32_t ExtendSse42(uint32_t crc, const uint8_t* p, size_t n) noexcept {
+  uint64_t c = ~crc;
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    c = _mm_crc32_u64(c, w);
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  for (; n > 0; --n) c32 = _mm_crc32_u8(c32, *p++);
+  return ~c32;
+}
+const bool kHaveSse42 = [] {
+  __builtin_cpu_init();  // may run before libgcc's own initialiser
+  return __builtin_cpu_supports("sse4.2") != 0;
+}();
+#endif
+
+uint32_t ExtendTable(uint32_t crc, const uint8_t* p, size_t n) noexcept;
+
 }  // namespace
 
 uint32_t Extend(uint32_t crc, const void* data, size_t n) noexcept {
   const auto* p = static_cast<const uint8_t*>(data);
+#if defined(__x86_64__)
+  if (kHaveSse42) return ExtendSse42(crc, p, n);
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
+  // Boards built with -march=armv8-a+crc (rpi4): the instruction is known to exist at compile time.
+  uint32_t c = ~crc;
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    c = __crc32cd(c, w);
+  }
+  for (; n > 0; --n) c = __crc32cb(c, *p++);
+  return ~c;
+#endif
+  return ExtendTable(crc, p, n);
+}
+
+namespace {
+
+uint32_t ExtendTable(uint32_t crc, const uint8_t* p, size_t n) noexcept {
   uint32_t c = ~crc;
   while (n >= 4) {
     c ^= uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
@@ -44,4 +92,5 @@ uint32_t Extend(uint32_t crc, const void* data, size_t n) noexcept {
   return ~c;
 }
 
+}  // namespace
 }  // namespace ferry::crc32c

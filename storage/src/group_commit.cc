@@ -75,6 +75,7 @@ size_t GroupCommitWriter::Step() {
   std::vector<Item> batch;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    batch.reserve(std::min(queue_.size(), options_.max_batch_events));
     size_t bytes = 0;
     // Always take at least one item, so an event larger than max_batch_bytes still gets through.
     while (!queue_.empty() && (batch.empty() || (batch.size() < options_.max_batch_events &&

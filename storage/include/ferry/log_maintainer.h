@@ -18,7 +18,7 @@
 namespace ferry {
 
 struct MaintenanceOptions {
-  size_t retention_batch = 2000;   // records deleted per RetentionStep transaction
+  size_t retention_batch = 10000;  // records deleted per RetentionStep transaction
   size_t compaction_batch = 2000;  // records examined per CompactionStep transaction
   std::chrono::milliseconds interval{1000};
 };
