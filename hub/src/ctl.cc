@@ -257,15 +257,10 @@ void PrintStatusText(const StatusData& d, const std::string& path, TimeNs now, s
       << Percent(e.used_bytes, e.map_size) << "), high water " << FormatBytes(e.high_water_bytes) << " ("
       << Percent(e.high_water_bytes, e.map_size) << "), readers " << e.readers << "\n\n";
 
-  std::vector<std::string> header{"STREAM", "KIND", "COUNT", "BYTES", "FIRST", "LAST", "OLDEST", "AGE"};
-  std::vector<bool> right{false, false, true, true, true, true, false, true};
-  for (int r = 0; r < kEvictReasonCount; ++r) {
-    std::string h = std::string("EVICTED_") + EvictReasonName(static_cast<EvictReason>(r));
-    for (auto& ch : h) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    header.push_back(h);
-    right.push_back(true);
-  }
-  Table streams(header, right);
+  // One column for the evictions, in EvictReason order (the JSON names each reason).
+  static_assert(kEvictReasonCount == 4, "update the EVICTED column header");
+  Table streams({"STREAM", "KIND", "COUNT", "BYTES", "FIRST", "LAST", "OLDEST", "AGE", "EVICTED(age/bytes/compact/budget)"},
+                {false, false, true, true, true, true, false, true, false});
   Table cursors({"STREAM", "CURSOR", "POSITION", "LAG"}, {false, false, true, true});
   for (const auto& s : d.streams) {
     const auto oldest = OldestOf(s);
@@ -277,7 +272,9 @@ void PrintStatusText(const StatusData& d, const std::string& path, TimeNs now, s
                                  s.last_seq.value > 0 ? SeqStr(s.last_seq) : "-",
                                  oldest ? FormatRfc3339(*oldest) : "-",
                                  Ago(oldest, now)};
-    for (uint64_t n : s.evicted) row.push_back(Str(n));
+    std::string evicted;
+    for (uint64_t n : s.evicted) evicted += (evicted.empty() ? "" : "/") + Str(n);
+    row.push_back(evicted);
     streams.Add(std::move(row));
     for (const auto& c : s.cursors) cursors.Add({s.name, c.name, SeqStr(c.position), Str(c.lag)});
   }
@@ -468,6 +465,8 @@ Result<Seq> LastNStart(EventLog& log, const StreamStats& s, uint64_t n) {
 
 // Records in [from, to).
 Result<uint64_t> CountRange(EventLog& log, const StreamStats& s, Seq from, Seq to) {
+  from = std::max(from, s.first_seq);
+  to = std::min(to, s.last_seq.next());
   if (to <= from) return uint64_t{0};
   if (s.options.kind == StreamKind::kLog) return to.value - from.value;  // retention trims only the head
   uint64_t n = 0;

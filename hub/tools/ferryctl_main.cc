@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
   const bool need_config = config_opt->count() > 0 || replay->parsed();
   auto target = ctl::ResolveTarget(config_path, need_config, log_path);
   if (!target) {
-    std::cerr << "ferryctl: " << target.error().message << "\n";
+    std::cerr << "ferryctl: " << target.error().message
+              << (replay->parsed() ? " (replay reads the config for the uplinks; pass -c FILE)" : "") << "\n";
     return ctl::kExitRuntime;
   }
 
