@@ -722,7 +722,7 @@ int RunReplay(EventLog& log, const Config& config, const ReplayOptions& o, const
   if (!o.yes) {
     out << "proceed? [y/N] " << std::flush;
     std::string answer;
-    std::getline(in, answer);
+    if (!std::getline(in, answer)) out << "\n";  // EOF: end the prompt line
     if (answer != "y" && answer != "Y" && answer != "yes") return Fail(err, "not confirmed; nothing written (--yes skips the question)");
   }
 
