@@ -118,7 +118,8 @@ typedef struct ferry_pub_config {
   const char *topic_prefix; /* default "telemetry": topic = "<prefix>/<device_id>/<kind>" */
   uint32_t capacity;        /* ring slots, >= 1 */
   uint32_t max_payload;     /* bytes per slot for the payload, >= 64 */
-  uint32_t max_inflight;    /* sent-but-unacked cap (default 64 when 0), <= capacity is enforced */
+  uint32_t max_inflight;    /* sent-but-unacked cap (default 64 when 0), <= capacity is enforced; lowered
+                               to the broker's MQTT v5 Receive Maximum at each connect (Mosquitto: 20) */
   ferry_overflow overflow;
   uint32_t backoff_min_ms;  /* first reconnect delay (default 100) */
   uint32_t backoff_max_ms;  /* cap (default 10000); doubles per failed attempt; +-jitter_pct % jitter */
@@ -174,6 +175,7 @@ typedef struct ferry_pub_stats {
   uint64_t send_busy; /* sends the transport refused for now (its in-flight/buffer limit, not connected) */
   uint32_t queued;    /* messages in the ring (unacked, sent or not) */
   uint32_t inflight;  /* sent and waiting for a PUBACK */
+  uint32_t max_inflight; /* current cap: min(config, broker's Receive Maximum from the last CONNACK) */
   int connected;
 } ferry_pub_stats;
 

@@ -35,6 +35,9 @@ typedef struct ferry_transport_ops {
 
 /* ok != 0: the connection is up. ok == 0: the attempt failed (backoff applies). */
 void ferry_pub_on_connect(ferry_pub *pub, int ok);
+/* The broker's limit on unacknowledged QoS 1 messages (MQTT v5 CONNACK "Receive Maximum"), reported before
+ * ferry_pub_on_connect(pub, 1). The instance sends at most min(config.max_inflight, n) until the next one. */
+void ferry_pub_on_receive_maximum(ferry_pub *pub, uint32_t n);
 /* An established connection dropped: every unacked message will be sent again after the reconnect. */
 void ferry_pub_on_connection_lost(ferry_pub *pub);
 /* The send of `slot` identified by `token` completed: ok != 0 means PUBACK (success reason code). Results

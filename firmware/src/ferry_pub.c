@@ -35,6 +35,7 @@ typedef struct slot {
 
 struct ferry_pub {
   uint32_t capacity, slot_size, max_payload, max_inflight;
+  uint32_t cfg_max_inflight; /* as configured; max_inflight = min(this, broker's receive maximum) */
   ferry_overflow overflow;
   uint32_t backoff_min_ms, backoff_max_ms, jitter_pct;
   char topic_prefix[48];
@@ -57,6 +58,7 @@ struct ferry_pub {
   uint64_t events;
   uint32_t waiters;
   uint32_t ev_connect_ok, ev_connect_fail, ev_lost, ev_deliveries;
+  uint32_t ev_receive_max; /* 0: none reported */
 
   ferry_pub_stats st;
   unsigned char *slots;
@@ -115,6 +117,7 @@ ferry_pub *ferry_pub_init(void *mem, size_t mem_size, const ferry_pub_config *cf
   p->max_payload = cfg->max_payload;
   p->max_inflight = cfg->max_inflight == 0 ? 64 : cfg->max_inflight;
   if (p->max_inflight > p->capacity) p->max_inflight = p->capacity;
+  p->cfg_max_inflight = p->max_inflight;
   p->overflow = cfg->overflow;
   p->backoff_min_ms = cfg->backoff_min_ms == 0 ? 100 : cfg->backoff_min_ms;
   p->backoff_max_ms = cfg->backoff_max_ms == 0 ? 10000 : cfg->backoff_max_ms;
@@ -161,6 +164,12 @@ void ferry_pub_on_connect(ferry_pub *p, int ok) {
   else
     ++p->ev_connect_fail;
   notify_locked(p);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void ferry_pub_on_receive_maximum(ferry_pub *p, uint32_t n) {
+  pthread_mutex_lock(&p->mu);
+  p->ev_receive_max = n == 0 ? 1 : n;
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -363,7 +372,7 @@ static int send_queued(ferry_pub *p) {
 }
 
 int ferry_pub_poll(ferry_pub *p) {
-  uint32_t ok, fail, lost, deliveries;
+  uint32_t ok, fail, lost, deliveries, receive_max;
   uint64_t now;
   if (p == NULL) return FERRY_PUB_EINVAL;
   pthread_mutex_lock(&p->mu);
@@ -372,6 +381,8 @@ int ferry_pub_poll(ferry_pub *p) {
   ok = p->ev_connect_ok;
   fail = p->ev_connect_fail;
   lost = p->ev_lost;
+  receive_max = p->ev_receive_max;
+  p->ev_receive_max = 0;
   p->ev_connect_ok = p->ev_connect_fail = p->ev_lost = 0;
   p->seen_events = p->events;
   pthread_mutex_unlock(&p->mu);
@@ -380,6 +391,7 @@ int ferry_pub_poll(ferry_pub *p) {
   reclaim(p);
   now = p->clock(p->clock_ctx);
   /* One attempt is outstanding at a time, so a success always precedes a loss in the same batch. */
+  if (receive_max > 0) p->max_inflight = receive_max < p->cfg_max_inflight ? receive_max : p->cfg_max_inflight;
   if (ok > 0) {
     p->conn = CONN_UP;
     p->backoff_ms = p->backoff_min_ms;
@@ -435,6 +447,7 @@ void ferry_pub_get_stats(const ferry_pub *p, ferry_pub_stats *out) {
   *out = p->st;
   out->queued = (uint32_t)(p->head - p->tail);
   out->inflight = p->inflight;
+  out->max_inflight = p->max_inflight;
   out->connected = p->conn == CONN_UP;
 }
 

@@ -66,6 +66,15 @@ class PahoSubscriber {
     std::lock_guard<std::mutex> g(mu_);
     return ids_.count(id) != 0;
   }
+  // Keep every payload (for content checks on small runs).
+  void keep_payloads(bool on) {
+    std::lock_guard<std::mutex> g(mu_);
+    keep_ = on;
+  }
+  std::vector<std::string> payloads() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return payloads_;
+  }
   // Messages whose ce_id property was missing or differed from the payload id.
   size_t id_mismatches() const {
     std::lock_guard<std::mutex> g(mu_);
@@ -103,6 +112,7 @@ class PahoSubscriber {
       ++self->received_;
       self->ids_.insert(id);
       if (ce_id != id) ++self->mismatches_;
+      if (self->keep_) self->payloads_.push_back(payload);
     }
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
@@ -116,6 +126,8 @@ class PahoSubscriber {
   mutable std::mutex mu_;
   size_t received_ = 0;
   size_t mismatches_ = 0;
+  bool keep_ = false;
+  std::vector<std::string> payloads_;
   std::set<std::string> ids_;
 };
 
