@@ -173,9 +173,8 @@ Result<const EventLog::StreamHandle*> EventLog::FindStream(std::string_view name
   auto txn = BeginReadTxn();
   if (!txn) return tl::unexpected(txn.error());
   ReadTxnGuard guard{*txn};
-  MDB_val key = Val(detail::MetaKey(name)), val{};
   const std::string mkey = detail::MetaKey(name);
-  key = Val(mkey);
+  MDB_val key = Val(mkey), val{};
   if (int rc = mdb_get(*txn, meta_dbi_, &key, &val); rc != 0) {
     if (rc == MDB_NOTFOUND) return NotFound("no stream '" + std::string(name) + "'");
     return MdbFail(rc, "read stream meta");
