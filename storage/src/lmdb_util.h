@@ -27,6 +27,8 @@ inline Error MdbError(int rc, std::string_view what) {
     case MDB_BAD_VALSIZE: return Error{ErrorCode::kCorruption, std::move(msg)};
     case MDB_READERS_FULL:
     case EAGAIN: return Error{ErrorCode::kBusy, std::move(msg)};
+    case MDB_MAP_RESIZED:  // only a reader process sees this: the writer opened with a larger map_size
+      return Error{ErrorCode::kUnavailable, std::move(msg) + " (the writer enlarged the map: reopen the log)"};
     case ENOENT: return Error{ErrorCode::kNotFound, std::move(msg)};
     case EINVAL: return Error{ErrorCode::kInvalidArgument, std::move(msg)};
     default: return Error{ErrorCode::kIoError, std::move(msg)};

@@ -195,6 +195,19 @@ TEST_F(GroupCommitTest, ReadersIterateWhileTheWriterAndMaintainerRun) {
   EXPECT_EQ(s->count + s->evicted[static_cast<int>(EvictReason::kRetentionBytes)], 20'000u);
 }
 
+TEST_F(GroupCommitTest, LingerStillCommitsASmallBatch) {
+  GroupCommitOptions o;
+  o.max_linger = 2ms;  // a lone event waits at most this long for company
+  GroupCommitWriter writer(*log_, o);
+  writer.Start();
+  auto f = writer.Append("in", MakeEvent("lonely"));
+  auto r = f.get();  // no sleep: the future resolves after the linger and the commit
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, Seq{1});
+  writer.Stop();
+  EXPECT_EQ(writer.stats().commits, 1u);
+}
+
 TEST_F(GroupCommitTest, StopCommitsWhatIsQueued) {
   auto writer = std::make_unique<GroupCommitWriter>(*log_);
   for (int i = 0; i < 7; ++i) writer->Enqueue("in", MakeEvent("e"));
