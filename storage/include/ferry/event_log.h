@@ -129,7 +129,8 @@ class EventLog {
   // Busy (reader slots exhausted), IoError.
   Result<std::unique_ptr<StreamIterator>> NewIterator(std::string_view stream);
 
-  // Copies up to max_records / ~max_bytes records with seq >= from (at least one if any), in a short read
+  // Copies up to max_records records with seq >= from, stopping before max_bytes of payload (but always at
+  // least one record if any), in a short read
   // transaction. Errors: NotFound (stream), Corruption (a record failed verification; records before it are
   // not returned), IoError.
   Result<std::vector<StoredRecord>> Read(std::string_view stream, Seq from, size_t max_records,

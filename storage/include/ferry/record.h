@@ -20,7 +20,7 @@ namespace ferry {
 
 // What a producer appends. Strings are owned so an Event can sit in the group-commit queue.
 struct Event {
-  std::string id;                 // CloudEvents id; empty = hub fills <gateway>/<stream>/<seq> upstream
+  std::string id;                 // CloudEvents id; stored as given (empty: the uplink derives <gateway>/<stream>/<seq>)
   std::string source;             // CloudEvents source
   std::string type;               // CloudEvents type
   TimeNs time{};                  // CloudEvents time (producer clock); 0 = absent
