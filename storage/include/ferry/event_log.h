@@ -130,9 +130,8 @@ class EventLog {
   Result<std::unique_ptr<StreamIterator>> NewIterator(std::string_view stream);
 
   // Copies up to max_records records with seq >= from, stopping before max_bytes of payload (but always at
-  // least one record if any), in a short read
-  // transaction. Errors: NotFound (stream), Corruption (a record failed verification; records before it are
-  // not returned), IoError.
+  // least one record if any), in a short read transaction. Errors: NotFound (stream), Corruption (a record
+  // failed verification; records before it are not returned), IoError.
   Result<std::vector<StoredRecord>> Read(std::string_view stream, Seq from, size_t max_records,
                                          size_t max_bytes = SIZE_MAX);
 
