@@ -213,7 +213,13 @@ Status Daemon::Append(const std::string& stream, Event event, bool wait_durable)
                                          {{"stream", stream}});
   if (wait_durable) {
     auto seq = writer_->Append(stream, std::move(event)).get();
-    if (!seq) return tl::make_unexpected(seq.error());
+    if (!seq) {
+      metrics_.GetCounter("ferry_stream_rejected_total", FerryMetric("ferry_stream_rejected_total").help,
+                          {{"stream", stream}})
+          .Inc();
+      WarnRejected(stream, seq.error());
+      return tl::make_unexpected(seq.error());
+    }
     stored->Inc();
     commit_latency_->ObserveNs((clock_.Steady() - t0).count());
     return Ok();
@@ -226,10 +232,24 @@ Status Daemon::Append(const std::string& stream, Event event, bool wait_durable)
       metrics_.GetCounter("ferry_stream_rejected_total", FerryMetric("ferry_stream_rejected_total").help,
                           {{"stream", stream}})
           .Inc();
-      FERRY_LOG_WARN("storage: %s: event not stored: %s", stream.c_str(), r.error().ToString().c_str());
+      WarnRejected(stream, r.error());
     }
   });
   return Ok();
+}
+
+void Daemon::WarnRejected(const std::string& stream, const Error& error) {
+  // A full reject_new stream refuses every event: one line per stream every 10 s, with the count, not one per
+  // event. The metric ferry_stream_rejected_total has every one.
+  std::lock_guard<std::mutex> lock(warn_mu_);
+  auto& w = warnings_[stream];
+  ++w.suppressed;
+  auto now = clock_.Steady();
+  if (w.suppressed > 1 && now - w.last < std::chrono::seconds(10)) return;
+  FERRY_LOG_WARN("storage: %s: %llu event(s) not stored: %s", stream.c_str(),
+                 static_cast<unsigned long long>(w.suppressed), error.ToString().c_str());
+  w.suppressed = 0;
+  w.last = now;
 }
 
 Result<ReloadPlan> Daemon::Reload(const Config& next) {

@@ -11,6 +11,21 @@ Counter& CounterFor(MetricsRegistry& m, const char* name, const Labels& labels =
   return m.GetCounter(name, FerryMetric(name).help, labels);
 }
 
+// Counts SUBSCRIBE acknowledgements; the link counts as up only once every filter is subscribed, so nothing
+// published after "link up" can miss the subscription.
+class SubscribeListener final : public mqtt::iaction_listener {
+ public:
+  SubscribeListener(size_t expected, std::function<void(bool)> done) : remaining_(expected), done_(std::move(done)) {}
+  void on_success(const mqtt::token&) override {
+    if (--remaining_ == 0) done_(true);
+  }
+  void on_failure(const mqtt::token&) override { done_(false); }
+
+ private:
+  std::atomic<size_t> remaining_;
+  std::function<void(bool)> done_;
+};
+
 // Paho reports connect failures through a listener object, not a lambda.
 class ConnectListener final : public mqtt::iaction_listener {
  public:
@@ -55,6 +70,14 @@ Status MqttIngest::Start() {
 }
 
 void MqttIngest::Step() {
+  if (lost_subscription_.exchange(false) && client_) {
+    // Without its subscriptions the session receives nothing: start over with a fresh connection.
+    try {
+      client_->disconnect(0);
+    } catch (const mqtt::exception&) {
+    }
+    OnConnectionLost("subscription refused");
+  }
   if (!client_ || stopping_ || connected_ || connecting_) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -108,7 +131,6 @@ void MqttIngest::Reconfigure(IngestRouter router, const BackoffConfig& backoff) 
 void MqttIngest::OnConnected() {
   connected_ = true;
   connecting_ = false;
-  link_up_->Set(1);
   {
     std::lock_guard<std::mutex> lock(mu_);
     backoff_.Reset();
@@ -121,10 +143,19 @@ void MqttIngest::OnConnected() {
     std::lock_guard<std::mutex> lock(mu_);
     filters = router_.Subscriptions();
   }
+  subscribe_listener_ = std::make_unique<SubscribeListener>(filters.size(), [this](bool ok) {
+    if (ok) {
+      link_up_->Set(1);
+      return;
+    }
+    FERRY_LOG_ERROR("ingest: the broker refused a subscription; reconnecting");
+    lost_subscription_ = true;
+  });
   try {
-    for (const auto& filter : filters) client_->subscribe(filter, 1);
+    for (const auto& filter : filters) client_->subscribe(filter, 1, nullptr, *subscribe_listener_);
   } catch (const mqtt::exception& e) {
     FERRY_LOG_ERROR("ingest: subscribe failed: %s", e.what());
+    lost_subscription_ = true;
   }
 }
 
@@ -194,11 +225,8 @@ void MqttIngest::OnMessage(const void* raw) {
   Account(d);
   if (d.outcome != RouteOutcome::kStore && d.outcome != RouteOutcome::kDeadLetter) return;
   bool wait = config_.ingest.durability == Durability::kSync;
-  Status st = sink_.Append(d.stream, std::move(d.event), wait);
-  if (!st) {
-    CounterFor(metrics_, "ferry_stream_rejected_total", {{"stream", d.stream}}).Inc();
-    FERRY_LOG_WARN("ingest: %s: event not stored: %s", d.stream.c_str(), st.error().ToString().c_str());
-  }
+  // The sink counts and logs what it could not store.
+  (void)sink_.Append(d.stream, std::move(d.event), wait);
 }
 
 void MqttIngest::Stop() {

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,6 +58,7 @@ class Daemon final : public IngestSink {
   Status BuildUplinks();
   void RegisterMetrics();
   HealthStatus Health();
+  void WarnRejected(const std::string& stream, const Error& error);
 
   const Clock& clock_;
   Config config_;
@@ -71,6 +74,12 @@ class Daemon final : public IngestSink {
   bool started_ = false;
   bool stopped_ = false;
   SteadyTime last_watchdog_{};
+  struct Warning {
+    SteadyTime last{};
+    uint64_t suppressed = 0;
+  };
+  std::mutex warn_mu_;
+  std::map<std::string, Warning> warnings_;
 };
 
 }  // namespace ferry

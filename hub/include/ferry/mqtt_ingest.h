@@ -62,7 +62,8 @@ class MqttIngest {
   // caller) and the new reconnect backoff bounds. Safe while messages arrive.
   void Reconfigure(IngestRouter router, const BackoffConfig& backoff);
 
-  bool connected() const { return connected_.load(); }
+  // True once connected and every route's filter is subscribed.
+  bool connected() const { return connected_.load() && link_up_->Value() == 1; }
 
  private:
   void OnMessage(const void* msg);  // mqtt::const_message_ptr, kept out of this header
@@ -78,9 +79,11 @@ class MqttIngest {
   Backoff backoff_;
   std::unique_ptr<mqtt::async_client> client_;
   std::unique_ptr<mqtt::iaction_listener> connect_listener_;  // Paho keeps a raw pointer during a connect
+  std::unique_ptr<mqtt::iaction_listener> subscribe_listener_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> connecting_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> lost_subscription_{false};
   std::mutex mu_;              // guards next_attempt_, router_, backoff_ (Paho's thread vs the control thread)
   SteadyTime next_attempt_{};
 

@@ -1,0 +1,444 @@
+// End-to-end tests of ferryd (issue: MQTT ingest and store-and-forward): real Mosquitto brokers on free
+// 127.0.0.1 ports (a local one and a central one), ferryd and ferry-sim as child processes, a central consumer
+// that deduplicates by event id. Waits poll with deadlines; kills are triggered by progress counts.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "ferry/event_log.h"
+#include "ferry/stream_iterator.h"
+#include "harness.h"
+
+namespace ferry::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct GatewayOptions {
+  std::string durability = "batch";
+  std::string uplink_mode = "per_event";
+  std::string map_size = "256MiB";
+  std::string full_policy = "drop_oldest";
+  std::string extra_uplinks;   // more [[uplink]] tables; "{CENTRAL}" stands for the central broker's URI
+  bool uplink = true;
+};
+
+// A local broker, a central broker, ferryd between them, and a place for files.
+class Gateway {
+ public:
+  explicit Gateway(GatewayOptions o = {})
+      : opt_(std::move(o)), dir_("ferry-it"), central_state_("ferry-central"),
+        local_(Local()), central_(Central(central_state_.path())) {
+    metrics_port_ = free_tcp_port();
+  }
+
+  static MosquittoBroker::Options Local() {
+    MosquittoBroker::Options o;
+    o.extra_config = "max_queued_messages 0\nmax_inflight_messages 100\n";  // hold everything for ferryd's session
+    return o;
+  }
+  static MosquittoBroker::Options Central(const std::string& state) {
+    MosquittoBroker::Options o;
+    // The receiver's persistent session survives central restarts, so nothing published while it reconnects
+    // is dropped for want of a subscriber.
+    o.extra_config = "persistence true\npersistence_location " + state + "/\nmax_queued_messages 0\n";
+    return o;
+  }
+
+  std::string ConfigText() const {
+    std::string c;
+    c += "[gateway]\nid = \"gw-test\"\n";
+    c += "[storage]\npath = \"" + dir_.path() + "/log\"\nmap_size = \"" + opt_.map_size + "\"\n";
+    c += "[ingest]\naddress = \"" + local_.uri() + "\"\nclient_id = \"ferryd-it\"\ndurability = \"" +
+         opt_.durability + "\"\nmax_payload = \"4KiB\"\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+    c += "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
+    c += "[[stream]]\nname = \"telemetry\"\nfull_policy = \"" + opt_.full_policy + "\"\n";
+    c += "[[stream]]\nname = \"dead\"\npriority = 10\n";
+    c += "[[route]]\nfilter = \"telemetry/{device}/#\"\nstream = \"telemetry\"\nsubject = \"{device}\"\n"
+         "content_type = \"application/json\"\ndead_letter = \"dead\"\nid_json_field = \"id\"\n"
+         "id_user_property = \"ce_id\"\n";
+    if (opt_.uplink) {
+      c += "[[uplink]]\nname = \"central\"\naddress = \"" + central_.uri() + "\"\nmode = \"" + opt_.uplink_mode +
+           "\"\ntopic = \"ferry/{gateway}/{stream}\"\ninflight = 64\nbatch.max_delay = \"20ms\"\n"
+           "backoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+    }
+    std::string extra = opt_.extra_uplinks;
+    for (size_t at; (at = extra.find("{CENTRAL}")) != std::string::npos;) extra.replace(at, 9, central_.uri());
+    return c + extra;
+  }
+
+  bool StartFerryd() {
+    WriteFile(config_path(), ConfigText());
+    if (!ferryd_.Start({FERRY_FERRYD_PATH, "-c", config_path()}, dir_.path() + "/ferryd.log")) return false;
+    // Ready once subscribed to the local broker: a first-ever session misses what is published before that.
+    return poll_until([this] { return Metric("ferry_ingest_link_up") == 1 || !ferryd_.running(); }, 30s) &&
+           ferryd_.running();
+  }
+
+  // Runs the simulator to completion (it waits for its last PUBACKs). Returns its exit status.
+  int RunSim(uint64_t count, double rate, const std::string& id_log, const std::vector<std::string>& extra = {},
+             std::chrono::seconds timeout = 300s) {
+    ChildProcess sim;
+    std::vector<std::string> argv = {FERRY_SIM_PATH,   "--port",        std::to_string(local_.port()),
+                                     "--count",        std::to_string(count), "--rate", std::to_string(rate),
+                                     "--devices",      "16",            "--seed", "7",
+                                     "--state-dir",    dir_.path() + "/sim-state", "--id-log", id_log,
+                                     "--payload-size", "200",           "--quiet"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!sim.Start(argv, dir_.path() + "/sim.log")) return -1;
+    return sim.Wait(timeout);
+  }
+  bool StartSim(ChildProcess& sim, uint64_t count, double rate, const std::string& id_log) {
+    return sim.Start({FERRY_SIM_PATH, "--port", std::to_string(local_.port()), "--count", std::to_string(count),
+                      "--rate", std::to_string(rate), "--devices", "16", "--seed", "11", "--state-dir",
+                      dir_.path() + "/sim-state", "--id-log", id_log, "--payload-size", "200", "--quiet"},
+                     dir_.path() + "/sim.log");
+  }
+
+  double Metric(const std::string& sample) { return MetricValue(HttpGet(metrics_port_, "/metrics"), sample); }
+  double Stored() { return Metric("ferry_stream_stored_total{stream=\"telemetry\"}"); }
+
+  // Ids stored in a stream, read from the log by a second process's read-only handle while ferryd runs.
+  std::vector<std::string> LoggedIds(const std::string& stream) {
+    EventLogOptions o;
+    o.path = dir_.path() + "/log";
+    o.read_only = true;
+    std::vector<std::string> ids;
+    auto log = EventLog::Open(o);
+    if (!log) {
+      ADD_FAILURE() << log.error().ToString();
+      return ids;
+    }
+    auto it = (*log)->NewIterator(stream);
+    if (!it) return ids;
+    for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) {
+      const RecordView& r = (*it)->record();
+      ids.emplace_back(r.id.empty() ? "gw-test/" + stream + "/" + std::to_string(r.seq.value) : std::string(r.id));
+    }
+    EXPECT_TRUE((*it)->status()) << (*it)->status().error().ToString();
+    return ids;
+  }
+
+  std::string config_path() const { return dir_.path() + "/ferry.toml"; }
+  std::string path(const std::string& name) const { return dir_.path() + "/" + name; }
+  MosquittoBroker& local() { return local_; }
+  MosquittoBroker& central() { return central_; }
+  ChildProcess& ferryd() { return ferryd_; }
+  int metrics_port() const { return metrics_port_; }
+
+ private:
+  GatewayOptions opt_;
+  TempDir dir_;
+  TempDir central_state_;
+  MosquittoBroker local_;
+  MosquittoBroker central_;
+  ChildProcess ferryd_;
+  int metrics_port_ = 0;
+};
+
+// Waits until neither the stored count nor the receiver's count has moved for `quiet` (bounded by `limit`):
+// everything in flight has landed.
+void WaitQuiet(Gateway& gw, const CentralReceiver& rx, std::chrono::seconds quiet = 3s,
+               std::chrono::seconds limit = 300s) {
+  auto sample = [&] { return std::make_pair(gw.Stored(), rx.unique()); };
+  auto last = sample();
+  auto since = Clock::now();
+  poll_until([&] {
+    auto now = sample();
+    if (now != last) {
+      last = now;
+      since = Clock::now();
+    }
+    return Clock::now() - since >= quiet;
+  }, limit, 50ms);
+}
+
+std::vector<std::string> Missing(const std::vector<std::string>& want, const CentralReceiver& rx) {
+  std::vector<std::string> missing;
+  for (const auto& id : want)
+    if (!rx.Has(id)) missing.push_back(id);
+  return missing;
+}
+
+std::string Head(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size() && i < 5; ++i) s += v[i] + " ";
+  return s;
+}
+
+// 1. Central down; 100,000 events reach the local broker; central comes back; every event arrives once.
+TEST(StoreAndForward, OutageThenDrainDeliversEveryEventOnce) {
+  Gateway gw;
+  ASSERT_TRUE(gw.local().start()) << gw.local().log();
+  ASSERT_TRUE(gw.central().start()) << gw.central().log();
+  CentralReceiver rx;
+  ASSERT_TRUE(rx.Connect(gw.central().uri()));  // creates the persistent subscription
+  rx.Disconnect();
+  gw.central().stop();                          // the outage begins
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+
+  const uint64_t kEvents = 100'000;
+  auto t0 = Clock::now();
+  ASSERT_EQ(gw.RunSim(kEvents, 0, gw.path("ids.txt")), 0) << ReadLines(gw.path("sim.log")).back();
+  auto ids = ReadLines(gw.path("ids.txt"));
+  ASSERT_EQ(ids.size(), kEvents);
+  ASSERT_TRUE(poll_until([&] { return gw.Stored() >= kEvents; }, 120s)) << "stored " << gw.Stored();
+  double ingest_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_EQ(gw.Metric("ferry_uplink_backlog_events{uplink=\"central\",stream=\"telemetry\"}") > 0, true);
+
+  auto t1 = Clock::now();
+  ASSERT_TRUE(gw.central().start()) << gw.central().log();
+  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  bool all = poll_until([&] { return rx.unique() >= kEvents; }, 300s, 20ms);
+  double drain_s = std::chrono::duration<double>(Clock::now() - t1).count();
+  auto missing = Missing(ids, rx);
+  EXPECT_TRUE(all && missing.empty()) << missing.size() << " missing, e.g. " << Head(missing);
+  EXPECT_EQ(rx.unique(), kEvents);
+  EXPECT_EQ(rx.bad(), 0u);
+  std::printf("[ outage ] %llu events: ingest %.2f s (%.0f ev/s), drain %.2f s (%.0f ev/s), %llu duplicates "
+              "dropped at the receiver\n",
+              static_cast<unsigned long long>(kEvents), ingest_s, kEvents / ingest_s, drain_s, kEvents / drain_s,
+              static_cast<unsigned long long>(rx.duplicates()));
+  EXPECT_TRUE(gw.ferryd().running());
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// 2. kill -9 of ferryd at random moments during ingest and during drain, 20+ times.
+void KillNineScenario(const std::string& durability) {
+  GatewayOptions o;
+  o.durability = durability;
+  Gateway gw(o);
+  ASSERT_TRUE(gw.local().start());
+  ASSERT_TRUE(gw.central().start());
+  CentralReceiver rx;
+  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+
+  const uint64_t kEvents = 30'000;
+  ChildProcess sim;
+  ASSERT_TRUE(gw.StartSim(sim, kEvents, 3000, gw.path("ids.txt")));
+  std::mt19937 rng(20261125);
+  int kills = 0;
+  for (int i = 0; i < 24; ++i) {
+    // Kill after a random amount of progress: during ingest (stored grows) or during drain (acked grows).
+    double base_in = gw.Stored(), base_out = static_cast<double>(rx.unique());
+    double step = std::uniform_int_distribution<int>(200, 1500)(rng);
+    bool during_drain = i % 3 == 2;
+    poll_until([&] {
+      return during_drain ? rx.unique() >= base_out + step : gw.Stored() >= base_in + step || !sim.running();
+    }, 20s, 1ms);
+    gw.ferryd().Kill9();
+    ++kills;
+    ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  }
+  ASSERT_EQ(sim.Wait(300s), 0) << ReadLines(gw.path("sim.log")).back();
+  auto acked_by_local = ReadLines(gw.path("ids.txt"));
+  ASSERT_EQ(acked_by_local.size(), kEvents);
+  WaitQuiet(gw, rx);
+  if (durability == "sync") {
+    // Every event the local broker acknowledged to a device must reach the centre.
+    auto missing = Missing(acked_by_local, rx);
+    EXPECT_TRUE(missing.empty()) << durability << ": " << missing.size() << " of " << kEvents
+                                 << " acknowledged events lost across " << kills << " kills, e.g. "
+                                 << Head(missing);
+  }
+  // Every event the log committed must reach the centre (batch mode's promise; also true in sync mode).
+  auto committed = gw.LoggedIds("telemetry");
+  poll_until([&] { return Missing(committed, rx).empty(); }, 120s, 50ms);
+  auto missing_committed = Missing(committed, rx);
+  EXPECT_TRUE(missing_committed.empty()) << missing_committed.size() << " committed events never arrived, e.g. "
+                                         << Head(missing_committed);
+  // The only duplicates are re-sent ids: nothing arrives that was not produced.
+  std::unordered_set<std::string> produced(acked_by_local.begin(), acked_by_local.end());
+  for (const auto& [id, e] : rx.ById()) EXPECT_TRUE(produced.count(id)) << "unexpected id " << id;
+  std::printf("[ kill -9 ] %s: %d kills, %zu of %llu acknowledged events committed, %zu delivered, %zu lost "
+              "(acknowledged by Paho, not yet committed at a kill), %llu duplicates dropped at the receiver\n",
+              durability.c_str(), kills, committed.size(), static_cast<unsigned long long>(kEvents), rx.unique(),
+              Missing(acked_by_local, rx).size(), static_cast<unsigned long long>(rx.duplicates()));
+  EXPECT_EQ(gw.ferryd().Terminate(), 0);
+}
+
+TEST(StoreAndForward, KillNineSyncModeLosesNothingAcknowledged) { KillNineScenario("sync"); }
+TEST(StoreAndForward, KillNineBatchModeDeliversEveryCommittedEvent) { KillNineScenario("batch"); }
+
+// 3. A long outage reaches the disk budget: the policy is applied and counted, ferryd keeps running.
+TEST(StoreAndForward, DiskBudgetDropOldestKeepsNewest) {
+  GatewayOptions o;
+  o.map_size = "12MiB";
+  Gateway gw(o);
+  ASSERT_TRUE(gw.local().start());
+  ASSERT_TRUE(gw.central().start());
+  CentralReceiver rx;
+  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  rx.Disconnect();
+  gw.central().stop();
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  const uint64_t kEvents = 60'000;  // ~24 MB of records: twice the map
+  ASSERT_EQ(gw.RunSim(kEvents, 0, gw.path("ids.txt")), 0);
+  auto ids = ReadLines(gw.path("ids.txt"));
+  ASSERT_TRUE(poll_until([&] { return gw.Stored() >= kEvents; }, 120s)) << gw.Stored();
+  double evicted = gw.Metric("ferry_stream_evicted_total{stream=\"telemetry\",reason=\"budget\"}");
+  EXPECT_GT(evicted, 0) << "no budget eviction counted";
+  EXPECT_TRUE(gw.ferryd().running());
+  EXPECT_NE(HttpGet(gw.metrics_port(), "/healthz").find("storage used"), std::string::npos);
+  auto logged = gw.LoggedIds("telemetry");
+  ASSERT_FALSE(logged.empty());
+  std::unordered_set<std::string> kept(logged.begin(), logged.end());
+  // Per device, ids are produced in order; the newest of the run must be kept, the oldest evicted.
+  EXPECT_TRUE(kept.count(ids.back())) << "newest event " << ids.back() << " was not kept";
+  EXPECT_FALSE(kept.count(ids.front())) << "oldest event " << ids.front() << " survived a full budget";
+  EXPECT_EQ(static_cast<double>(logged.size()) + evicted, static_cast<double>(kEvents))
+      << "every event is either stored or counted as evicted";
+  // The kept (newest) events drain when the centre returns.
+  ASSERT_TRUE(gw.central().start());
+  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  poll_until([&] { return Missing(logged, rx).empty(); }, 120s, 20ms);
+  EXPECT_TRUE(Missing(logged, rx).empty());
+  std::printf("[ budget ] 12 MiB map, %llu events: %zu kept, %.0f evicted (budget)\n",
+              static_cast<unsigned long long>(kEvents), logged.size(), evicted);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0);
+}
+
+TEST(StoreAndForward, DiskBudgetRejectNewCountsRejections) {
+  GatewayOptions o;
+  o.map_size = "12MiB";
+  o.full_policy = "reject_new";
+  o.uplink = false;
+  Gateway gw(o);
+  ASSERT_TRUE(gw.local().start());
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  const uint64_t kEvents = 60'000;
+  ASSERT_EQ(gw.RunSim(kEvents, 0, gw.path("ids.txt")), 0);
+  ASSERT_TRUE(poll_until([&] {
+    double stored = gw.Stored(), rejected = gw.Metric("ferry_stream_rejected_total{stream=\"telemetry\"}");
+    return stored + std::max(rejected, 0.0) >= kEvents;
+  }, 120s)) << "stored " << gw.Stored() << ", rejected " << gw.Metric("ferry_stream_rejected_total{stream=\"telemetry\"}")
+            << "\n" << gw.ferryd().log();
+  double rejected = gw.Metric("ferry_stream_rejected_total{stream=\"telemetry\"}");
+  EXPECT_GT(rejected, 0);
+  auto ids = ReadLines(gw.path("ids.txt"));
+  auto logged = gw.LoggedIds("telemetry");
+  ASSERT_FALSE(logged.empty());
+  EXPECT_EQ(logged.front(), ids.front()) << "reject_new keeps the oldest";
+  EXPECT_EQ(gw.Metric("ferry_stream_evicted_total{stream=\"telemetry\",reason=\"budget\"}"), 0);
+  EXPECT_TRUE(gw.ferryd().running());
+  std::printf("[ budget ] reject_new: %zu kept, %.0f rejected\n", logged.size(), rejected);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0);
+}
+
+// 4. Bad input goes to the dead-letter stream with a reason; ferryd never exits on it.
+TEST(StoreAndForward, BadInputIsDeadLetteredNotFatal) {
+  GatewayOptions o;
+  o.uplink = false;
+  Gateway gw(o);
+  ASSERT_TRUE(gw.local().start());
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  mqtt::async_client pub(gw.local().uri(), "bad-input", mqtt::create_options(MQTTVERSION_5));
+  pub.connect(mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).finalize())->wait();
+  auto send = [&](const std::string& topic, const std::string& payload) {
+    pub.publish(mqtt::make_message(topic, payload, 1, false))->wait();
+  };
+  send("telemetry/dev-1/engine", "{\"temp\": 80,");            // malformed JSON
+  send("telemetry/dev-1/engine", std::string(10'000, 'x'));    // over max_payload (4 KiB)
+  send("telemetry//engine", "{}");                             // empty device level
+  send("telemetry/dev-1/engine", std::string("\xff\xfe\x00", 3));  // binary garbage
+  send("telemetry/dev-2/engine", "{\"id\":\"ok-1\",\"temp\":70}");  // a good one after all that
+  pub.disconnect()->wait();
+  ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_stream_stored_total{stream=\"dead\"}") >= 4; }, 20s));
+  ASSERT_TRUE(poll_until([&] { return gw.Stored() >= 1; }, 20s));
+  EXPECT_EQ(gw.Metric("ferry_stream_dead_lettered_total{stream=\"dead\",reason=\"bad_content\"}"), 2);
+  EXPECT_EQ(gw.Metric("ferry_stream_dead_lettered_total{stream=\"dead\",reason=\"oversize\"}"), 1);
+  EXPECT_EQ(gw.Metric("ferry_stream_dead_lettered_total{stream=\"dead\",reason=\"bad_topic\"}"), 1);
+  // The reasons are in the dead-letter records themselves.
+  EventLogOptions lo;
+  lo.path = gw.path("log");
+  lo.read_only = true;
+  auto log = EventLog::Open(lo);
+  ASSERT_TRUE(log) << log.error().ToString();
+  auto recs = (*log)->Read("dead", Seq{1}, 10);
+  ASSERT_TRUE(recs);
+  ASSERT_EQ(recs->size(), 4u);
+  std::multiset<std::string> reasons;
+  for (const auto& r : *recs)
+    for (const auto& [k, v] : r.event.headers)
+      if (k == "ferry_dlq_reason") reasons.insert(v);
+  EXPECT_EQ(reasons, (std::multiset<std::string>{"bad_content", "bad_content", "bad_topic", "oversize"}));
+  EXPECT_TRUE(gw.ferryd().running());
+  EXPECT_EQ(gw.ferryd().Terminate(), 0);
+}
+
+TEST(StoreAndForward, BadConfigFilesAreClearErrors) {
+  TempDir dir("ferry-badcfg");
+  struct Case {
+    const char* text;
+    const char* expect;  // part of the message
+  } cases[] = {
+      {"[storage]\nmap_sise = \"1GiB\"\n", "ferry.toml:2:1"},
+      {"[storage]\nmap_size = \"lots\"\n", "storage.map_size"},
+      {"[[stream]]\nname = \"a\"\nfull_policy = \"drop\"\n", "drop_oldest"},
+      {"[ingest\n", "ferry.toml:1"},
+      {"[[route]]\nfilter = \"t/#/x\"\nstream = \"s\"\n", "route[0]"},
+  };
+  for (const auto& c : cases) {
+    std::string path = dir.path() + "/ferry.toml";
+    WriteFile(path, c.text);
+    for (const char* flag : {"--check-config", "-c"}) {
+      ChildProcess p;
+      ASSERT_TRUE(p.Start({FERRY_FERRYD_PATH, flag, path}, dir.path() + "/out.log"));
+      int status = p.Wait(10s);
+      ASSERT_NE(status, -1) << "ferryd hung on a bad config: " << c.text;
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << c.text << p.log();
+      EXPECT_NE(p.log().find(c.expect), std::string::npos) << "error does not name \"" << c.expect << "\":\n"
+                                                           << p.log();
+      std::remove((dir.path() + "/out.log").c_str());
+    }
+  }
+}
+
+// 5. Both uplink modes against the central broker; the batched output decodes to the same events.
+TEST(StoreAndForward, PerEventAndBatchedCarryTheSameEvents) {
+  GatewayOptions o;
+  o.uplink_mode = "per_event";
+  // A second uplink in batched mode to the same central broker, under another topic.
+  o.extra_uplinks = "[[uplink]]\nname = \"central_b\"\naddress = \"{CENTRAL}\"\nmode = \"batched\"\n"
+                    "topic = \"batched/{gateway}/{stream}\"\nbatch.max_events = 200\nbatch.max_delay = \"20ms\"\n"
+                    "backoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+  Gateway gw(o);
+  ASSERT_TRUE(gw.local().start());
+  ASSERT_TRUE(gw.central().start());
+  CentralReceiver per_event("rx-per-event"), batched("rx-batched");
+  per_event.KeepEvents(true);
+  batched.KeepEvents(true);
+  ASSERT_TRUE(per_event.Connect(gw.central().uri(), "ferry/gw-test/#"));
+  ASSERT_TRUE(batched.Connect(gw.central().uri(), "batched/#"));
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  const uint64_t kEvents = 5'000;
+  ASSERT_EQ(gw.RunSim(kEvents, 0, gw.path("ids.txt")), 0);
+  ASSERT_TRUE(poll_until([&] { return per_event.unique() >= kEvents && batched.unique() >= kEvents; }, 60s))
+      << per_event.unique() << " / " << batched.unique();
+  auto a = per_event.ById();
+  auto b = batched.ById();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [id, ea] : a) {
+    auto it = b.find(id);
+    ASSERT_NE(it, b.end()) << id;
+    const WireEvent& eb = it->second;
+    EXPECT_EQ(ea.seq, eb.seq) << id;
+    EXPECT_EQ(ea.subject, eb.subject) << id;
+    EXPECT_EQ(ea.source, eb.source) << id;
+    EXPECT_EQ(ea.type, eb.type) << id;
+    EXPECT_EQ(ea.ingest_time, eb.ingest_time) << id;
+    EXPECT_EQ(ea.datacontenttype, eb.datacontenttype) << id;
+  }
+  double pe_bytes = gw.Metric("ferry_uplink_bytes_total{uplink=\"central\"}");
+  double b_bytes = gw.Metric("ferry_uplink_bytes_total{uplink=\"central_b\"}");
+  std::printf("[ modes ] %llu events: per_event %.1f payload bytes/event, batched %.1f bytes/event (%.2fx)\n",
+              static_cast<unsigned long long>(kEvents), pe_bytes / kEvents, b_bytes / kEvents, b_bytes / pe_bytes);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0);
+}
+
+}  // namespace
+}  // namespace ferry::test
