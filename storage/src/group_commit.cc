@@ -106,14 +106,23 @@ void GroupCommitWriter::Apply(std::vector<Item>& batch, std::vector<Outcome>* ou
       return;
     }
     WriteTxn& t = **txn;
+    bool any_ok = false;
     for (size_t i = 0; i < batch.size() && !t.dead(); ++i) {
       Item& item = batch[i];
       Outcome& o = (*outcomes)[i];
       if (item.fn) {
         o.status = t.Nested(item.fn);
+        any_ok |= o.status.has_value();
       } else {
         o.seq = t.Append(item.stream, item.event);
+        any_ok |= o.seq.has_value();
       }
+    }
+    if (last_try && !any_ok && !t.dead()) {
+      // Everything was refused (a full reject_new stream): nothing to make durable, so no commit and no
+      // fsync. A flood of refused events then costs CPU only, not one disk sync each.
+      t.Abort();
+      return;
     }
     Status committed = Ok();
     if (!t.full() || last_try) {
