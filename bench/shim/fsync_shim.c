@@ -7,6 +7,10 @@
  * FERRY_FSYNC_DELAY_MS  milliseconds added to every counted call (SD-card emulation); default 0.
  * FERRY_FSYNC_COUNT_FILE  at exit, one line per process is appended:
  *                         "pid=123 fsync=0 fdatasync=10 msync=0 sync_file_range=0 dsync_write=10 total=20"
+ * FERRY_FSYNC_LIVE_DIR   optional: each process keeps its counters in DIR/fsync.<pid>, a file of 5 little-endian
+ *                         uint64 (fsync, fdatasync, msync, sync_file_range, dsync_write) updated on every call
+ *                         through a shared mapping. Readable at any time and kept across kill -9 (the exit line
+ *                         above is not written then). Used by bench/compare.
  * In-process readers may call ferry_fsync_shim_counts() (find it with dlsym(RTLD_DEFAULT, ...)).
  * Every counted call is one synchronous device flush: the delay is added to each, as on an SD card.
  */
@@ -34,6 +38,7 @@ enum { kMaxTrackedFd = 4096 };
 static atomic_uchar g_dsync_fd[kMaxTrackedFd];
 static atomic_ullong g_counts[kCount];
 static long g_delay_ms = -1; /* -1: not read yet */
+static unsigned long long* g_live; /* FERRY_FSYNC_LIVE_DIR mapping, or NULL */
 
 /* Copies the counters into out[0..4] (fsync, fdatasync, msync, sync_file_range, dsync_write) unless out is
  * NULL; returns their total. */
@@ -49,6 +54,7 @@ unsigned long long ferry_fsync_shim_counts(unsigned long long out[5]) {
 
 static void delay_and_count(int which) {
   atomic_fetch_add(&g_counts[which], 1);
+  if (g_live != NULL) __atomic_fetch_add(&g_live[which], 1, __ATOMIC_RELAXED);
   long ms = __atomic_load_n(&g_delay_ms, __ATOMIC_RELAXED);
   if (ms < 0) {
     const char* env = getenv("FERRY_FSYNC_DELAY_MS");
@@ -164,6 +170,25 @@ ssize_t writev(int fd, const struct iovec* iov, int cnt) {
   if (real == NULL) real = (ssize_t (*)(int, const struct iovec*, int))next_symbol("writev");
   if (is_dsync(fd)) delay_and_count(kDsyncWrite);
   return real(fd, iov, cnt);
+}
+
+/* Maps DIR/fsync.<pid> (FERRY_FSYNC_LIVE_DIR) for the live counters. Uses raw syscalls through the real
+ * functions: nothing here is counted. */
+__attribute__((constructor)) static void map_live_counts(void) {
+  const char* dir = getenv("FERRY_FSYNC_LIVE_DIR");
+  if (dir == NULL || *dir == '\0') return;
+  char path[4096];
+  if (snprintf(path, sizeof(path), "%s/fsync.%ld", dir, (long)getpid()) >= (int)sizeof(path)) return;
+  int (*real_open)(const char*, int, ...) = (int (*)(const char*, int, ...))next_symbol("open");
+  int (*real_close)(int) = (int (*)(int))next_symbol("close");
+  const int fd = real_open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  const size_t len = sizeof(unsigned long long) * kCount;
+  if (ftruncate(fd, (off_t)len) == 0) {
+    void* p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p != MAP_FAILED) g_live = (unsigned long long*)p;
+  }
+  real_close(fd);
 }
 
 __attribute__((destructor)) static void write_counts(void) {
