@@ -1,3 +1,2 @@
 # The build machine itself (amd64 or whatever the host is): development, CI and the demo.
 set(FERRY_CPU_FLAGS "")
-set(FERRY_DEFAULT_MAP_SIZE_MB 4096)

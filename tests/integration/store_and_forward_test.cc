@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <random>
 
+#include <sys/stat.h>
+
 #include "ferry/event_log.h"
 #include "ferry/stream_iterator.h"
 #include "harness.h"
@@ -33,6 +35,8 @@ class Gateway {
       : opt_(std::move(o)), dir_("ferry-it"), central_state_("ferry-central"),
         local_(Local()), central_(Central(central_state_.path())) {
     metrics_port_ = free_tcp_port();
+    // Mosquitto started as root drops to its own user: it must be able to write its database here.
+    ::chmod(central_state_.path().c_str(), 0777);
   }
 
   static MosquittoBroker::Options Local() {
