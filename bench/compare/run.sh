@@ -1,0 +1,60 @@
+#!/bin/bash
+# bench/compare/run.sh: Ferry against Mosquitto bridges, same machine, same run, same ferry-sim load.
+# See bench/README.md.
+#
+#   bench/compare/run.sh --quick          # ~2 minutes: 20k-event backlog
+#   bench/compare/run.sh                  # full: 1,000,000-event backlog
+#   OUT=/tmp/cmp bench/compare/run.sh --quick
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build/bench-rel}
+MODE=full
+[ "${1:-}" = "--quick" ] && MODE=quick
+OUT=${OUT:-$ROOT/build/bench-compare/$(date +%Y%m%d-%H%M%S)-$MODE}
+SHIM_MS=${SHIM_MS:-15}
+
+# The durable bridge (autosave_on_changes) rewrites its whole database on every save: it ingests a few hundred
+# events/s at best, so it gets a smaller backlog and live phase (its figures are per event).
+if [ "$MODE" = quick ]; then
+  BACKLOG=${BACKLOG:-20000}; LIVE=${LIVE:-3000}; DURABLE_BACKLOG=${DURABLE_BACKLOG:-2000}; DURABLE_LIVE=${DURABLE_LIVE:-500}
+  CAP=${CAP:-20}; STALL=${STALL:-4}; RUN_TIMEOUT=${RUN_TIMEOUT:-75}
+else
+  BACKLOG=${BACKLOG:-1000000}; LIVE=${LIVE:-20000}; DURABLE_BACKLOG=${DURABLE_BACKLOG:-10000}; DURABLE_LIVE=${DURABLE_LIVE:-1000}
+  CAP=${CAP:-120}; STALL=${STALL:-15}; RUN_TIMEOUT=${RUN_TIMEOUT:-900}
+fi
+LIVE_RATE=${LIVE_RATE:-2000}
+
+for tool in /usr/sbin/mosquitto ss gnuplot python3; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (see bench/README.md)" >&2; exit 2; }
+done
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+ninja -C "$BUILD_DIR" ferry_compare ferryd ferry-sim ferry_fsync_shim >/dev/null
+mkdir -p "$OUT"
+
+# Every child is killed on exit; ferry_compare kills its own children (brokers die with it: PDEATHSIG).
+child=
+cleanup() { [ -n "$child" ] && kill -9 "$child" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+run() {  # run SYSTEM SHIM_MS
+  local backlog=$BACKLOG live=$LIVE
+  [ "$1" = bridge-durable ] && backlog=$DURABLE_BACKLOG live=$DURABLE_LIVE
+  timeout -s KILL "$RUN_TIMEOUT" "$BUILD_DIR/bench/compare/ferry_compare" --system "$1" --shim-ms "$2" \
+    --backlog "$backlog" --live "$live" --live-rate "$LIVE_RATE" --cap-seconds "$CAP" --stall-seconds "$STALL" \
+    --out "$OUT" ${EXTRA_ARGS:-} 2>>"$OUT/run.log" &
+  child=$!
+  wait "$child" || echo "run.sh: $1 with ${2} ms shim failed (exit $?), see $OUT/run.log" >&2
+  child=
+}
+
+echo "ferry compare ($MODE): backlog $BACKLOG, live $LIVE at $LIVE_RATE/s, shim $SHIM_MS ms, out $OUT" >&2
+# The shim setting first (the figures), then without it.
+for shim in "$SHIM_MS" 0; do
+  for sys in ferry bridge bridge-durable; do
+    echo "  $sys, shim ${shim} ms" >&2
+    run "$sys" "$shim"
+  done
+done
+python3 "$ROOT/bench/compare/report.py" "$OUT" --shim-ms "$SHIM_MS" --mode "$MODE"
