@@ -10,8 +10,8 @@
  * deduplicate on the id (the hub and the centre do).
  *
  * Threads: one owner thread calls every ferry_pub_* function on a given instance (publish, poll, wait,
- * stats, destroy). The transport's threads (Paho's) only record results under an internal mutex; they
- * never touch the ring layout. Different instances are independent. ferry_dev_* and ferry_id_* are plain
+ * stats, destroy). The transport's threads (Paho's) only record results (an atomic token per slot, event
+ * counters under an internal mutex); they never touch the ring layout. Different instances are independent. ferry_dev_* and ferry_id_* are plain
  * functions on caller data: no threads, no globals.
  *
  * Memory: ferry_pub_mem_size() bytes supplied by the caller (static array or one malloc at boot); nothing
