@@ -188,11 +188,17 @@ class CentralReceiver {
     return by_id_;
   }
   void KeepEvents(bool keep) { keep_ = keep; }
+  // Every event in arrival order: (topic, seq), duplicates included.
+  std::vector<std::pair<std::string, uint64_t>> Arrivals() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return arrivals_;
+  }
 
  private:
-  void Add(WireEvent e) {
+  void Add(const std::string& topic, WireEvent e) {
     ++events_;
     std::lock_guard<std::mutex> lock(mu_);
+    arrivals_.emplace_back(topic, e.seq.value);
     if (!ids_.insert(e.id).second) {
       ++duplicates_;
       return;
@@ -211,7 +217,7 @@ class CentralReceiver {
         ++bad_;
         return;
       }
-      for (auto& e : batch->batch.events) Add(std::move(e));
+      for (auto& e : batch->batch.events) Add(m.get_topic(), std::move(e));
       return;
     }
     MqttEventProperties mp;
@@ -226,7 +232,7 @@ class CentralReceiver {
       ++bad_;
       return;
     }
-    Add(std::move(*e));
+    Add(m.get_topic(), std::move(*e));
   }
 
   std::string client_id_;
@@ -236,6 +242,7 @@ class CentralReceiver {
   std::unordered_set<std::string> ids_;
   std::unordered_map<std::string, WireEvent> by_id_;
   std::vector<WireEvent> samples_;
+  std::vector<std::pair<std::string, uint64_t>> arrivals_;
   std::atomic<bool> keep_{false};
   std::atomic<uint64_t> messages_{0}, events_{0}, duplicates_{0}, bad_{0};
 };
