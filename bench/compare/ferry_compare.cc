@@ -402,12 +402,16 @@ class Bench {
         double v = Metric("ferry_uplink_backlog_events{uplink=\"central\",stream=\"telemetry\"}");
         backlog = static_cast<long long>(v);
       } else {
-        backlog = static_cast<long long>(outage_acked_base_.load() + SimProgressAcked());
+        // Queued at the bridge: what it acknowledged since central went down (nothing leaves during the outage).
+        const std::string ph = phase_.load();
+        backlog = ph == "outage" || ph == "restart"
+                      ? static_cast<long long>(outage_acked_base_.load() + SimProgressAcked())
+                      : (ph == "live" ? 0 : -1);
       }
       {
         std::lock_guard<std::mutex> lock(samples_mu_);
         if (f.rss_kb > 0)
-          samples_.push_back({Now() - t0_, phase_, f.rss_kb, f.anon_kb, backlog, banked_cpu_ + f.cpu_s, rx_.unique()});
+          samples_.push_back({Now() - t0_, phase_.load(), f.rss_kb, f.anon_kb, backlog, banked_cpu_ + f.cpu_s, rx_.unique()});
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(a_.sample_ms));
     }
@@ -490,7 +494,7 @@ class Bench {
   std::atomic<bool> stop_sampling_{false};
   std::mutex samples_mu_;
   std::vector<Sample> samples_;
-  std::string phase_ = "start";
+  std::atomic<const char*> phase_{"start"};  // string literals only: read by the sampler thread
   std::string sim_log_;
   std::atomic<uint64_t> outage_acked_base_{0};
   double banked_cpu_ = 0;
