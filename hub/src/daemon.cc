@@ -6,6 +6,7 @@
 
 #include "ferry/log.h"
 #include "ferry/stream_iterator.h"
+#include "paho_glue.h"
 #include "ferry/version.h"
 
 namespace ferry {
@@ -123,8 +124,7 @@ Status Daemon::BuildUplinks() {
 }
 
 void Daemon::RegisterMetrics() {
-  metrics_.GetGauge("ferry_build_info", FerryMetric("ferry_build_info").help,
-                    {{"version", FERRY_VERSION}, {"board", FERRY_BOARD}})
+  DeclaredGauge(metrics_, "ferry_build_info", {{"version", FERRY_VERSION}, {"board", FERRY_BOARD}})
       .Set(1);
   commit_latency_ = &metrics_.GetHistogram("ferry_storage_commit_seconds",
                                            FerryMetric("ferry_storage_commit_seconds").help, CommitLatencyBuckets());
@@ -135,10 +135,15 @@ void Daemon::RegisterMetrics() {
                             });
   metrics_.AddCallbackGauge("ferry_storage_map_size_bytes", FerryMetric("ferry_storage_map_size_bytes").help, {},
                             [this] { return static_cast<double>(log_->options().map_size); });
-  metrics_.AddCallbackGauge("ferry_storage_commits_total", FerryMetric("ferry_storage_commits_total").help, {},
-                            [this] { return static_cast<double>(writer_->stats().commits); });
-  metrics_.AddCallbackGauge("ferry_storage_commit_events", FerryMetric("ferry_storage_commit_events").help, {},
-                            [this] { return static_cast<double>(writer_->stats().events); });
+  // The writer keeps these counts itself; they are counters, read at scrape time.
+  metrics_.AddCollector("ferry_storage_commits_total", FerryMetric("ferry_storage_commits_total").help,
+                        MetricType::kCounter, [this](std::vector<Sample>& out) {
+                          out.push_back({{}, static_cast<double>(writer_->stats().commits)});
+                        });
+  metrics_.AddCollector("ferry_storage_commit_events", FerryMetric("ferry_storage_commit_events").help,
+                        MetricType::kCounter, [this](std::vector<Sample>& out) {
+                          out.push_back({{}, static_cast<double>(writer_->stats().events)});
+                        });
   auto per_stream = [this](auto fn) {
     return [this, fn](std::vector<Sample>& out) {
       for (const auto& sc : config_.streams) {
@@ -209,13 +214,11 @@ void Daemon::Step() {
 
 Status Daemon::Append(const std::string& stream, Event event, bool wait_durable) {
   auto t0 = clock_.Steady();
-  Counter* stored = &metrics_.GetCounter("ferry_stream_stored_total", FerryMetric("ferry_stream_stored_total").help,
-                                         {{"stream", stream}});
+  Counter* stored = &DeclaredCounter(metrics_, "ferry_stream_stored_total", {{"stream", stream}});
   if (wait_durable) {
     auto seq = writer_->Append(stream, std::move(event)).get();
     if (!seq) {
-      metrics_.GetCounter("ferry_stream_rejected_total", FerryMetric("ferry_stream_rejected_total").help,
-                          {{"stream", stream}})
+      DeclaredCounter(metrics_, "ferry_stream_rejected_total", {{"stream", stream}})
           .Inc();
       WarnRejected(stream, seq.error());
       return tl::make_unexpected(seq.error());
@@ -229,8 +232,7 @@ Status Daemon::Append(const std::string& stream, Event event, bool wait_durable)
       stored->Inc();
       commit_latency_->ObserveNs((clock_.Steady() - t0).count());
     } else {
-      metrics_.GetCounter("ferry_stream_rejected_total", FerryMetric("ferry_stream_rejected_total").help,
-                          {{"stream", stream}})
+      DeclaredCounter(metrics_, "ferry_stream_rejected_total", {{"stream", stream}})
           .Inc();
       WarnRejected(stream, r.error());
     }

@@ -3,13 +3,10 @@
 #include <mqtt/async_client.h>
 
 #include "ferry/log.h"
+#include "paho_glue.h"
 
 namespace ferry {
 namespace {
-
-Counter& CounterFor(MetricsRegistry& m, const char* name, const Labels& labels = {}) {
-  return m.GetCounter(name, FerryMetric(name).help, labels);
-}
 
 // Counts SUBSCRIBE acknowledgements; the link counts as up only once every filter is subscribed, so nothing
 // published after "link up" can miss the subscription.
@@ -26,19 +23,6 @@ class SubscribeListener final : public mqtt::iaction_listener {
   std::function<void(bool)> done_;
 };
 
-// Paho reports connect failures through a listener object, not a lambda.
-class ConnectListener final : public mqtt::iaction_listener {
- public:
-  explicit ConnectListener(std::function<void(const std::string&)> on_failure) : on_failure_(std::move(on_failure)) {}
-  void on_failure(const mqtt::token& tok) override {
-    on_failure_("connect failed (reason code " + std::to_string(tok.get_reason_code()) + ")");
-  }
-  void on_success(const mqtt::token&) override {}
-
- private:
-  std::function<void(const std::string&)> on_failure_;
-};
-
 }  // namespace
 
 MqttIngest::MqttIngest(const Config& config, IngestRouter router, IngestSink& sink, MetricsRegistry& metrics,
@@ -46,10 +30,10 @@ MqttIngest::MqttIngest(const Config& config, IngestRouter router, IngestSink& si
     : config_(config), router_(std::move(router)), sink_(sink), metrics_(metrics), clock_(clock),
       backoff_(config.ingest.backoff.min, config.ingest.backoff.max,
                std::hash<std::string>{}(config.gateway.id) ^ static_cast<uint64_t>(clock.Now().ns)) {
-  messages_ = &CounterFor(metrics_, "ferry_ingest_messages_total");
-  unrouted_ = &CounterFor(metrics_, "ferry_ingest_unrouted_total");
-  reconnects_ = &CounterFor(metrics_, "ferry_ingest_reconnects_total");
-  link_up_ = &metrics_.GetGauge("ferry_ingest_link_up", FerryMetric("ferry_ingest_link_up").help);
+  messages_ = &DeclaredCounter(metrics_, "ferry_ingest_messages_total");
+  unrouted_ = &DeclaredCounter(metrics_, "ferry_ingest_unrouted_total");
+  reconnects_ = &DeclaredCounter(metrics_, "ferry_ingest_reconnects_total");
+  link_up_ = &DeclaredGauge(metrics_, "ferry_ingest_link_up");
 }
 
 MqttIngest::~MqttIngest() { Stop(); }
@@ -85,22 +69,11 @@ void MqttIngest::Step() {
   }
   const IngestConfig& ic = config_.ingest;
   auto expiry = std::chrono::duration_cast<std::chrono::seconds>(ic.session_expiry).count();
-  auto builder = mqtt::connect_options_builder()
-                     .mqtt_version(MQTTVERSION_5)
-                     .clean_start(false)
-                     .properties({mqtt::property(mqtt::property::SESSION_EXPIRY_INTERVAL,
-                                                 static_cast<int>(std::min<int64_t>(expiry, INT32_MAX)))})
-                     .keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(ic.keepalive))
-                     .connect_timeout(std::chrono::seconds(10))
-                     .automatic_reconnect(false);
-  if (!ic.username.empty()) builder.user_name(ic.username).password(ic.password);
-  if (ic.tls.enabled) {
-    auto ssl = mqtt::ssl_options_builder().enable_server_cert_auth(ic.tls.verify);
-    if (!ic.tls.ca_file.empty()) ssl.trust_store(ic.tls.ca_file);
-    if (!ic.tls.cert_file.empty()) ssl.key_store(ic.tls.cert_file);
-    if (!ic.tls.key_file.empty()) ssl.private_key(ic.tls.key_file);
-    builder.ssl(ssl.finalize());
-  }
+  // A persistent session: the broker queues QoS 1 messages for ferryd while it is away.
+  auto builder = MqttConnectOptions(ic.username, ic.password, ic.tls, /*clean_start=*/false,
+                                    std::chrono::duration_cast<std::chrono::seconds>(ic.keepalive));
+  builder.properties({mqtt::property(mqtt::property::SESSION_EXPIRY_INTERVAL,
+                                     static_cast<int>(std::min<int64_t>(expiry, INT32_MAX)))});
   connecting_ = true;
   reconnects_->Inc();
   auto fail = [this](const std::string& why) {
@@ -115,7 +88,9 @@ void MqttIngest::Step() {
     connecting_ = false;
   };
   try {
-    connect_listener_ = std::make_unique<ConnectListener>(fail);
+    connect_listener_ = std::make_unique<ConnectListener>([fail](const mqtt::token& tok) {
+      fail("connect failed (reason code " + std::to_string(tok.get_reason_code()) + ")");
+    });
     client_->connect(builder.finalize(), nullptr, *connect_listener_);
   } catch (const mqtt::exception& e) {
     fail(e.what());
@@ -176,19 +151,19 @@ void MqttIngest::OnConnectionLost(const std::string& cause) {
 void MqttIngest::Account(const RouteDecision& d) {
   switch (d.outcome) {
     case RouteOutcome::kStore:
-      CounterFor(metrics_, "ferry_stream_ingested_total", {{"stream", d.stream}}).Inc();
+      DeclaredCounter(metrics_, "ferry_stream_ingested_total", {{"stream", d.stream}}).Inc();
       break;
     case RouteOutcome::kDeadLetter:
     case RouteOutcome::kDrop:
       if (d.reason == RejectReason::kNoRoute) unrouted_->Inc();
-      CounterFor(metrics_, "ferry_stream_dead_lettered_total",
+      DeclaredCounter(metrics_, "ferry_stream_dead_lettered_total",
                  {{"stream", d.outcome == RouteOutcome::kDrop ? "(dropped)" : d.stream},
                   {"reason", RejectReasonName(d.reason)}})
           .Inc();
       FERRY_LOG_DEBUG("ingest: rejected message: %s", d.detail.c_str());
       break;
     case RouteOutcome::kDuplicate:
-      CounterFor(metrics_, "ferry_ingest_duplicates_dropped_total", {{"stream", d.stream}}).Inc();
+      DeclaredCounter(metrics_, "ferry_ingest_duplicates_dropped_total", {{"stream", d.stream}}).Inc();
       break;
   }
 }

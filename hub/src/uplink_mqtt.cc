@@ -8,6 +8,7 @@
 #include <mqtt/async_client.h>
 
 #include "ferry/log.h"
+#include "paho_glue.h"
 
 namespace ferry {
 namespace {
@@ -16,23 +17,6 @@ using std::chrono::nanoseconds;
 constexpr auto kPersistInterval = std::chrono::milliseconds(200);
 constexpr auto kGaugeInterval = std::chrono::seconds(1);
 constexpr auto kAckTimeout = std::chrono::seconds(60);
-
-Counter& CounterFor(MetricsRegistry& m, const char* name, const Labels& labels) {
-  return m.GetCounter(name, FerryMetric(name).help, labels);
-}
-Gauge& GaugeFor(MetricsRegistry& m, const char* name, const Labels& labels) {
-  return m.GetGauge(name, FerryMetric(name).help, labels);
-}
-
-class ConnectListener final : public mqtt::iaction_listener {
- public:
-  explicit ConnectListener(std::function<void(int)> on_failure) : on_failure_(std::move(on_failure)) {}
-  void on_failure(const mqtt::token& tok) override { on_failure_(tok.get_reason_code()); }
-  void on_success(const mqtt::token&) override {}
-
- private:
-  std::function<void(int)> on_failure_;
-};
 
 }  // namespace
 
@@ -103,11 +87,11 @@ UplinkMqtt::UplinkMqtt(const Config& config, const UplinkConfig& uplink, EventLo
                std::hash<std::string>{}(config.gateway.id + uplink.name) ^ static_cast<uint64_t>(clock.Now().ns)),
       rate_(uplink.bytes_per_sec) {
   Labels l{{"uplink", uplink.name}};
-  link_gauge_ = &GaugeFor(metrics_, "ferry_uplink_link_up", l);
-  inflight_gauge_ = &GaugeFor(metrics_, "ferry_uplink_inflight_messages", l);
-  bytes_total_ = &CounterFor(metrics_, "ferry_uplink_bytes_total", l);
-  retries_ = &CounterFor(metrics_, "ferry_uplink_retries_total", l);
-  reconnects_ = &CounterFor(metrics_, "ferry_uplink_reconnects_total", l);
+  link_gauge_ = &DeclaredGauge(metrics_, "ferry_uplink_link_up", l);
+  inflight_gauge_ = &DeclaredGauge(metrics_, "ferry_uplink_inflight_messages", l);
+  bytes_total_ = &DeclaredCounter(metrics_, "ferry_uplink_bytes_total", l);
+  retries_ = &DeclaredCounter(metrics_, "ferry_uplink_retries_total", l);
+  reconnects_ = &DeclaredCounter(metrics_, "ferry_uplink_reconnects_total", l);
 }
 
 UplinkMqtt::~UplinkMqtt() { Stop(); }
@@ -137,10 +121,10 @@ Status UplinkMqtt::Start() {
     s.persisted = s.cursor;
     s.next_backfill = s.cursor;
     Labels l{{"uplink", uplink_.name}, {"stream", name}};
-    s.sent = &CounterFor(metrics_, "ferry_uplink_sent_total", l);
-    s.acked_total = &CounterFor(metrics_, "ferry_uplink_acked_total", l);
-    s.backlog = &GaugeFor(metrics_, "ferry_uplink_backlog_events", l);
-    s.oldest_age = &GaugeFor(metrics_, "ferry_uplink_oldest_unsent_age_seconds", l);
+    s.sent = &DeclaredCounter(metrics_, "ferry_uplink_sent_total", l);
+    s.acked_total = &DeclaredCounter(metrics_, "ferry_uplink_acked_total", l);
+    s.backlog = &DeclaredGauge(metrics_, "ferry_uplink_backlog_events", l);
+    s.oldest_age = &DeclaredGauge(metrics_, "ferry_uplink_oldest_unsent_age_seconds", l);
     streams_.push_back(std::move(s));
   }
   std::stable_sort(streams_.begin(), streams_.end(),
@@ -181,25 +165,14 @@ Status UplinkMqtt::Start() {
 }
 
 void UplinkMqtt::Connect() {
-  auto builder = mqtt::connect_options_builder()
-                     .mqtt_version(MQTTVERSION_5)
-                     .clean_start(true)  // nothing to resume: the log and the cursor are the state
-                     .keep_alive_interval(std::chrono::seconds(30))
-                     .connect_timeout(std::chrono::seconds(10))
-                     .max_inflight(static_cast<int>(uplink_.inflight))
-                     .automatic_reconnect(false);
-  if (!uplink_.username.empty()) builder.user_name(uplink_.username).password(uplink_.password);
-  if (uplink_.tls.enabled) {
-    auto ssl = mqtt::ssl_options_builder().enable_server_cert_auth(uplink_.tls.verify);
-    if (!uplink_.tls.ca_file.empty()) ssl.trust_store(uplink_.tls.ca_file);
-    if (!uplink_.tls.cert_file.empty()) ssl.key_store(uplink_.tls.cert_file);
-    if (!uplink_.tls.key_file.empty()) ssl.private_key(uplink_.tls.key_file);
-    builder.ssl(ssl.finalize());
-  }
+  // Clean start: nothing to resume, the log and the cursors are the state.
+  auto builder = MqttConnectOptions(uplink_.username, uplink_.password, uplink_.tls, /*clean_start=*/true,
+                                    std::chrono::seconds(30));
+  builder.max_inflight(static_cast<int>(uplink_.inflight));
   connecting_ = true;
   reconnects_->Inc();
-  auto fail = [this](int code) {
-    if (code) FERRY_LOG_DEBUG("uplink %s: connect failed (reason %d)", uplink_.name.c_str(), code);
+  auto fail = [this](const mqtt::token& tok) {
+    FERRY_LOG_DEBUG("uplink %s: connect failed (reason %d)", uplink_.name.c_str(), static_cast<int>(tok.get_reason_code()));
     lost_ = true;
     wake_cv_.notify_one();
   };
@@ -282,7 +255,7 @@ void UplinkMqtt::CollectAcks() {
         break;
       case PublishVerdict::kDrop:
         MarkAcked(s, u.first, u.last);
-        CounterFor(metrics_, "ferry_uplink_dropped_total",
+        DeclaredCounter(metrics_, "ferry_uplink_dropped_total",
                    {{"uplink", uplink_.name}, {"stream", s.name}, {"reason", v.reason}})
             .Inc(u.events);
         FERRY_LOG_ERROR("uplink %s: %s seq %llu-%llu dropped: the broker refused it (%s)", uplink_.name.c_str(),
@@ -356,7 +329,7 @@ bool UplinkMqtt::SendFrom(StreamState& s, size_t index, Seq from, Seq limit, boo
   if (!recs) {
     if (recs.error().code == ErrorCode::kCorruption) {
       // Skip the damaged record so one bad page cannot stall the uplink forever; it is counted.
-      CounterFor(metrics_, "ferry_uplink_dropped_total", {{"uplink", uplink_.name}, {"stream", s.name}, {"reason", "corrupt"}})
+      DeclaredCounter(metrics_, "ferry_uplink_dropped_total", {{"uplink", uplink_.name}, {"stream", s.name}, {"reason", "corrupt"}})
           .Inc();
       FERRY_LOG_ERROR("uplink %s: %s seq %llu: %s", uplink_.name.c_str(), s.name.c_str(),
                       static_cast<unsigned long long>(from.value), recs.error().ToString().c_str());
@@ -385,7 +358,7 @@ bool UplinkMqtt::SendFrom(StreamState& s, size_t index, Seq from, Seq limit, boo
   if (rv.front().seq > from) {
     // Records evicted (budget, retention) or compacted away before they could be sent. Counted by storage per
     // reason; here the uplink notes how many of them it never sent.
-    CounterFor(metrics_, "ferry_uplink_dropped_total", {{"uplink", uplink_.name}, {"stream", s.name}, {"reason", "gone_before_send"}})
+    DeclaredCounter(metrics_, "ferry_uplink_dropped_total", {{"uplink", uplink_.name}, {"stream", s.name}, {"reason", "gone_before_send"}})
         .Inc(rv.front().seq.value - from.value);
   }
   auto now_steady = clock_.Steady();
