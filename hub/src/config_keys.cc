@@ -151,13 +151,13 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Bool("storage", "sync", "true", kRestart,
                    "fsync every commit. false trades durability on power loss for speed (tests, tmpfs).",
                    FERRY_FIELD(StorageConfig, sync)));
-  k.push_back(Int("storage", "commit.max_events", "10000", 1, 1'000'000, kRestart,
+  k.push_back(Int("storage", "commit.max_events", "4000", 1, 1'000'000, kRestart,
                   "Group commit: most events in one transaction.", FERRY_FIELD(StorageConfig, commit.max_events)));
   k.push_back(Size("storage", "commit.max_bytes", "4MiB", 4 * kKiB, kGiB, kRestart,
                    "Group commit: most payload bytes in one transaction.",
                    FERRY_FIELD(StorageConfig, commit.max_bytes)));
-  k.push_back(Dur("storage", "commit.max_delay", "0", 0, 10 * kSec, kRestart,
-                  "Group commit: how long a small batch may wait for more events. 0: commit as soon as the writer is free (batches still grow while an fsync runs).",
+  k.push_back(Dur("storage", "commit.max_delay", "100ms", 0, 10 * kSec, kRestart,
+                  "Group commit, batch durability: how long a batch may wait for more events before it commits. Larger batches mean fewer fsyncs and fewer bytes written per event (SD-card wear); a power cut loses at most this much plus one commit. Sync durability always commits at once.",
                   FERRY_FIELD(StorageConfig, commit.max_delay)));
   // [ingest]
   k.push_back(Str("ingest", "address", "tcp://127.0.0.1:1883", kRestart, "Local MQTT broker URI.",
@@ -195,8 +195,8 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Dur("ingest", "dedupe_window", "10m", 0, 30 * kDay, kReload,
                   "A device event id seen again within this window is dropped and counted. 0: off.",
                   FERRY_FIELD(IngestConfig, dedupe_window)));
-  k.push_back(Int("ingest", "dedupe_capacity", "100000", 0, 100'000'000, kRestart,
-                  "Most event ids remembered for deduplication (oldest forgotten first).",
+  k.push_back(Int("ingest", "dedupe_capacity", "50000", 0, 100'000'000, kRestart,
+                  "Most event ids remembered for deduplication (oldest forgotten first); about 32 bytes each.",
                   FERRY_FIELD(IngestConfig, dedupe_capacity)));
   k.push_back(Dur("ingest", "backoff.min", "200ms", kMs, 3600 * kSec, kReload,
                   "First reconnect delay; doubles per failure, with jitter.",

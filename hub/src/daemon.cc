@@ -61,11 +61,26 @@ Status Daemon::Open(const Config& config) {
   if (!log) return MakeError(log.error().code, "storage.path " + lo.path + ": " + log.error().message);
   log_ = std::move(*log);
   if (Status st = ApplyStreams(config); !st) return st;
+  for (const auto& sc : config.streams) {
+    auto c = std::make_unique<StreamCounters>();
+    c->daemon = this;
+    c->name = sc.name;
+    c->stored = &DeclaredCounter(metrics_, "ferry_stream_stored_total", {{"stream", sc.name}});
+    c->rejected = &DeclaredCounter(metrics_, "ferry_stream_rejected_total", {{"stream", sc.name}});
+    stream_counters_[sc.name] = std::move(c);
+  }
 
   GroupCommitOptions go;
   go.max_batch_events = static_cast<size_t>(config.storage.commit.max_events);
   go.max_batch_bytes = static_cast<size_t>(config.storage.commit.max_bytes);
-  go.max_linger = std::chrono::duration_cast<std::chrono::microseconds>(config.storage.commit.max_delay);
+  // In sync durability one message waits for each commit (Paho delivers one at a time), so lingering would
+  // only add latency; in batch durability it is what makes commits large.
+  go.max_linger = config.ingest.durability == Durability::kSync
+                      ? std::chrono::microseconds(0)
+                      : std::chrono::duration_cast<std::chrono::microseconds>(config.storage.commit.max_delay);
+  // Bound the queue (and so the heap) to a few batches: beyond that, ingest blocks and the local broker holds
+  // the messages in its queue for ferryd's session.
+  go.max_queue_events = std::max<size_t>(go.max_batch_events, 1000);
   writer_ = std::make_unique<GroupCommitWriter>(*log_, go);
   maintainer_ = std::make_unique<LogMaintainer>(*log_);
 
@@ -213,31 +228,29 @@ void Daemon::Step() {
 }
 
 Status Daemon::Append(const std::string& stream, Event event, bool wait_durable) {
+  auto it = stream_counters_.find(stream);
+  if (it == stream_counters_.end()) return InvalidArgument("stream \"" + stream + "\" is not declared");
+  StreamCounters* sc = it->second.get();
   auto t0 = clock_.Steady();
-  Counter* stored = &DeclaredCounter(metrics_, "ferry_stream_stored_total", {{"stream", stream}});
   if (wait_durable) {
     auto seq = writer_->Append(stream, std::move(event)).get();
-    if (!seq) {
-      DeclaredCounter(metrics_, "ferry_stream_rejected_total", {{"stream", stream}})
-          .Inc();
-      WarnRejected(stream, seq.error());
-      return tl::make_unexpected(seq.error());
-    }
-    stored->Inc();
-    commit_latency_->ObserveNs((clock_.Steady() - t0).count());
+    sc->Done(seq, t0);
+    if (!seq) return tl::make_unexpected(seq.error());
     return Ok();
   }
-  writer_->Append(stream, std::move(event), [this, stored, t0, stream](Result<Seq> r) {
-    if (r) {
-      stored->Inc();
-      commit_latency_->ObserveNs((clock_.Steady() - t0).count());
-    } else {
-      DeclaredCounter(metrics_, "ferry_stream_rejected_total", {{"stream", stream}})
-          .Inc();
-      WarnRejected(stream, r.error());
-    }
-  });
+  // Two words of capture: std::function keeps them inline, so queueing an event allocates no closure.
+  writer_->Append(stream, std::move(event), [sc, t0](Result<Seq> r) { sc->Done(r, t0); });
   return Ok();
+}
+
+void Daemon::StreamCounters::Done(const Result<Seq>& r, SteadyTime t0) {
+  if (r) {
+    stored->Inc();
+    daemon->commit_latency_->ObserveNs((daemon->clock_.Steady() - t0).count());
+  } else {
+    rejected->Inc();
+    daemon->WarnRejected(name, r.error());
+  }
 }
 
 void Daemon::WarnRejected(const std::string& stream, const Error& error) {

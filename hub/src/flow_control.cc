@@ -53,22 +53,78 @@ std::chrono::nanoseconds RateLimiter::WaitFor(uint64_t bytes, SteadyTime now) {
   return std::chrono::nanoseconds(static_cast<int64_t>(secs * 1e9) + 1);
 }
 
-void DedupeWindow::Expire(TimeNs now) {
-  while (!order_.empty() &&
-         (order_.size() > capacity_ || now.ns - order_.front().first.ns > window_.count())) {
-    ids_.erase(order_.front().second);
-    order_.pop_front();
+DedupeWindow::DedupeWindow(std::chrono::nanoseconds window, size_t capacity)
+    : window_(window), capacity_(capacity) {
+  if (capacity_ == 0) return;
+  size_t slots = 16;
+  while (slots < 2 * capacity_) slots *= 2;
+  table_.assign(slots, 0);
+  ring_.resize(capacity_);
+}
+
+uint64_t DedupeWindow::Hash(std::string_view id) {
+  // FNV-1a 64, then the splitmix64 finalizer for avalanche. 0 marks an empty slot, so it is never a hash.
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : id) {
+    h ^= c;
+    h *= 1099511628211ull;
   }
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return h == 0 ? 1 : h;
+}
+
+size_t DedupeWindow::Find(uint64_t h) const {
+  if (table_.empty()) return kNone;
+  const size_t mask = table_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    if (table_[i] == h) return i;
+    if (table_[i] == 0) return kNone;
+  }
+}
+
+void DedupeWindow::Erase(uint64_t h) {
+  size_t i = Find(h);
+  if (i == kNone) return;
+  // Backward-shift deletion keeps every probe sequence unbroken without tombstones.
+  const size_t mask = table_.size() - 1;
+  for (size_t j = (i + 1) & mask; table_[j] != 0; j = (j + 1) & mask) {
+    size_t home = table_[j] & mask;
+    // Move j back to i if its home is not in (i, j] (cyclically).
+    bool in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (!in_range) {
+      table_[i] = table_[j];
+      i = j;
+    }
+  }
+  table_[i] = 0;
+}
+
+void DedupeWindow::PopOldest() {
+  Erase(ring_[head_].hash);
+  head_ = (head_ + 1) % capacity_;
+  --count_;
+}
+
+void DedupeWindow::Expire(TimeNs now) {
+  while (count_ > 0 && now.ns - ring_[head_].time_ns > window_.count()) PopOldest();
 }
 
 bool DedupeWindow::Insert(std::string_view id, TimeNs now) {
   Expire(now);
-  std::string key(id);
-  if (ids_.count(key)) return false;
   if (capacity_ == 0) return true;
-  ids_.insert(key);
-  order_.emplace_back(now, std::move(key));
-  if (order_.size() > capacity_) Expire(now);
+  uint64_t h = Hash(id);
+  if (Find(h) != kNone) return false;
+  if (count_ == capacity_) PopOldest();
+  const size_t mask = table_.size() - 1;
+  size_t i = h & mask;
+  while (table_[i] != 0) i = (i + 1) & mask;
+  table_[i] = h;
+  ring_[(head_ + count_) % capacity_] = Entry{now.ns, h};
+  ++count_;
   return true;
 }
 

@@ -2,8 +2,9 @@
 
 #include <algorithm>
 
-#include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 
 namespace ferry {
 namespace {
@@ -18,6 +19,56 @@ std::string DedupeKey(std::string_view stream, std::string_view id) {
   key.append(id);
   return key;
 }
+
+// Validates JSON and picks one top-level member's value as the event id, without building a DOM: no
+// allocation per message once the reader's stack has grown.
+class IdFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, IdFinder> {
+ public:
+  explicit IdFinder(const std::string& field) : field_(field) {}
+  bool Default() {
+    want_ = false;
+    return true;
+  }
+  bool String(const char* str, rapidjson::SizeType len, bool) {
+    if (want_ && id_.empty()) id_.assign(str, len);
+    want_ = false;
+    return true;
+  }
+  bool Uint64(uint64_t v) {
+    if (want_ && id_.empty()) id_ = std::to_string(v);
+    want_ = false;
+    return true;
+  }
+  bool Uint(unsigned v) { return Uint64(v); }
+  bool Key(const char* str, rapidjson::SizeType len, bool) {
+    want_ = depth_ == 1 && !field_.empty() && std::string_view(str, len) == field_;
+    return true;
+  }
+  bool StartObject() {
+    ++depth_;
+    want_ = false;
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    --depth_;
+    return true;
+  }
+  bool StartArray() {
+    ++depth_;
+    want_ = false;
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    --depth_;
+    return true;
+  }
+  std::string id_;
+
+ private:
+  const std::string& field_;
+  int depth_ = 0;
+  bool want_ = false;
+};
 
 const std::string* FindProperty(const InboundMessage& msg, std::string_view name) {
   for (const auto& [k, v] : msg.user_properties)
@@ -38,6 +89,19 @@ const char* RejectReasonName(RejectReason reason) {
   }
   return "unknown";
 }
+
+// The reader keeps its parse stack between messages, so steady-state parsing allocates nothing.
+struct IngestRouter::JsonScratch {
+  rapidjson::Reader reader;
+};
+
+IngestRouter::IngestRouter(std::vector<CompiledRoute> routes, std::vector<std::string> streams, uint64_t max_payload,
+                           DedupeWindow dedupe)
+    : routes_(std::move(routes)), streams_(std::move(streams)), max_payload_(max_payload),
+      dedupe_(std::move(dedupe)), json_(std::make_unique<JsonScratch>()) {}
+IngestRouter::~IngestRouter() = default;
+IngestRouter::IngestRouter(IngestRouter&&) noexcept = default;
+IngestRouter& IngestRouter::operator=(IngestRouter&&) noexcept = default;
 
 Result<IngestRouter> IngestRouter::Create(const Config& config) {
   std::vector<CompiledRoute> routes;
@@ -136,19 +200,15 @@ RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {
     if (const std::string* v = FindProperty(msg, route->config.id_user_property)) id = *v;
   }
   if (route->json) {
-    rapidjson::Document doc;
-    doc.Parse(msg.payload.data(), msg.payload.size());
-    if (doc.HasParseError())
+    static const std::string kNoField;
+    IdFinder finder(id.empty() ? route->config.id_json_field : kNoField);
+    // The payload is not NUL-terminated: a MemoryStream reads exactly its bytes, without a copy.
+    rapidjson::MemoryStream ms(msg.payload.data(), msg.payload.size());
+    rapidjson::ParseResult ok = json_->reader.Parse<rapidjson::kParseValidateEncodingFlag>(ms, finder);
+    if (!ok)
       return Reject(route, msg, RejectReason::kBadContent,
-                    "invalid JSON at offset " + std::to_string(doc.GetErrorOffset()) + ": " +
-                        rapidjson::GetParseError_En(doc.GetParseError()));
-    if (id.empty() && !route->config.id_json_field.empty() && doc.IsObject()) {
-      auto it = doc.FindMember(route->config.id_json_field.c_str());
-      if (it != doc.MemberEnd()) {
-        if (it->value.IsString()) id.assign(it->value.GetString(), it->value.GetStringLength());
-        else if (it->value.IsUint64()) id = std::to_string(it->value.GetUint64());
-      }
-    }
+                    "invalid JSON at offset " + std::to_string(ok.Offset()) + ": " + rapidjson::GetParseError_En(ok.Code()));
+    if (id.empty()) id = std::move(finder.id_);
   }
   if (id.size() > 1024) return Reject(route, msg, RejectReason::kBadContent, "event id longer than 1024 bytes");
 

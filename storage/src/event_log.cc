@@ -1,6 +1,14 @@
 // event_log.cc: opening the environment, the stream registry, and the read side of the log.
 #include "ferry/event_log.h"
 
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -433,6 +441,36 @@ Result<EnvStats> EventLog::GetEnvStats() {
   s.used_bytes = *used;
   s.free_pages = s.file_pages - s.used_bytes / page_size_;
   return s;
+}
+
+void EventLog::ReleaseMappedPages() {
+  std::call_once(map_lookup_once_, [this] {
+    // LMDB does not expose its map address (mdb_env_info reports it only with MDB_FIXEDMAP): find the
+    // mapping of the data file in /proc/self/maps by device and inode.
+    mdb_filehandle_t fd;
+    struct stat st;
+    if (mdb_env_get_fd(env_, &fd) != 0 || fstat(fd, &st) != 0) return;
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+      unsigned long long lo = 0, hi = 0, offset = 0, inode = 0;
+      unsigned major = 0, minor = 0;
+      char perms[8] = {};
+      if (std::sscanf(line.c_str(), "%llx-%llx %7s %llx %x:%x %llu", &lo, &hi, perms, &offset, &major, &minor,
+                      &inode) != 7)
+        continue;
+      if (inode == st.st_ino && makedev(major, minor) == st.st_dev && offset == 0) {
+        map_addr_ = reinterpret_cast<void*>(static_cast<uintptr_t>(lo));
+        map_len_ = static_cast<size_t>(hi - lo);
+        return;
+      }
+    }
+  });
+  if (map_addr_ == nullptr) return;
+  MDB_envinfo info;
+  if (mdb_env_info(env_, &info) != 0) return;
+  size_t used = static_cast<size_t>(info.me_last_pgno + 1) * page_size_;
+  (void)madvise(map_addr_, std::min(used, map_len_), MADV_DONTNEED);
 }
 
 }  // namespace ferry

@@ -33,8 +33,12 @@ void GroupCommitWriter::Push(Item item) {
   space_cv_.wait(lock, [&] { return queue_.size() < options_.max_queue_events; });
   queued_bytes_ += item.bytes;
   queue_.push_back(std::move(item));
+  // Wake the writer only when that changes what it waits for: the first item (it waits for work) or a full
+  // batch (it lingers for one). A wake-up per event would cost a context switch per event.
+  bool wake = queue_.size() == 1 || queue_.size() == options_.max_batch_events ||
+              queued_bytes_ >= options_.max_batch_bytes;
   lock.unlock();
-  work_cv_.notify_one();
+  if (wake) work_cv_.notify_one();
 }
 
 std::future<Result<Seq>> GroupCommitWriter::Append(std::string stream, Event event) {

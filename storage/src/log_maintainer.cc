@@ -22,6 +22,7 @@ Result<MaintenanceReport> LogMaintainer::Step() {
   auto b = log_.EnforceBudget();
   if (!b) return tl::unexpected(b.error());
   report.within_budget = *b;
+  log_.ReleaseMappedPages();  // keep RSS flat while a backlog builds (see event_log.h)
   return report;
 }
 

@@ -88,3 +88,28 @@ TEST(DedupeWindow, CapacityForgetsOldestFirst) {
 
 }  // namespace
 }  // namespace ferry
+
+namespace ferry {
+namespace {
+
+TEST(DedupeWindow, ManyIdsWrapTheRingAndExpireInOrder) {
+  // Fill past capacity several times: the newest `capacity` ids are remembered, older ones are not, and the
+  // table's deletions (backward shift) never lose an id that is still inside.
+  const size_t kCap = 1000;
+  DedupeWindow w(std::chrono::hours(1), kCap);
+  TimeNs t{1};
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(w.Insert("id-" + std::to_string(i), t)) << i;
+  EXPECT_EQ(w.size(), kCap);
+  for (int i = 0; i < 4000; ++i) EXPECT_FALSE(w.Contains("id-" + std::to_string(i))) << i;
+  for (int i = 4000; i < 5000; ++i) EXPECT_TRUE(w.Contains("id-" + std::to_string(i))) << i;
+  // Time expiry removes from the oldest end.
+  DedupeWindow e(std::chrono::seconds(10), kCap);
+  for (int i = 0; i < 100; ++i) e.Insert("x" + std::to_string(i), TimeNs{int64_t{i} * 1'000'000'000});
+  e.Expire(TimeNs{int64_t{100} * 1'000'000'000});
+  EXPECT_EQ(e.size(), 10u);  // ids inserted at t = 90..99 s are within 10 s of t = 100 s
+  EXPECT_TRUE(e.Contains("x95"));
+  EXPECT_FALSE(e.Contains("x85"));
+}
+
+}  // namespace
+}  // namespace ferry

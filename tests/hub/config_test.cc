@@ -82,8 +82,8 @@ TEST(Config, DefaultsComeFromTheTable) {
   EXPECT_EQ(c->storage.path, "/var/lib/ferry");
   EXPECT_EQ(c->storage.map_size, 1ull << 30);
   EXPECT_TRUE(c->storage.sync);
-  EXPECT_EQ(c->storage.commit.max_events, 10000);
-  EXPECT_EQ(c->storage.commit.max_delay, 0ms);
+  EXPECT_EQ(c->storage.commit.max_events, 4000);
+  EXPECT_EQ(c->storage.commit.max_delay, 100ms);
   EXPECT_EQ(c->ingest.address, "tcp://127.0.0.1:1883");
   EXPECT_EQ(c->ingest.durability, Durability::kBatch);
   EXPECT_EQ(c->ingest.session_expiry, 24h);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "ferry/clock.h"
@@ -78,6 +79,15 @@ class Daemon final : public IngestSink {
     SteadyTime last{};
     uint64_t suppressed = 0;
   };
+  // Per-stream counters for the append path, made once at Open (streams are declared up front).
+  struct StreamCounters {
+    Daemon* daemon;
+    std::string name;
+    Counter* stored;
+    Counter* rejected;
+    void Done(const Result<Seq>& r, SteadyTime t0);
+  };
+  std::unordered_map<std::string, std::unique_ptr<StreamCounters>> stream_counters_;
   std::mutex warn_mu_;
   std::map<std::string, Warning> warnings_;
 };

@@ -5,11 +5,11 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <cstddef>
 #include <random>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <vector>
 
 #include "ferry/clock.h"
 
@@ -57,20 +57,37 @@ class RateLimiter {
 
 // Remembers event ids seen within `window` (by ingest time), at most `capacity` of them (oldest forgotten
 // first). Insert returns false for an id already inside the window: a QoS 1 redelivery or a device resend.
+//
+// Memory is fixed at construction and nothing is allocated per event: ids are kept as 64-bit hashes in an
+// open-addressing table (2 slots per id) plus a ring of (time, hash) in arrival order; about 32 bytes per id
+// (3.2 MB for the default 100,000). The price is a false "duplicate" with probability about n / 2^64 per event
+// for n ids in the window (5e-15 at n = 100,000).
 class DedupeWindow {
  public:
-  DedupeWindow(std::chrono::nanoseconds window, size_t capacity) : window_(window), capacity_(capacity) {}
+  DedupeWindow(std::chrono::nanoseconds window, size_t capacity);
   // Returns true if `id` is new (and remembers it), false if it is a duplicate within the window.
   bool Insert(std::string_view id, TimeNs now);
-  bool Contains(std::string_view id) const { return ids_.count(std::string(id)) != 0; }
-  size_t size() const { return ids_.size(); }
+  bool Contains(std::string_view id) const { return Find(Hash(id)) != kNone; }
+  size_t size() const { return count_; }
   void Expire(TimeNs now);
+  static uint64_t Hash(std::string_view id);
 
  private:
+  static constexpr size_t kNone = SIZE_MAX;
+  size_t Find(uint64_t h) const;
+  void Erase(uint64_t h);
+  void PopOldest();
+
   std::chrono::nanoseconds window_;
   size_t capacity_;
-  std::unordered_set<std::string> ids_;
-  std::deque<std::pair<TimeNs, std::string>> order_;
+  std::vector<uint64_t> table_;  // 0 = empty slot; size a power of two
+  struct Entry {
+    int64_t time_ns;
+    uint64_t hash;
+  };
+  std::vector<Entry> ring_;      // arrival order, capacity_ entries
+  size_t head_ = 0;              // oldest entry
+  size_t count_ = 0;
 };
 
 }  // namespace ferry

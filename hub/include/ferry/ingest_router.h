@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,6 +60,9 @@ class IngestRouter {
   // Compiles the routes. Errors (kInvalidArgument): a route whose filter or templates do not compile, or that
   // names a placeholder its filter does not capture.
   static Result<IngestRouter> Create(const Config& config);
+  ~IngestRouter();
+  IngestRouter(IngestRouter&&) noexcept;
+  IngestRouter& operator=(IngestRouter&&) noexcept;
 
   // REQUIRES: `now` from the injected clock (ingest time; also the dedupe clock).
   RouteDecision Route(const InboundMessage& msg, TimeNs now);
@@ -76,10 +80,9 @@ class IngestRouter {
     TopicPattern pattern;
     bool json = false;
   };
+  struct JsonScratch;
   IngestRouter(std::vector<CompiledRoute> routes, std::vector<std::string> streams, uint64_t max_payload,
-               DedupeWindow dedupe)
-      : routes_(std::move(routes)), streams_(std::move(streams)), max_payload_(max_payload),
-        dedupe_(std::move(dedupe)) {}
+               DedupeWindow dedupe);
   RouteDecision Reject(const CompiledRoute* route, const InboundMessage& msg, RejectReason reason,
                        std::string detail) const;
   bool Declared(std::string_view stream) const;
@@ -88,6 +91,7 @@ class IngestRouter {
   std::vector<std::string> streams_;
   uint64_t max_payload_;
   DedupeWindow dedupe_;
+  std::unique_ptr<JsonScratch> json_;
 };
 
 }  // namespace ferry

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "ferry/clock.h"
 #include "ferry/config.h"
@@ -87,6 +88,7 @@ class MqttIngest {
   std::mutex mu_;              // guards next_attempt_, router_, backoff_ (Paho's thread vs the control thread)
   SteadyTime next_attempt_{};
 
+  std::unordered_map<std::string, Counter*> ingested_;  // per stream; Paho's thread only
   Counter* messages_;
   Counter* unrouted_;
   Counter* reconnects_;

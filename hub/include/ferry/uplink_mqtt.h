@@ -121,7 +121,7 @@ class UplinkMqtt {
   void UpdateGauges();
   void ApplyReplayRequests();
   std::string TopicFor(const StreamState& s, const std::string& subject) const;
-  WireEvent ToWire(const StreamState& s, const StoredRecord& r) const;
+  WireEvent ToWire(const StreamState& s, StoredRecord&& r) const;
 
   const Config config_;
   const UplinkConfig uplink_;

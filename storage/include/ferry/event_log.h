@@ -157,6 +157,12 @@ class EventLog {
   Result<bool> EnforceBudget(int32_t max_priority = INT32_MAX);
   // Cheap check (no freelist walk unless the file is near its map size).
   bool OverBudget();
+  // Drops this process's page-table entries for the map (madvise MADV_DONTNEED). The pages stay in the page
+  // cache and are faulted back on the next read, so nothing changes for readers. Why: every record appended
+  // ends up mapped (LMDB reads the rightmost leaf each commit, and the kernel maps the pages around it), so
+  // without this the process's RSS grows with the log even though the data lives in the file, and on a small
+  // board the OOM killer counts mapped file pages. Safe because the map is read-only (no MDB_WRITEMAP).
+  void ReleaseMappedPages();
 
   const EventLogOptions& options() const { return options_; }
   const Clock& clock() const { return *clock_; }
@@ -198,6 +204,9 @@ class EventLog {
   size_t page_size_ = 4096;
   std::mutex registry_mu_;    // guards streams_ and every mdb_dbi_open
   std::map<std::string, std::unique_ptr<StreamHandle>, std::less<>> streams_;
+  std::once_flag map_lookup_once_;  // ReleaseMappedPages: where LMDB mapped the data file
+  void* map_addr_ = nullptr;
+  size_t map_len_ = 0;
 };
 
 }  // namespace ferry
