@@ -343,7 +343,7 @@ class Bench {
     c += "[gateway]\nid = \"gw-bench\"\n";
     c += "[storage]\npath = \"" + path("ferry-log") + "\"\nmap_size = \"4GiB\"\n";
     c += "[ingest]\naddress = \"" + local_->uri() + "\"\nclient_id = \"ferryd-bench\"\ndurability = \"" +
-         a_.durability + "\"\nmax_payload = \"4KiB\"\ndedupe_capacity = 100000\nbackoff.min = \"50ms\"\n" +
+         a_.durability + "\"\nmax_payload = \"4KiB\"\nbackoff.min = \"50ms\"\n" +
          "backoff.max = \"500ms\"\n";
     c += "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
     c += "[log]\nlevel = \"warn\"\n";

@@ -14,7 +14,9 @@ namespace ferry {
 namespace {
 
 using std::chrono::nanoseconds;
-constexpr auto kPersistInterval = std::chrono::milliseconds(200);
+// Each persist is a small commit of its own when ingest is idle: once a second bounds the fsyncs a drain adds,
+// and a crash then re-sends at most a second of acknowledged events (the centre drops them by id).
+constexpr auto kPersistInterval = std::chrono::seconds(1);
 constexpr auto kGaugeInterval = std::chrono::seconds(1);
 constexpr auto kAckTimeout = std::chrono::seconds(60);
 

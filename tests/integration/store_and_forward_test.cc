@@ -163,6 +163,12 @@ void WaitQuiet(Gateway& gw, const CentralReceiver& rx, std::chrono::seconds quie
   }, limit, 50ms);
 }
 
+// The simulator's last line (its summary), for failure messages.
+std::string SimSummary(Gateway& gw) {
+  auto lines = ReadLines(gw.path("sim.log"));
+  return lines.empty() ? "(no simulator output)" : lines.back();
+}
+
 std::vector<std::string> Missing(const std::vector<std::string>& want, const CentralReceiver& rx) {
   std::vector<std::string> missing;
   for (const auto& id : want)
@@ -189,7 +195,7 @@ TEST(StoreAndForward, OutageThenDrainDeliversEveryEventOnce) {
 
   const uint64_t kEvents = 100'000;
   auto t0 = Clock::now();
-  ASSERT_EQ(gw.RunSim(kEvents, 0, gw.path("ids.txt")), 0) << ReadLines(gw.path("sim.log")).back();
+  ASSERT_EQ(gw.RunSim(kEvents, 0, gw.path("ids.txt")), 0) << SimSummary(gw);
   auto ids = ReadLines(gw.path("ids.txt"));
   ASSERT_EQ(ids.size(), kEvents);
   ASSERT_TRUE(poll_until([&] { return gw.Stored() >= kEvents; }, 120s)) << "stored " << gw.Stored();
@@ -241,7 +247,7 @@ void KillNineScenario(const std::string& durability) {
     ++kills;
     ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
   }
-  ASSERT_EQ(sim.Wait(300s), 0) << ReadLines(gw.path("sim.log")).back();
+  ASSERT_EQ(sim.Wait(300s), 0) << SimSummary(gw);
   auto acked_by_local = ReadLines(gw.path("ids.txt"));
   ASSERT_EQ(acked_by_local.size(), kEvents);
   WaitQuiet(gw, rx);

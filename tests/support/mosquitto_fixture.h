@@ -158,6 +158,9 @@ class MosquittoBroker {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
       }
+      // Paho does not open its sockets close-on-exec: without this the broker would inherit the test's client
+      // connections and keep them open after the test closes them.
+      ::close_range(3, ~0U, 0);
       std::string cfg = config_path();
       ::execl(opt_.binary.c_str(), opt_.binary.c_str(), "-c", cfg.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
