@@ -129,6 +129,17 @@ class Gateway {
     return ids;
   }
 
+  // Brokers up, the receiver's persistent subscription made, then the central broker stopped and ferryd
+  // started: the outage every drain test begins with. False (with the reason in the logs) on failure.
+  bool BeginOutage(CentralReceiver& rx) {
+    if (!local_.start() || !central_.start() || !rx.Connect(central_.uri())) return false;
+    rx.Disconnect();
+    central_.stop();
+    return StartFerryd();
+  }
+  // The central broker back, the receiver reconnected (its session kept what was published meanwhile).
+  bool EndOutage(CentralReceiver& rx) { return central_.start() && rx.Connect(central_.uri()); }
+
   std::string config_path() const { return dir_.path() + "/ferry.toml"; }
   std::string path(const std::string& name) const { return dir_.path() + "/" + name; }
   MosquittoBroker& local() { return local_; }
@@ -185,13 +196,8 @@ std::string Head(const std::vector<std::string>& v) {
 // 1. Central down; 100,000 events reach the local broker; central comes back; every event arrives once.
 TEST(StoreAndForward, OutageThenDrainDeliversEveryEventOnce) {
   Gateway gw;
-  ASSERT_TRUE(gw.local().start()) << gw.local().log();
-  ASSERT_TRUE(gw.central().start()) << gw.central().log();
   CentralReceiver rx;
-  ASSERT_TRUE(rx.Connect(gw.central().uri()));  // creates the persistent subscription
-  rx.Disconnect();
-  gw.central().stop();                          // the outage begins
-  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  ASSERT_TRUE(gw.BeginOutage(rx)) << gw.ferryd().log();
 
   const uint64_t kEvents = 100'000;
   auto t0 = Clock::now();
@@ -203,8 +209,7 @@ TEST(StoreAndForward, OutageThenDrainDeliversEveryEventOnce) {
   EXPECT_EQ(gw.Metric("ferry_uplink_backlog_events{uplink=\"central\",stream=\"telemetry\"}") > 0, true);
 
   auto t1 = Clock::now();
-  ASSERT_TRUE(gw.central().start()) << gw.central().log();
-  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  ASSERT_TRUE(gw.EndOutage(rx)) << gw.central().log();
   bool all = poll_until([&] { return rx.unique() >= kEvents; }, 300s, 20ms);
   double drain_s = std::chrono::duration<double>(Clock::now() - t1).count();
   auto missing = Missing(ids, rx);
@@ -282,13 +287,8 @@ TEST(StoreAndForward, DiskBudgetDropOldestKeepsNewest) {
   GatewayOptions o;
   o.map_size = "12MiB";
   Gateway gw(o);
-  ASSERT_TRUE(gw.local().start());
-  ASSERT_TRUE(gw.central().start());
   CentralReceiver rx;
-  ASSERT_TRUE(rx.Connect(gw.central().uri()));
-  rx.Disconnect();
-  gw.central().stop();
-  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  ASSERT_TRUE(gw.BeginOutage(rx)) << gw.ferryd().log();
   const uint64_t kEvents = 60'000;  // ~24 MB of records: twice the map
   ASSERT_EQ(gw.RunSim(kEvents, 0, gw.path("ids.txt")), 0);
   auto ids = ReadLines(gw.path("ids.txt"));
@@ -306,8 +306,7 @@ TEST(StoreAndForward, DiskBudgetDropOldestKeepsNewest) {
   EXPECT_EQ(static_cast<double>(logged.size()) + evicted, static_cast<double>(kEvents))
       << "every event is either stored or counted as evicted";
   // The kept (newest) events drain when the centre returns.
-  ASSERT_TRUE(gw.central().start());
-  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  ASSERT_TRUE(gw.EndOutage(rx)) << gw.central().log();
   poll_until([&] { return Missing(logged, rx).empty(); }, 120s, 20ms);
   EXPECT_TRUE(Missing(logged, rx).empty());
   std::printf("[ budget ] 12 MiB map, %llu events: %zu kept, %.0f evicted (budget)\n",
@@ -458,18 +457,12 @@ TEST(StoreAndForward, NewestFirstSendsCurrentStateBeforeBackfill) {
   GatewayOptions o;
   o.uplink_extra_keys = "drain_order = \"newest_first\"\n";
   Gateway gw(o);
-  ASSERT_TRUE(gw.local().start());
-  ASSERT_TRUE(gw.central().start());
   CentralReceiver rx;
-  ASSERT_TRUE(rx.Connect(gw.central().uri()));
-  rx.Disconnect();
-  gw.central().stop();
-  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  ASSERT_TRUE(gw.BeginOutage(rx)) << gw.ferryd().log();
   const uint64_t kEvents = 5'000;
   ASSERT_EQ(gw.RunSim(kEvents, 0, gw.path("ids.txt")), 0);
   ASSERT_TRUE(poll_until([&] { return gw.Stored() >= kEvents; }, 60s));
-  ASSERT_TRUE(gw.central().start());
-  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  ASSERT_TRUE(gw.EndOutage(rx)) << gw.central().log();
   ASSERT_TRUE(poll_until([&] { return rx.unique() >= kEvents; }, 120s)) << rx.unique();
   auto arrivals = rx.Arrivals();
   ASSERT_FALSE(arrivals.empty());
@@ -485,21 +478,15 @@ TEST(StoreAndForward, HigherPriorityStreamDrainsFirst) {
                     "[[route]]\nfilter = \"alarms/{device}/#\"\nstream = \"alarms\"\nsubject = \"{device}\"\n"
                     "content_type = \"application/json\"\nid_json_field = \"id\"\n";
   Gateway gw(o);
-  ASSERT_TRUE(gw.local().start());
-  ASSERT_TRUE(gw.central().start());
   CentralReceiver rx;
-  ASSERT_TRUE(rx.Connect(gw.central().uri()));
-  rx.Disconnect();
-  gw.central().stop();
-  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  ASSERT_TRUE(gw.BeginOutage(rx)) << gw.ferryd().log();
   // Telemetry (priority 0) first, alarms (priority 50) after: arrival order must invert the production order.
   ASSERT_EQ(gw.RunSim(3'000, 0, gw.path("ids.txt")), 0);
   ASSERT_EQ(gw.RunSim(1'000, 0, gw.path("alarm-ids.txt"), {"--topic-prefix", "alarms", "--device-prefix", "alm-"}), 0);
   ASSERT_TRUE(poll_until([&] {
     return gw.Stored() >= 3'000 && gw.Metric("ferry_stream_stored_total{stream=\"alarms\"}") >= 1'000;
   }, 60s));
-  ASSERT_TRUE(gw.central().start());
-  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  ASSERT_TRUE(gw.EndOutage(rx)) << gw.central().log();
   ASSERT_TRUE(poll_until([&] { return rx.unique() >= 4'000; }, 120s)) << rx.unique();
   auto arrivals = rx.Arrivals();
   size_t alarms_before_first_telemetry = 0;
@@ -518,17 +505,11 @@ TEST(StoreAndForward, BandwidthCapBoundsTheDrain) {
   o.uplink_mode = "batched";
   o.uplink_extra_keys = "bytes_per_sec = 20000\nbatch.max_events = 50\n";
   Gateway gw(o);
-  ASSERT_TRUE(gw.local().start());
-  ASSERT_TRUE(gw.central().start());
   CentralReceiver rx;
-  ASSERT_TRUE(rx.Connect(gw.central().uri()));
-  rx.Disconnect();
-  gw.central().stop();
-  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  ASSERT_TRUE(gw.BeginOutage(rx)) << gw.ferryd().log();
   ASSERT_EQ(gw.RunSim(4'000, 0, gw.path("ids.txt")), 0);
   ASSERT_TRUE(poll_until([&] { return gw.Stored() >= 4'000; }, 60s));
-  ASSERT_TRUE(gw.central().start());
-  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  ASSERT_TRUE(gw.EndOutage(rx)) << gw.central().log();
   auto t0 = Clock::now();
   double bytes0 = std::max(gw.Metric("ferry_uplink_bytes_total{uplink=\"central\"}"), 0.0);
   // Watch for 3 s of draining (or until done): the bytes sent never run ahead of the cap.
