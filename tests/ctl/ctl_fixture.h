@@ -2,7 +2,8 @@
 // records behind the log's back.
 #pragma once
 
-#include <dirent.h>
+#include "../support/temp_dir.h"
+
 #include <lmdb.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -44,38 +45,10 @@ address = "tcp://backup.example:1883"
 )";
 
 // A fresh directory under $TMPDIR, removed (one level deep) on destruction.
-class TempDir {
+// The shared scratch directory (tests/support/temp_dir.h), named for this suite.
+class TempDir : public ::ferry::test::TempDir {
  public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/ferry-ctl-XXXXXX";
-    path_ = ::mkdtemp(tmpl.data()) != nullptr ? tmpl : "";
-  }
-  ~TempDir() { Remove(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  static void Remove(const std::string& dir) {
-    if (dir.empty()) return;
-    if (DIR* d = ::opendir(dir.c_str())) {
-      while (dirent* e = ::readdir(d)) {
-        const std::string n = e->d_name;
-        if (n == "." || n == "..") continue;
-        const std::string p = dir + "/" + n;
-        struct stat sb {};
-        if (::lstat(p.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) {
-          Remove(p);
-        } else {
-          ::unlink(p.c_str());
-        }
-      }
-      ::closedir(d);
-    }
-    ::rmdir(dir.c_str());
-  }
-  std::string path_;
+  TempDir() : ::ferry::test::TempDir("ferry-ctl") {}
 };
 
 inline Event MakeEvent(const std::string& payload, const std::string& subject = "") {

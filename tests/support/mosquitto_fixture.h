@@ -32,33 +32,9 @@
 #include <string>
 #include <thread>
 
+#include "temp_dir.h"
+
 namespace ferry::test {
-
-// A directory under $TMPDIR (or /tmp) removed with its contents on destruction.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix = "ferry-test") {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/" + prefix + ".XXXXXX";
-    if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() { remove_tree(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  bool ok() const { return !path_.empty(); }
-
-  static void remove_tree(const std::string& p) {
-    if (p.empty()) return;
-    ::nftw(
-        p.c_str(), [](const char* f, const struct stat*, int, struct FTW*) { return ::remove(f); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-  }
-
- private:
-  std::string path_;
-};
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it back, close).
 inline int free_tcp_port() {
