@@ -19,6 +19,7 @@ using std::chrono::nanoseconds;
 constexpr auto kPersistInterval = std::chrono::seconds(1);
 constexpr auto kGaugeInterval = std::chrono::seconds(1);
 constexpr auto kAckTimeout = std::chrono::seconds(60);
+constexpr size_t kReleaseEveryBytes = size_t{4} << 20;
 
 }  // namespace
 
@@ -344,6 +345,13 @@ bool UplinkMqtt::SendFrom(StreamState& s, size_t index, Seq from, Seq limit, boo
     return false;
   }
   auto& rv = *recs;
+  // Reading maps the log's pages into this process; a fast drain would map tens of MB between two maintenance
+  // rounds. Drop the mappings every few MB read so RSS stays flat while the backlog drains too.
+  for (const auto& r : rv) read_since_release_ += r.event.payload.size() + 128;
+  if (read_since_release_ >= kReleaseEveryBytes) {
+    read_since_release_ = 0;
+    log_.ReleaseMappedPages();
+  }
   if (limit.value != 0)
     while (!rv.empty() && rv.back().seq >= limit) rv.pop_back();
   if (rv.empty()) {

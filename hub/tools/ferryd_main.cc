@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <string>
@@ -94,8 +95,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ferryd: %s\n", st.error().ToString().c_str());
     return 1;
   }
+  auto last_trim = std::chrono::steady_clock::now();
   for (;;) {
     daemon.Step();
+    if (std::chrono::steady_clock::now() - last_trim >= std::chrono::seconds(2)) {
+      // Hand freed heap pages back to the kernel: batches come and go, and on a small board the high-water
+      // mark of a burst should not stay resident.
+      malloc_trim(0);
+      last_trim = std::chrono::steady_clock::now();
+    }
     timespec wait{0, 10'000'000};
     int sig = sigtimedwait(&signals, nullptr, &wait);
     if (sig < 0) continue;  // EAGAIN (timeout) or EINTR

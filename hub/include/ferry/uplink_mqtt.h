@@ -141,6 +141,7 @@ class UplinkMqtt {
   SteadyTime last_persist_{};
   SteadyTime last_gauges_{};
   SteadyTime hold_until_{};  // rate cap / batching delay
+  size_t read_since_release_ = 0;  // record bytes read since the last ReleaseMappedPages()
   std::atomic<bool> link_up_{false};
   bool was_up_ = false;  // link_up_ as last seen by Step(): detects a fresh connection
   std::atomic<bool> connecting_{false};
