@@ -53,12 +53,6 @@ address = "tcp://127.0.0.1:$central_port"
 mode = "batched"
 batch.max_delay = "20ms"
 TOML
-"${ferryd_cmd[@]}" --check-config "$work/ferry.toml"
-mosquitto_sub -p "$central_port" -V mqttv5 -t 'ferry/#' -C 1000000 -W 120 -F '%l' > "$work/central.txt" 2>/dev/null & sub=$!; pids+=($sub)
-"${ferryd_cmd[@]}" -c "$work/ferry.toml" > "$work/ferryd.log" 2>&1 & pids+=($!)
-wait_port "$metrics_port" || { cat "$work/ferryd.log"; exit 1; }
-for i in $(seq 1 200); do echo "{\"id\":\"smoke-$i\",\"v\":$i}"; done |
-  mosquitto_pub -p "$local_port" -V mqttv5 -q 1 -t telemetry/dev-1/engine -l
 metric() { python3 - "$metrics_port" "$1" <<'PY'
 import sys, urllib.request
 body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=2).read().decode()
@@ -67,6 +61,18 @@ for line in body.splitlines():
 else: print(0)
 PY
 }
+"${ferryd_cmd[@]}" --check-config "$work/ferry.toml"
+mosquitto_sub -p "$central_port" -V mqttv5 -t 'ferry/#' -C 1000000 -W 120 -F '%l' > "$work/central.txt" 2>/dev/null & sub=$!; pids+=($sub)
+"${ferryd_cmd[@]}" -c "$work/ferry.toml" > "$work/ferryd.log" 2>&1 & pids+=($!)
+wait_port "$metrics_port" || { cat "$work/ferryd.log"; exit 1; }
+# Publish only once ferryd is subscribed: a first-ever session gets nothing published before that.
+for _ in $(seq 1 600); do   # up to 60 s under emulation
+  [ "$(metric ferry_ingest_link_up)" = 1 ] && break
+  sleep 0.1
+done
+[ "$(metric ferry_ingest_link_up)" = 1 ] || { echo "smoke: ferryd never subscribed"; cat "$work/ferryd.log"; exit 1; }
+for i in $(seq 1 200); do echo "{\"id\":\"smoke-$i\",\"v\":$i}"; done |
+  mosquitto_pub -p "$local_port" -V mqttv5 -q 1 -t telemetry/dev-1/engine -l
 acked=0
 for _ in $(seq 1 1200); do   # up to 60 s under emulation
   acked=$(metric 'ferry_uplink_acked_total{uplink="central",stream="telemetry"}')
