@@ -256,10 +256,53 @@ void WriteEvent(rapidjson::Writer<rapidjson::StringBuffer>& w, const WireEvent& 
   w.EndObject();
 }
 
+// The CloudEvents attributes both encodings share (structured JSON and MQTT user properties), assigned in one
+// place. `what` names the encoding in error messages ("CloudEvent attribute", "user property").
+class CeAttributes {
+ public:
+  explicit CeAttributes(const char* what) : what_(what) {}
+  // Sets `name` if it is one of the shared attributes; false (and nothing set) otherwise.
+  Result<bool> Set(WireEvent& e, const std::string& name, std::string s) {
+    if (name == "specversion") {
+      if (s != "1.0") return Corruption("unsupported CloudEvents specversion \"" + s + "\"");
+      have_spec_ = true;
+    } else if (name == "id") {
+      e.id = std::move(s);
+      have_id_ = true;
+    } else if (name == "source") {
+      e.source = std::move(s);
+      have_source_ = true;
+    } else if (name == "type") {
+      e.type = std::move(s);
+      have_type_ = true;
+    } else if (name == "time" || name == "ferryingesttime") {
+      auto t = ParseRfc3339(s);
+      if (!t) return Corruption(std::string(what_) + " " + name + ": " + t.error().message);
+      (name == "time" ? e.time : e.ingest_time) = *t;
+    } else if (name == "subject") {
+      e.subject = std::move(s);
+    } else if (name == "ferryseq") {
+      char* end = nullptr;
+      errno = 0;
+      unsigned long long n = std::strtoull(s.c_str(), &end, 10);
+      if (s.empty() || *end != '\0' || errno != 0 || s[0] == '-') return Corruption("bad ferryseq \"" + s + "\"");
+      e.seq = Seq{n};
+    } else {
+      return false;
+    }
+    return true;
+  }
+  bool complete() const { return have_spec_ && have_id_ && have_source_ && have_type_; }
+
+ private:
+  const char* what_;
+  bool have_spec_ = false, have_id_ = false, have_source_ = false, have_type_ = false;
+};
+
 Result<WireEvent> EventFromValue(const rapidjson::Value& v) {
   if (!v.IsObject()) return Corruption("CloudEvent is not a JSON object");
   WireEvent e;
-  bool have_spec = false, have_id = false, have_source = false, have_type = false;
+  CeAttributes attrs("CloudEvent attribute");
   for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
     std::string name(it->name.GetString(), it->name.GetStringLength());
     const rapidjson::Value& val = it->value;
@@ -272,39 +315,17 @@ Result<WireEvent> EventFromValue(const rapidjson::Value& v) {
     }
     if (!val.IsString()) return Corruption("CloudEvent attribute \"" + name + "\" is not a string");
     std::string s(val.GetString(), val.GetStringLength());
-    if (name == "specversion") {
-      if (s != "1.0") return Corruption("unsupported CloudEvents specversion \"" + s + "\"");
-      have_spec = true;
-    } else if (name == "id") {
-      e.id = std::move(s);
-      have_id = true;
-    } else if (name == "source") {
-      e.source = std::move(s);
-      have_source = true;
-    } else if (name == "type") {
-      e.type = std::move(s);
-      have_type = true;
-    } else if (name == "time" || name == "ferryingesttime") {
-      auto t = ParseRfc3339(s);
-      if (!t) return Corruption("CloudEvent attribute " + name + ": " + t.error().message);
-      (name == "time" ? e.time : e.ingest_time) = *t;
-    } else if (name == "subject") {
-      e.subject = std::move(s);
-    } else if (name == "datacontenttype") {
+    if (name == "datacontenttype") {
       e.datacontenttype = std::move(s);
-    } else if (name == "ferryseq") {
-      char* end = nullptr;
-      errno = 0;
-      unsigned long long n = std::strtoull(s.c_str(), &end, 10);
-      if (s.empty() || *end != '\0' || errno != 0 || s[0] == '-') return Corruption("bad ferryseq \"" + s + "\"");
-      e.seq = Seq{n};
     } else if (name == "data_base64") {
       if (!Base64Decode(s, &e.payload)) return Corruption("data_base64 is not valid base64");
     } else {
-      e.headers.emplace_back(std::move(name), std::move(s));
+      auto known = attrs.Set(e, name, s);
+      if (!known) return tl::make_unexpected(known.error());
+      if (!*known) e.headers.emplace_back(std::move(name), std::move(s));
     }
   }
-  if (!have_spec || !have_id || !have_source || !have_type) {
+  if (!attrs.complete()) {
     return Corruption("CloudEvent lacks one of specversion, id, source, type");
   }
   return e;
@@ -379,37 +400,13 @@ Result<WireEvent> FromMqttProperties(const MqttEventProperties& props, std::stri
   WireEvent e;
   e.datacontenttype = props.content_type;
   e.payload = std::move(payload);
-  bool have_spec = false, have_id = false, have_source = false, have_type = false;
+  CeAttributes attrs("user property");
   for (const auto& [name, s] : props.user_properties) {
-    if (name == "specversion") {
-      if (s != "1.0") return Corruption("unsupported CloudEvents specversion \"" + s + "\"");
-      have_spec = true;
-    } else if (name == "id") {
-      e.id = s;
-      have_id = true;
-    } else if (name == "source") {
-      e.source = s;
-      have_source = true;
-    } else if (name == "type") {
-      e.type = s;
-      have_type = true;
-    } else if (name == "time" || name == "ferryingesttime") {
-      auto t = ParseRfc3339(s);
-      if (!t) return Corruption("user property " + name + ": " + t.error().message);
-      (name == "time" ? e.time : e.ingest_time) = *t;
-    } else if (name == "subject") {
-      e.subject = s;
-    } else if (name == "ferryseq") {
-      char* end = nullptr;
-      errno = 0;
-      unsigned long long n = std::strtoull(s.c_str(), &end, 10);
-      if (s.empty() || *end != '\0' || errno != 0 || s[0] == '-') return Corruption("bad ferryseq \"" + s + "\"");
-      e.seq = Seq{n};
-    } else {
-      e.headers.emplace_back(name, s);
-    }
+    auto known = attrs.Set(e, name, s);
+    if (!known) return tl::make_unexpected(known.error());
+    if (!*known) e.headers.emplace_back(name, s);
   }
-  if (!have_spec || !have_id || !have_source || !have_type) {
+  if (!attrs.complete()) {
     return Corruption("MQTT message lacks one of the specversion, id, source, type user properties");
   }
   return e;
