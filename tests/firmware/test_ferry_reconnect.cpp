@@ -83,14 +83,7 @@ class Reconnect : public ::testing::Test {
   struct Free {
     void operator()(unsigned char* p) const { std::free(p); }
   };
-  // The test subscriber must not be the bottleneck: Mosquitto drops QoS 1 messages for a subscriber
-  // beyond max_queued_messages (1000 by default), which a slow (sanitizer) run can reach.
-  static MosquittoBroker::Options broker_options() {
-    MosquittoBroker::Options o;
-    o.extra_config = "max_queued_messages 0\n";
-    return o;
-  }
-  MosquittoBroker broker{broker_options()};
+  MosquittoBroker broker;  // queues without limit (mosquitto_fixture.h)
   TempDir state{"ferry-state"};
   std::unique_ptr<PahoSubscriber> sub;
   std::string uri;

@@ -43,14 +43,14 @@ class Gateway {
 
   static MosquittoBroker::Options Local() {
     MosquittoBroker::Options o;
-    o.extra_config = "max_queued_messages 0\nmax_inflight_messages 100\n";  // hold everything for ferryd's session
+    o.extra_config = "max_inflight_messages 100\n";  // the fixture already queues everything for ferryd's session
     return o;
   }
   static MosquittoBroker::Options Central(const std::string& state) {
     MosquittoBroker::Options o;
     // The receiver's persistent session survives central restarts, so nothing published while it reconnects
     // is dropped for want of a subscriber.
-    o.extra_config = "persistence true\npersistence_location " + state + "/\nmax_queued_messages 0\n";
+    o.extra_config = "persistence true\npersistence_location " + state + "/\n";
     return o;
   }
 

@@ -109,6 +109,9 @@ class MosquittoBroker {
     c << "listener " << port_ << " 127.0.0.1\n"
       << "allow_anonymous true\n"
       << "persistence false\n"
+      // Mosquitto's default (1000) silently drops QoS 1 messages for a slow or absent subscriber: a test
+      // must never lose messages that way, so every test broker queues without limit.
+      << "max_queued_messages 0\n"
       << "log_dest stderr\n";
     if (opt_.verbose_log) c << "log_type all\n";
     c << opt_.extra_config << "\n";
