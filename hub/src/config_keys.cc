@@ -185,6 +185,10 @@ std::vector<ConfigKey> BuildKeys() {
                   FERRY_FIELD(IngestConfig, session_expiry)));
   k.push_back(Dur("ingest", "keepalive", "30s", kSec, 65'535 * kSec, kRestart, "MQTT keep-alive interval.",
                   FERRY_FIELD(IngestConfig, keepalive)));
+  k.push_back(Int("ingest", "receive_maximum", "256", 1, 65'535, kRestart,
+                  "MQTT v5 Receive Maximum: most QoS 1 messages the broker sends before ferryd acknowledges them. "
+                  "Bounds the burst a reconnect brings from a large queued backlog (the broker's default is 65535).",
+                  FERRY_FIELD(IngestConfig, receive_maximum)));
   k.push_back(Enum("ingest", "durability", "batch", "batch|sync", kRestart,
                    "batch: acknowledge on receipt, at most one commit interval is lost on power loss. sync: "
                    "acknowledge after the commit, nothing acknowledged is lost.",

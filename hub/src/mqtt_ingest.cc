@@ -72,8 +72,11 @@ void MqttIngest::Step() {
   // A persistent session: the broker queues QoS 1 messages for ferryd while it is away.
   auto builder = MqttConnectOptions(ic.username, ic.password, ic.tls, /*clean_start=*/false,
                                     std::chrono::duration_cast<std::chrono::seconds>(ic.keepalive));
+  // Receive Maximum bounds what the broker sends ahead of our acknowledgements. Without it a reconnect to a
+  // large queued backlog arrives as one burst of up to 65,535 messages, with the SUBACK queued behind it.
   builder.properties({mqtt::property(mqtt::property::SESSION_EXPIRY_INTERVAL,
-                                     static_cast<int>(std::min<int64_t>(expiry, INT32_MAX)))});
+                                     static_cast<int>(std::min<int64_t>(expiry, INT32_MAX))),
+                      mqtt::property(mqtt::property::RECEIVE_MAXIMUM, static_cast<int>(ic.receive_maximum))});
   connecting_ = true;
   reconnects_->Inc();
   auto fail = [this](const std::string& why) {

@@ -27,6 +27,7 @@ struct GatewayOptions {
   std::string extra_uplinks;   // more [[uplink]] tables; "{CENTRAL}" stands for the central broker's URI
   std::string uplink_extra_keys;  // appended to the "central" uplink table
   std::string extra_streams;      // more [[stream]] / [[route]] tables
+  std::string ingest_extra_keys;  // appended to the [ingest] table
   bool uplink = true;
 };
 
@@ -59,7 +60,7 @@ class Gateway {
     c += "[gateway]\nid = \"gw-test\"\n";
     c += "[storage]\npath = \"" + dir_.path() + "/log\"\nmap_size = \"" + opt_.map_size + "\"\n";
     c += "[ingest]\naddress = \"" + local_.uri() + "\"\nclient_id = \"ferryd-it\"\ndurability = \"" +
-         opt_.durability + "\"\nmax_payload = \"4KiB\"\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+         opt_.durability + "\"\nmax_payload = \"4KiB\"\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n" + opt_.ingest_extra_keys;
     c += "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
     c += "[[stream]]\nname = \"telemetry\"\nfull_policy = \"" + opt_.full_policy + "\"\n";
     c += "[[stream]]\nname = \"dead\"\npriority = 10\n";
@@ -281,6 +282,37 @@ void KillNineScenario(const std::string& durability) {
 
 TEST(StoreAndForward, KillNineSyncModeLosesNothingAcknowledged) { KillNineScenario("sync"); }
 TEST(StoreAndForward, KillNineBatchModeDeliversEveryCommittedEvent) { KillNineScenario("batch"); }
+
+// A restart into a large backlog queued at the local broker: the broker sends at most ingest.receive_maximum
+// messages ahead of ferryd's acknowledgements, so the subscription is confirmed (link up) within the first few
+// hundred events instead of behind the whole backlog, and the backlog then arrives complete.
+TEST(StoreAndForward, RestartIntoAQueuedBacklogSubscribesFirst) {
+  GatewayOptions o;
+  o.durability = "sync";  // one commit per message: a backlog takes long enough to see the order
+  o.uplink = false;
+  Gateway gw(o);
+  ASSERT_TRUE(gw.local().start());
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();  // the persistent session and its subscription
+  ASSERT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+
+  const uint64_t kBacklog = 20'000;
+  ASSERT_EQ(gw.RunSim(kBacklog, 0, gw.path("ids.txt")), 0);  // queued by the broker for ferryd's session
+  auto ids = ReadLines(gw.path("ids.txt"));
+  ASSERT_EQ(ids.size(), kBacklog);
+
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();  // returns once the link is up
+  double stored_at_link_up = gw.Stored();
+  EXPECT_LT(stored_at_link_up, kBacklog / 2.0) << "the SUBACK came behind the queued backlog";
+  ASSERT_TRUE(poll_until([&] { return gw.Stored() >= kBacklog; }, 120s)) << "stored " << gw.Stored();
+  auto logged = gw.LoggedIds("telemetry");
+  std::unordered_set<std::string> have(logged.begin(), logged.end());
+  size_t missing = 0;
+  for (const auto& id : ids) missing += have.count(id) == 0;
+  EXPECT_EQ(missing, 0u);
+  std::printf("[ backlog ] link up after %.0f of %llu queued events were stored\n", stored_at_link_up,
+              static_cast<unsigned long long>(kBacklog));
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
 
 // 3. A long outage reaches the disk budget: the policy is applied and counted, ferryd keeps running.
 TEST(StoreAndForward, DiskBudgetDropOldestKeepsNewest) {

@@ -79,6 +79,7 @@ struct IngestConfig {
   TlsConfig tls;
   Duration session_expiry{0};
   Duration keepalive{0};
+  int64_t receive_maximum = 0;
   Durability durability = Durability::kBatch;
   uint64_t max_payload = 0;
   Duration dedupe_window{0};
