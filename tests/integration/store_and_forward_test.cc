@@ -283,6 +283,39 @@ void KillNineScenario(const std::string& durability) {
 TEST(StoreAndForward, KillNineSyncModeLosesNothingAcknowledged) { KillNineScenario("sync"); }
 TEST(StoreAndForward, KillNineBatchModeDeliversEveryCommittedEvent) { KillNineScenario("batch"); }
 
+// The local broker goes away while ferryd drains its backlog upstream: the drain goes on (ingest and uplinks are
+// separate clients), ferryd keeps running, and once the local broker is back ferryd reconnects, re-subscribes
+// (the restarted broker has no session for it) and ingests again.
+TEST(StoreAndForward, LocalBrokerDownWhileDrainingKeepsDraining) {
+  Gateway gw;
+  CentralReceiver rx;
+  ASSERT_TRUE(gw.BeginOutage(rx)) << gw.ferryd().log();
+  const uint64_t kBacklog = 20'000;
+  ASSERT_EQ(gw.RunSim(kBacklog, 0, gw.path("ids.txt")), 0) << SimSummary(gw);
+  ASSERT_TRUE(poll_until([&] { return gw.Stored() >= kBacklog; }, 120s)) << "stored " << gw.Stored();
+
+  gw.local().stop();
+  ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_ingest_link_up") == 0; }, 30s)) << gw.ferryd().log();
+  ASSERT_TRUE(gw.EndOutage(rx)) << gw.central().log();
+  auto ids = ReadLines(gw.path("ids.txt"));
+  EXPECT_TRUE(poll_until([&] { return rx.unique() >= kBacklog; }, 300s, 20ms)) << rx.unique() << " of " << kBacklog;
+  EXPECT_TRUE(Missing(ids, rx).empty());
+  EXPECT_TRUE(gw.ferryd().running());
+  EXPECT_EQ(gw.Metric("ferry_ingest_link_up"), 0) << "the local broker is still down";
+
+  // The local broker back (same port, no persistence: ferryd's session is gone) and a second round of events.
+  ASSERT_TRUE(gw.local().start()) << gw.local().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_ingest_link_up") == 1; }, 60s)) << gw.ferryd().log();
+  const uint64_t kMore = 2'000;
+  ASSERT_EQ(gw.RunSim(kMore, 0, gw.path("ids2.txt")), 0) << SimSummary(gw);
+  auto more = ReadLines(gw.path("ids2.txt"));
+  ASSERT_EQ(more.size(), kMore);
+  EXPECT_TRUE(poll_until([&] { return Missing(more, rx).empty(); }, 120s, 20ms))
+      << Missing(more, rx).size() << " of the second round missing, e.g. " << Head(Missing(more, rx));
+  EXPECT_GE(gw.Metric("ferry_ingest_reconnects_total"), 2);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
 // A restart into a large backlog queued at the local broker: the broker sends at most ingest.receive_maximum
 // messages ahead of ferryd's acknowledgements, so the subscription is confirmed (link up) within the first few
 // hundred events instead of behind the whole backlog, and the backlog then arrives complete.
