@@ -326,6 +326,22 @@ class Parser {
       return Ok();
     };
     if (auto st = check_backoff("ingest", c.ingest.backoff); !st) return st;
+    // The address's scheme and tls.enabled must agree: Paho needs TLS options for ssl:// and would speak TLS
+    // to a plain listener otherwise, failing later with a vaguer message.
+    auto check_tls = [&](const std::string& path, const std::string& address, const TlsConfig& tls) -> Status {
+      bool secure = false;
+      for (const char* scheme : {"ssl://", "mqtts://", "wss://"}) secure |= address.rfind(scheme, 0) == 0;
+      if (secure && !tls.enabled) {
+        return ErrorAt(path + ".address", "\"" + address + "\" is a TLS address, but " + path +
+                                              ".tls.enabled is false: set it to true");
+      }
+      if (!secure && tls.enabled) {
+        return ErrorAt(path + ".tls.enabled", "is true, but " + path + ".address \"" + address +
+                                                  "\" is not a TLS address (ssl://, mqtts:// or wss://)");
+      }
+      return Ok();
+    };
+    if (auto st = check_tls("ingest", c.ingest.address, c.ingest.tls); !st) return st;
     for (size_t i = 0; i < c.routes.size(); ++i) {
       const RouteConfig& r = c.routes[i];
       std::string path = "route[" + std::to_string(i) + "]";
@@ -374,6 +390,9 @@ class Parser {
         }
       }
       if (auto st = check_backoff(path, u.backoff); !st) return st;
+      if (u.type == UplinkType::kMqtt) {
+        if (auto st = check_tls(path, u.address, u.tls); !st) return st;
+      }
     }
     return Ok();
   }

@@ -40,6 +40,7 @@ MqttIngest::~MqttIngest() { Stop(); }
 
 Status MqttIngest::Start() {
   const IngestConfig& ic = config_.ingest;
+  if (Status st = CheckTlsFiles("ingest", ic.tls); !st) return st;
   std::string client_id = ic.client_id.empty() ? "ferry-" + config_.gateway.id : ic.client_id;
   try {
     client_ = std::make_unique<mqtt::async_client>(ic.address, client_id, mqtt::create_options(MQTTVERSION_5));
@@ -91,8 +92,8 @@ void MqttIngest::Step() {
     connecting_ = false;
   };
   try {
-    connect_listener_ = std::make_unique<ConnectListener>([fail](const mqtt::token& tok) {
-      fail("connect failed (reason code " + std::to_string(tok.get_reason_code()) + ")");
+    connect_listener_ = std::make_unique<ConnectListener>([this, fail](const mqtt::token& tok) {
+      fail("connect failed: " + ConnectFailureText(tok, config_.ingest.tls.enabled));
     });
     client_->connect(builder.finalize(), nullptr, *connect_listener_);
   } catch (const mqtt::exception& e) {

@@ -106,6 +106,7 @@ Seq UplinkMqtt::cursor(const std::string& stream) const {
 }
 
 Status UplinkMqtt::Start() {
+  if (Status st = CheckTlsFiles("uplink " + uplink_.name, uplink_.tls); !st) return st;
   std::vector<std::string> names = uplink_.streams;
   if (names.empty())
     for (const auto& s : config_.streams) names.push_back(s.name);
@@ -175,7 +176,18 @@ void UplinkMqtt::Connect() {
   connecting_ = true;
   reconnects_->Inc();
   auto fail = [this](const mqtt::token& tok) {
-    FERRY_LOG_DEBUG("uplink %s: connect failed (reason %d)", uplink_.name.c_str(), static_cast<int>(tok.get_reason_code()));
+    // An unreachable centre is the normal offline state: the first failed attempt since ferryd started or the
+    // link was last up is a warning (it names a TLS or credentials problem as much as an outage), the retries
+    // are debug.
+    bool first = !connect_failure_reported_.exchange(true);
+    if (first) {
+      FERRY_LOG_WARN("uplink %s: cannot connect to %s: %s; retrying with backoff, the backlog is kept",
+                     uplink_.name.c_str(), uplink_.address.c_str(),
+                     ConnectFailureText(tok, uplink_.tls.enabled).c_str());
+    } else {
+      FERRY_LOG_DEBUG("uplink %s: connect failed: %s", uplink_.name.c_str(),
+                      ConnectFailureText(tok, uplink_.tls.enabled).c_str());
+    }
     lost_ = true;
     wake_cv_.notify_one();
   };
@@ -490,6 +502,7 @@ void UplinkMqtt::Step() {
     was_up_ = true;
     backoff_.Reset();
     FERRY_LOG_INFO("uplink %s: connected to %s", uplink_.name.c_str(), uplink_.address.c_str());
+    connect_failure_reported_ = false;
     if (uplink_.drain_order == DrainOrder::kNewestFirst) {
       uint64_t unit = uplink_.mode == UplinkMode::kBatched ? static_cast<uint64_t>(uplink_.batch.max_events) : 1;
       for (auto& s : streams_) {

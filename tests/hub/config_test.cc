@@ -21,7 +21,7 @@ commit.max_events = 2000
 commit.max_delay = "5ms"
 
 [ingest]
-address = "tcp://localhost:1883"
+address = "ssl://localhost:8883"
 durability = "sync"
 max_payload = 65536
 dedupe_window = "1h30m"
@@ -236,6 +236,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "ferry.toml:4:15", "uplink[0].backoff.min", "larger than"},
         BadCase{"[[uplink]]\nname = \"u\"\naddress = \"h:1\"\n", "ferry.toml:3:11", "uplink[0].address",
                 "broker URI"},
+        BadCase{"[ingest]\naddress = \"ssl://h:8883\"\n", "ferry.toml:2:11", "ingest.address",
+                "is a TLS address, but ingest.tls.enabled is false"},
+        BadCase{"[ingest]\naddress = \"tcp://h:1883\"\ntls.enabled = true\n", "ferry.toml:3:15",
+                "ingest.tls.enabled", "is not a TLS address"},
+        BadCase{"[[uplink]]\nname = \"u\"\naddress = \"mqtts://h:8883\"\n", "ferry.toml:3:11", "uplink[0].address",
+                "is a TLS address"},
         BadCase{"[storage\n", "ferry.toml:1:", "", ""}));
 
 TEST(Config, ParseDurationAndSize) {

@@ -29,38 +29,79 @@ struct GatewayOptions {
   std::string extra_streams;      // more [[stream]] / [[route]] tables
   std::string ingest_extra_keys;  // appended to the [ingest] table
   bool uplink = true;
+  // TLS between ferryd and both brokers (each broker also keeps its plain listener, for the simulator and the
+  // receiver): a test CA, server certificates for 127.0.0.1, and a client certificate the local broker requires.
+  bool tls = false;
+  std::string ingest_ca_file;  // overrides the test CA for the ingest ("{PKI}" stands for the PKI directory)
 };
+
+// A throwaway PKI made with the openssl command: ca.pem (the test CA), server.pem/key (CN and IP SAN
+// 127.0.0.1), client.pem/key (signed by the CA) and other-ca.pem (a CA that signed nothing here). Files are
+// world-readable: Mosquitto started as root reads them after dropping to its own user.
+bool MakeTestPki(const std::string& dir) {
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
+  std::string script =
+      "set -e; cd '" + dir + "'; exec 2>pki.log >&2; "
+      "openssl req -x509" + ec + "-keyout ca.key -out ca.pem -days 2 -subj /CN=ferry-test-ca; "
+      "openssl req -x509" + ec + "-keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=ferry-other-ca; "
+      "openssl req" + ec + "-keyout server.key -out server.csr -subj /CN=127.0.0.1; "
+      "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext; "
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
+      "-extfile server.ext; "
+      "openssl req" + ec + "-keyout client.key -out client.csr -subj /CN=ferryd-it; "
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2; "
+      "chmod 0755 .; chmod 0644 *";
+  return std::system(("/bin/sh -c \"" + script + "\"").c_str()) == 0;
+}
 
 // A local broker, a central broker, ferryd between them, and a place for files.
 class Gateway {
  public:
   explicit Gateway(GatewayOptions o = {})
-      : opt_(std::move(o)), dir_("ferry-it"), central_state_("ferry-central"),
-        local_(Local()), central_(Central(central_state_.path())) {
+      : opt_(std::move(o)), dir_("ferry-it"), central_state_("ferry-central"), pki_("ferry-pki"),
+        local_(Local(opt_, pki_.path())), central_(Central(opt_, central_state_.path(), pki_.path())) {
     metrics_port_ = free_tcp_port();
     // Mosquitto started as root drops to its own user: it must be able to write its database here.
     ::chmod(central_state_.path().c_str(), 0777);
+    if (opt_.tls) pki_ok_ = MakeTestPki(pki_.path());
   }
 
-  static MosquittoBroker::Options Local() {
+  static MosquittoBroker::Options::Tls BrokerTls(const std::string& pki, bool require_certificate) {
+    return {pki + "/ca.pem", pki + "/server.pem", pki + "/server.key", require_certificate};
+  }
+  static MosquittoBroker::Options Local(const GatewayOptions& g, const std::string& pki) {
     MosquittoBroker::Options o;
     o.extra_config = "max_inflight_messages 100\n";  // the fixture already queues everything for ferryd's session
+    if (g.tls) o.tls = BrokerTls(pki, /*require_certificate=*/true);
     return o;
   }
-  static MosquittoBroker::Options Central(const std::string& state) {
+  static MosquittoBroker::Options Central(const GatewayOptions& g, const std::string& state, const std::string& pki) {
     MosquittoBroker::Options o;
     // The receiver's persistent session survives central restarts, so nothing published while it reconnects
     // is dropped for want of a subscriber.
     o.extra_config = "persistence true\npersistence_location " + state + "/\n";
+    if (g.tls) o.tls = BrokerTls(pki, /*require_certificate=*/false);
     return o;
+  }
+  bool pki_ok() const { return pki_ok_; }
+  std::string pki_log() const {
+    std::string text;
+    for (const auto& line : ReadLines(pki_.path() + "/pki.log")) text += line + "\n";
+    return text;
   }
 
   std::string ConfigText() const {
     std::string c;
     c += "[gateway]\nid = \"gw-test\"\n";
     c += "[storage]\npath = \"" + dir_.path() + "/log\"\nmap_size = \"" + opt_.map_size + "\"\n";
-    c += "[ingest]\naddress = \"" + local_.uri() + "\"\nclient_id = \"ferryd-it\"\ndurability = \"" +
+    c += "[ingest]\naddress = \"" + (opt_.tls ? local_.tls_uri() : local_.uri()) + "\"\nclient_id = \"ferryd-it\"\ndurability = \"" +
          opt_.durability + "\"\nmax_payload = \"4KiB\"\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n" + opt_.ingest_extra_keys;
+    if (opt_.tls) {
+      std::string ca = opt_.ingest_ca_file.empty() ? pki_.path() + "/ca.pem" : opt_.ingest_ca_file;
+      for (size_t at; (at = ca.find("{PKI}")) != std::string::npos;) ca.replace(at, 5, pki_.path());
+      c += "tls.enabled = true\ntls.ca_file = \"" + ca + "\"\ntls.cert_file = \"" + pki_.path() +
+           "/client.pem\"\ntls.key_file = \"" + pki_.path() + "/client.key\"\n";
+    }
     c += "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
     c += "[[stream]]\nname = \"telemetry\"\nfull_policy = \"" + opt_.full_policy + "\"\n";
     c += "[[stream]]\nname = \"dead\"\npriority = 10\n";
@@ -69,18 +110,22 @@ class Gateway {
          "id_user_property = \"ce_id\"\n";
     c += opt_.extra_streams;
     if (opt_.uplink) {
-      c += "[[uplink]]\nname = \"central\"\naddress = \"" + central_.uri() + "\"\nmode = \"" + opt_.uplink_mode +
+      c += "[[uplink]]\nname = \"central\"\naddress = \"" + (opt_.tls ? central_.tls_uri() : central_.uri()) +
+           "\"\nmode = \"" + opt_.uplink_mode +
            "\"\ntopic = \"ferry/{gateway}/{stream}\"\ninflight = 64\nbatch.max_delay = \"20ms\"\n"
            "backoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n" + opt_.uplink_extra_keys;
+      if (opt_.tls) c += "tls.enabled = true\ntls.ca_file = \"" + pki_.path() + "/ca.pem\"\n";
     }
     std::string extra = opt_.extra_uplinks;
     for (size_t at; (at = extra.find("{CENTRAL}")) != std::string::npos;) extra.replace(at, 9, central_.uri());
     return c + extra;
   }
 
-  bool StartFerryd() {
+  // Starts ferryd; unless told not to wait, returns once its ingest is subscribed.
+  bool StartFerryd(bool wait_for_ingest = true) {
     WriteFile(config_path(), ConfigText());
     if (!ferryd_.Start({FERRY_FERRYD_PATH, "-c", config_path()}, dir_.path() + "/ferryd.log")) return false;
+    if (!wait_for_ingest) return true;
     // Ready once subscribed to the local broker: a first-ever session misses what is published before that.
     return poll_until([this] { return Metric("ferry_ingest_link_up") == 1 || !ferryd_.running(); }, 30s) &&
            ferryd_.running();
@@ -152,6 +197,8 @@ class Gateway {
   GatewayOptions opt_;
   TempDir dir_;
   TempDir central_state_;
+  TempDir pki_;  // before the brokers: their options name files in it
+  bool pki_ok_ = false;
   MosquittoBroker local_;
   MosquittoBroker central_;
   ChildProcess ferryd_;
@@ -314,6 +361,69 @@ TEST(StoreAndForward, LocalBrokerDownWhileDrainingKeepsDraining) {
       << Missing(more, rx).size() << " of the second round missing, e.g. " << Head(Missing(more, rx));
   EXPECT_GE(gw.Metric("ferry_ingest_reconnects_total"), 2);
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// TLS on both of ferryd's connections: the ingest presents a client certificate the local broker requires, both
+// verify the broker's certificate and host name against the test CA. The TLS listeners speak nothing else, so
+// events arriving at the centre prove both handshakes.
+TEST(StoreAndForward, TlsToBothBrokersWithAClientCertificate) {
+  GatewayOptions o;
+  o.tls = true;
+  Gateway gw(o);
+  ASSERT_TRUE(gw.pki_ok()) << gw.pki_log();
+  ASSERT_TRUE(gw.local().start()) << gw.local().log();
+  ASSERT_TRUE(gw.central().start()) << gw.central().log();
+  CentralReceiver rx;
+  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log() << gw.local().log();
+  const uint64_t kEvents = 2'000;
+  ASSERT_EQ(gw.RunSim(kEvents, 0, gw.path("ids.txt")), 0) << SimSummary(gw);
+  auto ids = ReadLines(gw.path("ids.txt"));
+  ASSERT_EQ(ids.size(), kEvents);
+  EXPECT_TRUE(poll_until([&] { return Missing(ids, rx).empty(); }, 120s, 20ms))
+      << Missing(ids, rx).size() << " missing; " << gw.ferryd().log() << gw.central().log();
+  EXPECT_EQ(gw.Metric("ferry_uplink_link_up{uplink=\"central\"}"), 1);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// A broker certificate from a CA ferryd does not trust: the handshake fails, ferryd says so and keeps retrying
+// (it does not exit, nothing is subscribed). A TLS file that cannot be read stops ferryd at start, naming it.
+TEST(StoreAndForward, TlsProblemsAreReportedNotFatal) {
+  {
+    GatewayOptions o;
+    o.tls = true;
+    o.uplink = false;
+    o.ingest_ca_file = "{PKI}/other-ca.pem";
+    Gateway gw(o);
+    ASSERT_TRUE(gw.pki_ok()) << gw.pki_log();
+    ASSERT_TRUE(gw.local().start()) << gw.local().log();
+    ASSERT_TRUE(gw.StartFerryd(/*wait_for_ingest=*/false));
+    auto reported = [&] {
+      std::string log = gw.ferryd().log();
+      return log.find("ingest: " + gw.local().tls_uri()) != std::string::npos &&
+             log.find("retrying") != std::string::npos;
+    };
+    EXPECT_TRUE(poll_until(reported, 30s)) << gw.ferryd().log();
+    EXPECT_TRUE(poll_until([&] { return gw.Metric("ferry_ingest_reconnects_total") >= 2; }, 30s))
+        << gw.ferryd().log();
+    EXPECT_TRUE(gw.ferryd().running());
+    EXPECT_NE(gw.ferryd().log().find("check tls.ca_file"), std::string::npos) << gw.ferryd().log();
+    EXPECT_EQ(gw.Metric("ferry_ingest_link_up"), 0);
+    EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+  }
+  {
+    GatewayOptions o;
+    o.tls = true;
+    o.uplink = false;
+    o.ingest_ca_file = "{PKI}/missing-ca.pem";
+    Gateway gw(o);
+    ASSERT_TRUE(gw.pki_ok()) << gw.pki_log();
+    ASSERT_TRUE(gw.local().start()) << gw.local().log();
+    ASSERT_TRUE(gw.StartFerryd(/*wait_for_ingest=*/false));
+    EXPECT_NE(gw.ferryd().Wait(30s), 0);
+    EXPECT_NE(gw.ferryd().log().find("tls.ca_file"), std::string::npos) << gw.ferryd().log();
+    EXPECT_NE(gw.ferryd().log().find("missing-ca.pem"), std::string::npos) << gw.ferryd().log();
+  }
 }
 
 // A restart into a large backlog queued at the local broker: the broker sends at most ingest.receive_maximum

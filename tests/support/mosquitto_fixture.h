@@ -86,11 +86,19 @@ class MosquittoBroker {
     int port = 0;              // 0: pick a free port once; restarts keep it
     std::string extra_config;  // appended to the generated config (one directive per line)
     bool verbose_log = false;  // log_type all
+    // A second listener speaking TLS (a real handshake with OpenSSL on both sides), on its own port.
+    struct Tls {
+      std::string ca_file;    // CA that signed the client certificates; empty: no TLS listener
+      std::string cert_file;  // the broker's certificate and key (PEM)
+      std::string key_file;
+      bool require_certificate = false;  // mutual TLS: clients must present a certificate signed by ca_file
+    } tls;
   };
 
   MosquittoBroker() : MosquittoBroker(Options{}) {}
   explicit MosquittoBroker(Options o) : opt_(std::move(o)), dir_("ferry-mosquitto") {
     port_ = opt_.port != 0 ? opt_.port : free_tcp_port();
+    while (!opt_.tls.ca_file.empty() && (tls_port_ <= 0 || tls_port_ == port_)) tls_port_ = free_tcp_port();
   }
   ~MosquittoBroker() { kill9(); }
   MosquittoBroker(const MosquittoBroker&) = delete;
@@ -98,6 +106,8 @@ class MosquittoBroker {
 
   int port() const { return port_; }
   std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+  int tls_port() const { return tls_port_; }
+  std::string tls_uri() const { return "ssl://127.0.0.1:" + std::to_string(tls_port_); }
   const std::string& dir() const { return dir_.path(); }
   std::string config_path() const { return dir() + "/mosquitto.conf"; }
   std::string log_path() const { return dir() + "/mosquitto.log"; }
@@ -115,6 +125,12 @@ class MosquittoBroker {
       << "log_dest stderr\n";
     if (opt_.verbose_log) c << "log_type all\n";
     c << opt_.extra_config << "\n";
+    if (tls_port_ > 0) {
+      // Listener options follow their listener line.
+      c << "listener " << tls_port_ << " 127.0.0.1\n"
+        << "cafile " << opt_.tls.ca_file << "\ncertfile " << opt_.tls.cert_file << "\nkeyfile " << opt_.tls.key_file
+        << "\nrequire_certificate " << (opt_.tls.require_certificate ? "true" : "false") << "\n";
+    }
     return c.str();
   }
 
@@ -145,7 +161,9 @@ class MosquittoBroker {
       ::_exit(127);
     }
     pid_ = pid;
-    bool up = poll_until([&] { return exited() || tcp_port_accepts(port_); }, timeout);
+    bool up = poll_until(
+        [&] { return exited() || (tcp_port_accepts(port_) && (tls_port_ <= 0 || tcp_port_accepts(tls_port_))); },
+        timeout);
     if (!up || !running()) {
       kill9();
       return false;
@@ -198,6 +216,7 @@ class MosquittoBroker {
   Options opt_;
   TempDir dir_;
   int port_ = -1;
+  int tls_port_ = -1;
   pid_t pid_ = -1;
 };
 

@@ -145,6 +145,7 @@ class UplinkMqtt {
   std::atomic<bool> link_up_{false};
   bool was_up_ = false;  // link_up_ as last seen by Step(): detects a fresh connection
   std::atomic<bool> connecting_{false};
+  std::atomic<bool> connect_failure_reported_{false};
   std::atomic<bool> lost_{false};
   std::atomic<uint64_t> acked_events_{0};
   std::atomic<bool> stop_{false};
