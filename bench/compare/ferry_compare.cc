@@ -57,12 +57,6 @@ struct Args {
   int devices = 16;
 };
 
-uint64_t HashId(std::string_view s) {  // FNV-1a 64: ids are compared as hashes (no collision at 1M ids in practice)
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
 // ---- /proc readers ----------------------------------------------------------------------------------------
 struct ProcFigures {
   double cpu_s = 0;         // utime + stime
@@ -181,104 +175,32 @@ uint64_t ReadFsyncs(const std::string& dir) {
 }
 
 // ---- the central receiver: counts distinct event ids ------------------------------------------------------
-class Receiver {
+// ferry::CentralReceiver (ferry/receiver.h) reading Ferry's batches and the bridges' relayed device JSON, with the
+// times of new ids the drain figures need. Ids are kept as hashes: a full run has a million of them.
+class Receiver : public ferry::CentralReceiver {
  public:
-  bool Connect(const std::string& uri) {
-    Disconnect();
-    client_ = std::make_unique<mqtt::async_client>(uri, "bench-central-receiver", mqtt::create_options(MQTTVERSION_5));
-    client_->set_message_callback([this](mqtt::const_message_ptr m) { OnMessage(*m); });
-    auto opts = mqtt::connect_options_builder()
-                    .mqtt_version(MQTTVERSION_5)
-                    .clean_start(false)
-                    .properties({mqtt::property(mqtt::property::SESSION_EXPIRY_INTERVAL, 3600)})
-                    .connect_timeout(std::chrono::seconds(3))
-                    .finalize();
-    try {
-      client_->connect(opts)->wait_for(std::chrono::seconds(5));
-      if (!client_->is_connected()) return false;
-      client_->subscribe("#", 1)->wait_for(std::chrono::seconds(5));
-    } catch (const mqtt::exception&) {
-      return false;
-    }
-    return true;
-  }
-  void Disconnect() {
-    if (!client_) return;
-    try {
-      if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
-    } catch (const mqtt::exception&) {
-    }
-    client_.reset();
-  }
-  ~Receiver() { Disconnect(); }
-  uint64_t unique() const { return unique_.load(); }
-  uint64_t bad() const { return bad_.load(); }
-  uint64_t messages() const { return messages_.load(); }
+  Receiver() : ferry::CentralReceiver(Options(this)) {}
+  bool Connect(const std::string& uri) { return ferry::CentralReceiver::Connect(uri, "#").has_value(); }
   double last_new_t() const { return last_new_t_.load(); }
   // Time of the first new id after Mark().
   void Mark() { first_after_mark_t_ = 0; }
   double first_after_mark_t() const { return first_after_mark_t_.load(); }
-  bool Has(uint64_t h) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ids_.count(h) != 0;
-  }
 
  private:
-  void Add(std::string_view id) {
-    bool fresh;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      fresh = ids_.insert(HashId(id)).second;
-    }
-    if (fresh) {
-      ++unique_;
+  static ferry::CentralReceiverOptions Options(Receiver* self) {
+    ferry::CentralReceiverOptions o;
+    o.client_id = "bench-central-receiver";
+    o.kinds.device_json = true;
+    o.hash_ids = true;
+    o.connect_timeout = std::chrono::seconds(3);
+    o.on_new_id = [self](std::string_view) {
       double t = Now();
-      last_new_t_ = t;
-      if (first_after_mark_t_.load() == 0) first_after_mark_t_ = t;
-    }
-  }
-  void OnMessage(const mqtt::message& m) {
-    ++messages_;
-    const auto& props = m.get_properties();
-    if (props.contains(mqtt::property::CONTENT_TYPE) &&
-        mqtt::get<std::string>(props, mqtt::property::CONTENT_TYPE) == ferry::kBatchContentType) {
-      auto batch = decoder_.Decode(m.get_payload());
-      if (!batch) {
-        ++bad_;
-        return;
-      }
-      for (auto& e : batch->batch.events) Add(e.id);
-      return;
-    }
-    size_t n = props.count(mqtt::property::USER_PROPERTY);
-    for (size_t i = 0; i < n; ++i) {
-      auto kv = mqtt::get<mqtt::string_pair>(props, mqtt::property::USER_PROPERTY, i);
-      if (std::get<0>(kv) == "id") {
-        Add(std::get<1>(kv));
-        return;
-      }
-    }
-    // Bridged device JSON: {"id":"dev-0000/b1/000000001",...}
-    const std::string& p = m.get_payload_ref().str();
-    auto at = p.find("\"id\":\"");
-    if (at == std::string::npos) {
-      ++bad_;
-      return;
-    }
-    at += 6;
-    auto end = p.find('"', at);
-    if (end == std::string::npos) {
-      ++bad_;
-      return;
-    }
-    Add(std::string_view(p).substr(at, end - at));
+      self->last_new_t_ = t;
+      if (self->first_after_mark_t_.load() == 0) self->first_after_mark_t_ = t;
+    };
+    return o;
   }
 
-  std::unique_ptr<mqtt::async_client> client_;
-  ferry::BatchDecoder decoder_;
-  mutable std::mutex mu_;
-  std::unordered_set<uint64_t> ids_;
-  std::atomic<uint64_t> unique_{0}, bad_{0}, messages_{0};
   std::atomic<double> last_new_t_{0}, first_after_mark_t_{0};
 };
 
@@ -641,7 +563,7 @@ int Bench::Run() {
   uint64_t lost = 0, lost_part1 = 0;
   for (const auto& f : id_logs_) {
     for (const auto& id : ferry::test::ReadLines(f)) {
-      if (!rx_.Has(HashId(id))) {
+      if (!rx_.Has(id)) {
         ++lost;
         if (f.find("outage1") != std::string::npos) ++lost_part1;
       }

@@ -1,84 +1,24 @@
 // ferry-receive: a reference consumer for the central side. Subscribes to what Ferry uplinks publish
 // (per-event CloudEvents MQTT messages and FRYB batches), verifies batches, and drops duplicate event ids, as
-// the centre is expected to. The demo and the benchmarks count delivered events with it.
+// the centre is expected to (ferry::CentralReceiver, ferry/receiver.h). The demo and the benchmarks count
+// delivered events with it: they read the --status-file JSON and the --id-log lines.
 #include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <mutex>
 #include <sstream>
 #include <string>
-#include <unordered_set>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
-#include <mqtt/async_client.h>
 
-#include "ferry/wire.h"
+#include "ferry/receiver.h"
 
 namespace {
 
-struct Counts {
-  std::atomic<uint64_t> messages{0}, events{0}, unique{0}, duplicates{0}, bad{0};
-};
-
-class Receiver {
- public:
-  Receiver(Counts& counts, std::string hmac_key, FILE* id_log)
-      : counts_(counts), decoder_(std::move(hmac_key)), id_log_(id_log) {}
-
-  void OnMessage(const mqtt::message& m) {
-    ++counts_.messages;
-    const auto& props = m.get_properties();
-    std::string ct;
-    if (props.contains(mqtt::property::CONTENT_TYPE)) ct = mqtt::get<std::string>(props, mqtt::property::CONTENT_TYPE);
-    if (ct == ferry::kBatchContentType) {
-      auto batch = decoder_.Decode(m.get_payload());
-      if (!batch) {
-        ++counts_.bad;
-        std::fprintf(stderr, "ferry-receive: %s: %s\n", m.get_topic().c_str(), batch.error().ToString().c_str());
-        return;
-      }
-      for (const auto& e : batch->batch.events) Add(e.id);
-      return;
-    }
-    ferry::MqttEventProperties mp;
-    mp.content_type = ct;
-    size_t n = props.count(mqtt::property::USER_PROPERTY);
-    for (size_t i = 0; i < n; ++i) {
-      auto kv = mqtt::get<mqtt::string_pair>(props, mqtt::property::USER_PROPERTY, i);
-      mp.user_properties.emplace_back(std::get<0>(kv), std::get<1>(kv));
-    }
-    auto e = ferry::FromMqttProperties(mp, m.get_payload());
-    if (!e) {
-      ++counts_.bad;
-      return;
-    }
-    Add(e->id);
-  }
-
- private:
-  void Add(const std::string& id) {
-    ++counts_.events;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!seen_.insert(id).second) {
-      ++counts_.duplicates;
-      return;
-    }
-    ++counts_.unique;
-    if (id_log_) std::fprintf(id_log_, "%s\n", id.c_str());
-  }
-
-  Counts& counts_;
-  ferry::BatchDecoder decoder_;  // Paho's callback thread only
-  std::mutex mu_;
-  std::unordered_set<std::string> seen_;
-  FILE* id_log_;
-};
-
-void WriteStatus(const std::string& path, const Counts& c, bool connected) {
+void WriteStatus(const std::string& path, const ferry::CentralReceiver& c, bool connected) {
   if (path.empty()) return;
   std::string tmp = path + ".new";
   FILE* f = std::fopen(tmp.c_str(), "w");
@@ -86,9 +26,9 @@ void WriteStatus(const std::string& path, const Counts& c, bool connected) {
   std::fprintf(f,
                "{\"connected\":%s,\"messages\":%llu,\"events\":%llu,\"unique\":%llu,\"duplicates\":%llu,"
                "\"bad\":%llu}\n",
-               connected ? "true" : "false", static_cast<unsigned long long>(c.messages.load()),
-               static_cast<unsigned long long>(c.events.load()), static_cast<unsigned long long>(c.unique.load()),
-               static_cast<unsigned long long>(c.duplicates.load()), static_cast<unsigned long long>(c.bad.load()));
+               connected ? "true" : "false", static_cast<unsigned long long>(c.messages()),
+               static_cast<unsigned long long>(c.events()), static_cast<unsigned long long>(c.unique()),
+               static_cast<unsigned long long>(c.duplicates()), static_cast<unsigned long long>(c.bad()));
   std::fclose(f);
   std::rename(tmp.c_str(), path.c_str());
 }
@@ -133,36 +73,24 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  Counts counts;
-  Receiver receiver(counts, key, id_log);
-  mqtt::async_client client(address, client_id, mqtt::create_options(MQTTVERSION_5));
-  client.set_message_callback([&](mqtt::const_message_ptr m) { receiver.OnMessage(*m); });
-  std::atomic<bool> need_subscribe{false};
-  client.set_connected_handler([&](const std::string&) { need_subscribe = true; });
+  ferry::CentralReceiverOptions options;
+  options.client_id = client_id;
+  options.hmac_key = key;
   // A persistent session: whatever the broker queues for us while we are away is delivered on reconnect.
-  auto opts = mqtt::connect_options_builder()
-                  .mqtt_version(MQTTVERSION_5)
-                  .clean_start(false)
-                  .properties({mqtt::property(mqtt::property::SESSION_EXPIRY_INTERVAL, 86400)})
-                  .automatic_reconnect(std::chrono::milliseconds(100), std::chrono::seconds(2))
-                  .connect_timeout(std::chrono::seconds(5))
-                  .finalize();
-  try {
-    client.connect(opts);
-  } catch (const mqtt::exception& e) {
-    std::fprintf(stderr, "ferry-receive: %s: %s\n", address.c_str(), e.what());
+  options.session_expiry = std::chrono::seconds(86400);
+  options.auto_reconnect = true;
+  if (id_log) options.on_new_id = [id_log](std::string_view id) {
+    std::fprintf(id_log, "%.*s\n", static_cast<int>(id.size()), id.data());
+  };
+  options.warn = [](const std::string& text) { std::fprintf(stderr, "ferry-receive: %s\n", text.c_str()); };
+  ferry::CentralReceiver receiver(std::move(options));
+  if (auto connected = receiver.Connect(address, topic); !connected) {
+    std::fprintf(stderr, "ferry-receive: %s\n", connected.error().message.c_str());
     return 1;
   }
   auto start = std::chrono::steady_clock::now();
   for (;;) {
-    if (need_subscribe.exchange(false)) {
-      try {
-        client.subscribe(topic, 1);
-      } catch (const mqtt::exception& e) {
-        std::fprintf(stderr, "ferry-receive: subscribe: %s\n", e.what());
-      }
-    }
-    WriteStatus(status_path, counts, client.is_connected());
+    WriteStatus(status_path, receiver, receiver.connected());
     if (id_log) std::fflush(id_log);
     timespec wait{0, 200'000'000};
     int sig = sigtimedwait(&signals, nullptr, &wait);
@@ -171,17 +99,14 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >= max_seconds)
       break;
   }
-  try {
-    if (client.is_connected()) client.disconnect()->wait_for(std::chrono::seconds(2));
-  } catch (const mqtt::exception&) {
-  }
-  WriteStatus(status_path, counts, false);
+  receiver.Disconnect();
+  WriteStatus(status_path, receiver, false);
   if (id_log) std::fclose(id_log);
   std::printf("ferry-receive: messages=%llu events=%llu unique=%llu duplicates=%llu bad=%llu\n",
-              static_cast<unsigned long long>(counts.messages.load()),
-              static_cast<unsigned long long>(counts.events.load()),
-              static_cast<unsigned long long>(counts.unique.load()),
-              static_cast<unsigned long long>(counts.duplicates.load()),
-              static_cast<unsigned long long>(counts.bad.load()));
+              static_cast<unsigned long long>(receiver.messages()),
+              static_cast<unsigned long long>(receiver.events()),
+              static_cast<unsigned long long>(receiver.unique()),
+              static_cast<unsigned long long>(receiver.duplicates()),
+              static_cast<unsigned long long>(receiver.bad()));
   return 0;
 }

@@ -1,5 +1,5 @@
 // harness.h: the parts of an end-to-end test: ferryd and ferry-sim as child processes, a central receiver that
-// collects event ids (deduplicating as a central consumer would), and a metrics scraper.
+// collects event ids (deduplicating as a central consumer would, ferry/receiver.h), and a metrics scraper.
 // Everything waits by polling with a deadline (poll_until); nothing sleeps for a fixed time.
 #pragma once
 
@@ -24,6 +24,7 @@
 #include <mqtt/async_client.h>
 
 #include "../support/mosquitto_fixture.h"
+#include "ferry/receiver.h"
 #include "ferry/wire.h"
 
 namespace ferry::test {
@@ -135,119 +136,25 @@ inline double MetricValue(const std::string& text, const std::string& sample) {
   return -1;
 }
 
-// The central consumer: a persistent MQTT v5 session on the central broker, QoS 1 on `filter`. Collects event
-// ids from per-event messages (user property "id") and from FRYB batches (decoded and verified).
-class CentralReceiver {
+// The central consumer of the tests: ferry::CentralReceiver (ferry/receiver.h) on a persistent session, reading
+// per-event messages and FRYB batches, with every arrival recorded (the drain-order tests read them).
+class CentralReceiver : public ferry::CentralReceiver {
  public:
-  explicit CentralReceiver(std::string client_id = "central-receiver") : client_id_(std::move(client_id)) {}
-  ~CentralReceiver() { Disconnect(); }
+  explicit CentralReceiver(std::string client_id = "central-receiver")
+      : ferry::CentralReceiver(Options(std::move(client_id))) {}
 
+  // True once connected and subscribed: the tests ASSERT on it.
   bool Connect(const std::string& uri, const std::string& filter = "ferry/#") {
-    Disconnect();
-    client_ = std::make_unique<mqtt::async_client>(uri, client_id_, mqtt::create_options(MQTTVERSION_5));
-    client_->set_message_callback([this](mqtt::const_message_ptr m) { OnMessage(*m); });
-    auto opts = mqtt::connect_options_builder()
-                    .mqtt_version(MQTTVERSION_5)
-                    .clean_start(false)
-                    .properties({mqtt::property(mqtt::property::SESSION_EXPIRY_INTERVAL, 3600)})
-                    .connect_timeout(std::chrono::seconds(5))
-                    .finalize();
-    try {
-      client_->connect(opts)->wait_for(std::chrono::seconds(5));
-      if (!client_->is_connected()) return false;
-      client_->subscribe(filter, 1)->wait_for(std::chrono::seconds(5));
-    } catch (const mqtt::exception&) {
-      return false;
-    }
-    return true;
-  }
-  void Disconnect() {
-    if (!client_) return;
-    try {
-      if (client_->is_connected()) client_->disconnect()->wait_for(std::chrono::seconds(2));
-    } catch (const mqtt::exception&) {
-    }
-    client_.reset();
-  }
-
-  size_t unique() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ids_.size();
-  }
-  uint64_t messages() const { return messages_.load(); }
-  uint64_t events() const { return events_.load(); }
-  uint64_t duplicates() const { return duplicates_.load(); }
-  uint64_t bad() const { return bad_.load(); }
-  bool Has(const std::string& id) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ids_.count(id) != 0;
-  }
-  std::vector<WireEvent> SomeEvents() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return samples_;
-  }
-  std::unordered_map<std::string, WireEvent> ById() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return by_id_;
-  }
-  void KeepEvents(bool keep) { keep_ = keep; }
-  // Every event in arrival order: (topic, seq), duplicates included.
-  std::vector<std::pair<std::string, uint64_t>> Arrivals() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return arrivals_;
+    return ferry::CentralReceiver::Connect(uri, filter).has_value();
   }
 
  private:
-  void Add(const std::string& topic, WireEvent e) {
-    ++events_;
-    std::lock_guard<std::mutex> lock(mu_);
-    arrivals_.emplace_back(topic, e.seq.value);
-    if (!ids_.insert(e.id).second) {
-      ++duplicates_;
-      return;
-    }
-    if (keep_) by_id_.emplace(e.id, std::move(e));
+  static CentralReceiverOptions Options(std::string client_id) {
+    CentralReceiverOptions o;
+    o.client_id = std::move(client_id);
+    o.record_arrivals = true;
+    return o;
   }
-  void OnMessage(const mqtt::message& m) {
-    ++messages_;
-    const auto& props = m.get_properties();
-    std::string content_type;
-    if (props.contains(mqtt::property::CONTENT_TYPE))
-      content_type = mqtt::get<std::string>(props, mqtt::property::CONTENT_TYPE);
-    if (content_type == kBatchContentType) {
-      auto batch = decoder_.Decode(m.get_payload());
-      if (!batch) {
-        ++bad_;
-        return;
-      }
-      for (auto& e : batch->batch.events) Add(m.get_topic(), std::move(e));
-      return;
-    }
-    MqttEventProperties mp;
-    mp.content_type = content_type;
-    size_t n = props.count(mqtt::property::USER_PROPERTY);
-    for (size_t i = 0; i < n; ++i) {
-      auto kv = mqtt::get<mqtt::string_pair>(props, mqtt::property::USER_PROPERTY, i);
-      mp.user_properties.emplace_back(std::get<0>(kv), std::get<1>(kv));
-    }
-    auto e = FromMqttProperties(mp, m.get_payload());
-    if (!e) {
-      ++bad_;
-      return;
-    }
-    Add(m.get_topic(), std::move(*e));
-  }
-
-  std::string client_id_;
-  std::unique_ptr<mqtt::async_client> client_;
-  BatchDecoder decoder_;  // only the Paho callback thread uses it
-  mutable std::mutex mu_;
-  std::unordered_set<std::string> ids_;
-  std::unordered_map<std::string, WireEvent> by_id_;
-  std::vector<WireEvent> samples_;
-  std::vector<std::pair<std::string, uint64_t>> arrivals_;
-  std::atomic<bool> keep_{false};
-  std::atomic<uint64_t> messages_{0}, events_{0}, duplicates_{0}, bad_{0};
 };
 
 inline std::vector<std::string> ReadLines(const std::string& path) {
