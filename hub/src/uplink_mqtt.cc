@@ -19,7 +19,8 @@ using std::chrono::nanoseconds;
 constexpr auto kPersistInterval = std::chrono::seconds(1);
 constexpr auto kGaugeInterval = std::chrono::seconds(1);
 constexpr auto kAckTimeout = std::chrono::seconds(60);
-constexpr size_t kReleaseEveryBytes = size_t{4} << 20;
+// About 1 MB of payload read is 2-3 MB of mapped log pages (record framing, ids, headers, tree pages).
+constexpr size_t kReleaseEveryBytes = size_t{1} << 20;
 
 }  // namespace
 
@@ -205,6 +206,7 @@ void UplinkMqtt::OnConnectionLost() {
   was_up_ = false;
   connecting_ = false;
   if (was_up) FERRY_LOG_WARN("uplink %s: link to %s down", uplink_.name.c_str(), uplink_.address.c_str());
+  link_gauge_->Set(0);
   // What was in flight may or may not have arrived: forget it and re-send from the acked positions.
   retries_->Inc(static_cast<uint64_t>(inflight_.size()));
   inflight_.clear();
@@ -503,6 +505,7 @@ void UplinkMqtt::Step() {
     backoff_.Reset();
     FERRY_LOG_INFO("uplink %s: connected to %s", uplink_.name.c_str(), uplink_.address.c_str());
     connect_failure_reported_ = false;
+    link_gauge_->Set(1);  // link changes show at once; the other gauges follow every kGaugeInterval
     if (uplink_.drain_order == DrainOrder::kNewestFirst) {
       uint64_t unit = uplink_.mode == UplinkMode::kBatched ? static_cast<uint64_t>(uplink_.batch.max_events) : 1;
       for (auto& s : streams_) {

@@ -75,6 +75,12 @@ int main(int argc, char** argv) {
   // A handful of threads (Paho's, the writer, the uplinks) would each get a malloc arena of their own; two keep
   // the heap small on a 256 MB board at no measurable cost.
   mallopt(M_ARENA_MAX, 2);
+  // A fixed mmap threshold: blocks from 64 KiB up (an uplink batch's body, its compressed copy) are mapped and
+  // unmapped on their own instead of glibc raising the threshold after the first free and parking them in the
+  // arenas, where they would hold the heap several MB above its working size while a backlog drains. Trim the
+  // heap's top once 256 KiB are free there.
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 
   // Signals are taken synchronously by the main loop (sigtimedwait): block them before any thread starts so
   // every thread inherits the mask and no handler runs at an arbitrary point.
