@@ -389,12 +389,16 @@ TEST(StoreAndForward, TlsToBothBrokersWithAClientCertificate) {
 // A broker certificate from a CA ferryd does not trust: the handshake fails, ferryd says so and keeps retrying
 // (it does not exit, nothing is subscribed). A TLS file that cannot be read stops ferryd at start, naming it.
 TEST(StoreAndForward, TlsProblemsAreReportedNotFatal) {
-  {
+  // A gateway with only the TLS ingest, trusting `ca_file`, ferryd started without waiting for the link.
+  auto tls_ingest = [](const std::string& ca_file) {
     GatewayOptions o;
     o.tls = true;
     o.uplink = false;
-    o.ingest_ca_file = "{PKI}/other-ca.pem";
-    Gateway gw(o);
+    o.ingest_ca_file = ca_file;
+    return o;
+  };
+  {
+    Gateway gw(tls_ingest("{PKI}/other-ca.pem"));
     ASSERT_TRUE(gw.pki_ok()) << gw.pki_log();
     ASSERT_TRUE(gw.local().start()) << gw.local().log();
     ASSERT_TRUE(gw.StartFerryd(/*wait_for_ingest=*/false));
@@ -412,11 +416,7 @@ TEST(StoreAndForward, TlsProblemsAreReportedNotFatal) {
     EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
   }
   {
-    GatewayOptions o;
-    o.tls = true;
-    o.uplink = false;
-    o.ingest_ca_file = "{PKI}/missing-ca.pem";
-    Gateway gw(o);
+    Gateway gw(tls_ingest("{PKI}/missing-ca.pem"));
     ASSERT_TRUE(gw.pki_ok()) << gw.pki_log();
     ASSERT_TRUE(gw.local().start()) << gw.local().log();
     ASSERT_TRUE(gw.StartFerryd(/*wait_for_ingest=*/false));
