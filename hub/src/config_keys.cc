@@ -295,7 +295,9 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(List("uplink", "streams", "", kRestart, "Streams this uplink forwards. Empty: every stream.",
                    FERRY_FIELD(UplinkConfig, streams)));
   k.push_back(Int("uplink", "inflight", "32", 1, 65'535, kRestart,
-                  "Most unacknowledged messages; the cursor moves only past acknowledged ones.",
+                  "Most unacknowledged messages; the cursor moves only past acknowledged ones. The broker's Receive "
+                  "Maximum (Mosquitto: max_inflight_messages, default 20) caps how many are on the wire at once; the "
+                  "rest wait in the client's queue.",
                   FERRY_FIELD(UplinkConfig, inflight)));
   k.push_back(Int("uplink", "batch.max_events", "500", 1, 100'000, kReload, "batched: most events per batch.",
                   FERRY_FIELD(UplinkConfig, batch.max_events)));

@@ -151,7 +151,13 @@ Status UplinkMqtt::Start() {
   std::string client_id = uplink_.client_id.empty() ? "ferry-" + config_.gateway.id + "-" + uplink_.name
                                                     : uplink_.client_id;
   try {
-    client_ = std::make_unique<mqtt::async_client>(uplink_.address, client_id, mqtt::create_options(MQTTVERSION_5));
+    // Paho holds publishes beyond the broker's Receive Maximum in its queue and refuses more than
+    // max_buffered_messages of them (default 100): room for the whole in-flight window.
+    auto create = mqtt::create_options_builder()
+                      .mqtt_version(MQTTVERSION_5)
+                      .max_buffered_messages(static_cast<int>(std::max<int64_t>(100, uplink_.inflight + 16)))
+                      .finalize();
+    client_ = std::make_unique<mqtt::async_client>(uplink_.address, client_id, create);
   } catch (const mqtt::exception& e) {
     return InvalidArgument("uplink " + uplink_.name + ": address \"" + uplink_.address + "\": " + e.what());
   }
@@ -438,6 +444,12 @@ bool UplinkMqtt::SendFrom(StreamState& s, size_t index, Seq from, Seq limit, boo
     Unit u{index, from.value, rv.back().seq.value, rv.size(), bytes, client_->publish(msg), now_steady};
     inflight_.push_back(std::move(u));
   } catch (const mqtt::exception& e) {
+    if (e.get_return_code() == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
+      // Paho's queue is full (the broker's Receive Maximum is smaller than uplink.inflight): back-pressure,
+      // not a broken link. Send again once acknowledgements have made room.
+      hold_until_ = now_steady + std::chrono::milliseconds(2);
+      return false;
+    }
     FERRY_LOG_WARN("uplink %s: publish: %s", uplink_.name.c_str(), e.what());
     lost_ = true;
     return false;

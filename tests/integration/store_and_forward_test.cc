@@ -22,6 +22,7 @@ using Clock = std::chrono::steady_clock;
 struct GatewayOptions {
   std::string durability = "batch";
   std::string uplink_mode = "per_event";
+  int inflight = 64;
   std::string map_size = "256MiB";
   std::string full_policy = "drop_oldest";
   std::string extra_uplinks;   // more [[uplink]] tables; "{CENTRAL}" stands for the central broker's URI
@@ -112,7 +113,8 @@ class Gateway {
     if (opt_.uplink) {
       c += "[[uplink]]\nname = \"central\"\naddress = \"" + (opt_.tls ? central_.tls_uri() : central_.uri()) +
            "\"\nmode = \"" + opt_.uplink_mode +
-           "\"\ntopic = \"ferry/{gateway}/{stream}\"\ninflight = 64\nbatch.max_delay = \"20ms\"\n"
+           "\"\ntopic = \"ferry/{gateway}/{stream}\"\ninflight = " + std::to_string(opt_.inflight) +
+           "\nbatch.max_delay = \"20ms\"\n"
            "backoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n" + opt_.uplink_extra_keys;
       if (opt_.tls) c += "tls.enabled = true\ntls.ca_file = \"" + pki_.path() + "/ca.pem\"\n";
     }
@@ -424,6 +426,27 @@ TEST(StoreAndForward, TlsProblemsAreReportedNotFatal) {
     EXPECT_NE(gw.ferryd().log().find("tls.ca_file"), std::string::npos) << gw.ferryd().log();
     EXPECT_NE(gw.ferryd().log().find("missing-ca.pem"), std::string::npos) << gw.ferryd().log();
   }
+}
+
+// An in-flight window larger than the central broker's Receive Maximum (Mosquitto's default is 20): Paho queues
+// the excess and refuses more once its queue is full. That is back-pressure, not a lost link: the drain goes on
+// with no reconnect and no re-sent window.
+TEST(StoreAndForward, InflightAboveTheBrokersReceiveMaximumIsBackPressure) {
+  GatewayOptions o;
+  o.inflight = 512;
+  Gateway gw(o);
+  CentralReceiver rx;
+  ASSERT_TRUE(gw.BeginOutage(rx)) << gw.ferryd().log();
+  const uint64_t kEvents = 5'000;
+  ASSERT_EQ(gw.RunSim(kEvents, 0, gw.path("ids.txt")), 0) << SimSummary(gw);
+  ASSERT_TRUE(poll_until([&] { return gw.Stored() >= kEvents; }, 120s)) << "stored " << gw.Stored();
+  ASSERT_TRUE(gw.EndOutage(rx)) << gw.central().log();
+  auto ids = ReadLines(gw.path("ids.txt"));
+  EXPECT_TRUE(poll_until([&] { return Missing(ids, rx).empty(); }, 120s, 20ms))
+      << Missing(ids, rx).size() << " missing\n" << gw.ferryd().log();
+  EXPECT_EQ(gw.Metric("ferry_uplink_retries_total{uplink=\"central\"}"), 0) << gw.ferryd().log();
+  EXPECT_EQ(gw.ferryd().log().find("link to"), std::string::npos) << "the link went down:\n" << gw.ferryd().log();
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
 }
 
 // A restart into a large backlog queued at the local broker: the broker sends at most ingest.receive_maximum
