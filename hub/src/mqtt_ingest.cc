@@ -36,7 +36,13 @@ MqttIngest::MqttIngest(const Config& config, IngestRouter router, IngestSink& si
   link_up_ = &DeclaredGauge(metrics_, "ferry_ingest_link_up");
 }
 
-MqttIngest::~MqttIngest() { Stop(); }
+MqttIngest::~MqttIngest() {
+  Stop();
+  // Paho can still call our handlers (connection lost, a connect or subscribe listener) until the client is
+  // destroyed: destroy it first, while every member they touch is alive. Left to the member order, the
+  // condition variable and listeners (declared after client_) would go first.
+  client_.reset();
+}
 
 Status MqttIngest::Start() {
   const IngestConfig& ic = config_.ingest;

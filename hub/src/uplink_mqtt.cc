@@ -98,7 +98,13 @@ UplinkMqtt::UplinkMqtt(const Config& config, const UplinkConfig& uplink, EventLo
   reconnects_ = &DeclaredCounter(metrics_, "ferry_uplink_reconnects_total", l);
 }
 
-UplinkMqtt::~UplinkMqtt() { Stop(); }
+UplinkMqtt::~UplinkMqtt() {
+  Stop();
+  // Paho can still call our handlers (connection lost, a connect or subscribe listener) until the client is
+  // destroyed: destroy it first, while every member they touch is alive. Left to the member order, the
+  // condition variable and listeners (declared after client_) would go first.
+  client_.reset();
+}
 
 Seq UplinkMqtt::cursor(const std::string& stream) const {
   for (const auto& s : streams_)
