@@ -155,6 +155,18 @@ class Gateway {
 
   double Metric(const std::string& sample) { return MetricValue(HttpGet(metrics_port_, "/metrics"), sample); }
   double Stored() { return Metric("ferry_stream_stored_total{stream=\"telemetry\"}"); }
+  // The uplink's own account of the telemetry stream, for failure messages: what it sent, what the centre
+  // acknowledged, what is left.
+  std::string UplinkCounts() {
+    std::string text = HttpGet(metrics_port_, "/metrics");
+    auto v = [&](const std::string& m) {
+      return std::to_string(static_cast<long long>(MetricValue(text, m + "{uplink=\"central\",stream=\"telemetry\"}")));
+    };
+    return "; uplink sent " + v("ferry_uplink_sent_total") + ", acked " + v("ferry_uplink_acked_total") +
+           ", backlog " +
+           v("ferry_uplink_backlog_events") + ", retries " +
+           std::to_string(static_cast<long long>(MetricValue(text, "ferry_uplink_retries_total{uplink=\"central\"}")));
+  }
 
   // Ids stored in a stream, read from the log by a second process's read-only handle while ferryd runs.
   std::vector<std::string> LoggedIds(const std::string& stream) {
@@ -263,7 +275,7 @@ TEST(StoreAndForward, OutageThenDrainDeliversEveryEventOnce) {
   bool all = poll_until([&] { return rx.unique() >= kEvents; }, 300s, 20ms);
   double drain_s = std::chrono::duration<double>(Clock::now() - t1).count();
   auto missing = Missing(ids, rx);
-  EXPECT_TRUE(all && missing.empty()) << missing.size() << " missing, e.g. " << Head(missing);
+  EXPECT_TRUE(all && missing.empty()) << missing.size() << " missing, e.g. " << Head(missing) << gw.UplinkCounts();
   EXPECT_EQ(rx.unique(), kEvents);
   EXPECT_EQ(rx.bad(), 0u);
   std::printf("[ outage ] %llu events: ingest %.2f s (%.0f ev/s), drain %.2f s (%.0f ev/s), %llu duplicates "
@@ -347,8 +359,9 @@ TEST(StoreAndForward, LocalBrokerDownWhileDrainingKeepsDraining) {
   ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_ingest_link_up") == 0; }, 30s)) << gw.ferryd().log();
   ASSERT_TRUE(gw.EndOutage(rx)) << gw.central().log();
   auto ids = ReadLines(gw.path("ids.txt"));
-  EXPECT_TRUE(poll_until([&] { return rx.unique() >= kBacklog; }, 300s, 20ms)) << rx.unique() << " of " << kBacklog;
-  EXPECT_TRUE(Missing(ids, rx).empty());
+  EXPECT_TRUE(poll_until([&] { return rx.unique() >= kBacklog; }, 300s, 20ms))
+      << rx.unique() << " of " << kBacklog << gw.UplinkCounts() << "\n" << gw.ferryd().log();
+  EXPECT_TRUE(Missing(ids, rx).empty()) << Head(Missing(ids, rx));
   EXPECT_TRUE(gw.ferryd().running());
   EXPECT_EQ(gw.Metric("ferry_ingest_link_up"), 0) << "the local broker is still down";
 
