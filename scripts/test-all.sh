@@ -16,9 +16,24 @@ for p in "${presets[@]}"; do
   if cmake --preset "$p" >/dev/null; then
     if cmake --build --preset "$p"; then
       echo "=== $p: tests"
+      tmp="build/$p/Testing/Temporary"
       if ctest --preset "$p"; then result[$p]="passed"; else
-        result[$p]="TESTS FAILED: $(tr '\n' ' ' < "build/$p/Testing/Temporary/LastTestsFailed.log" 2>/dev/null)"
-        failed_presets+=("$p"); failed=1
+        cp "$tmp/LastTestsFailed.log" "$tmp/FirstRunFailed.log"; cp "$tmp/LastTest.log" "$tmp/FirstRun.log"
+        failed_names=$(cut -d: -f2- "$tmp/FirstRunFailed.log" | paste -sd' ' -)
+        # End-to-end tests (real brokers and child processes on a shared 2-core machine) get one second run of
+        # the failed ones; unit tests do not. A pass on the second run still names the test as FLAKY here, and
+        # its first-run output is repeated below: reported, never hidden.
+        e2e=$(ctest --preset "$p" -N -L '^integration' | sed -n 's/^ *Test *#[0-9]*: //p')
+        only_e2e=1
+        while read -r name; do [[ -z "$name" ]] || grep -qxF "$name" <<<"$e2e" || only_e2e=0; done \
+          < <(cut -d: -f2- "$tmp/FirstRunFailed.log")
+        if (( only_e2e )) && echo "=== $p: second run of the failed end-to-end tests: $failed_names" &&
+           ctest --preset "$p" --rerun-failed; then
+          result[$p]="passed; FLAKY (failed on the first run, passed on the second): $failed_names"
+        else
+          result[$p]="TESTS FAILED: $failed_names"; failed=1
+        fi
+        failed_presets+=("$p")
       fi
       case "$p" in
         host-release|aarch64|armhf)
@@ -37,14 +52,14 @@ done
 # CI keeps only the end of what we print: repeat the tail of each failed test's output here, just before the
 # summary, so the reason for a failure is always in view.
 for p in "${failed_presets[@]}"; do
-  log="build/$p/Testing/Temporary/LastTest.log"
-  [[ -f "build/$p/Testing/Temporary/LastTestsFailed.log" && -f "$log" ]] || continue
+  log="build/$p/Testing/Temporary/FirstRun.log"
+  [[ -f "build/$p/Testing/Temporary/FirstRunFailed.log" && -f "$log" ]] || continue
   while IFS=: read -r _ name; do
     echo
-    echo "=== $p: $name failed; the last 40 lines of its output"
+    echo "=== $p: $name failed (first run); the last 40 lines of its output"
     awk -v t="$name" '$0 ~ /^[0-9]+\/[0-9]+ Test: / { sub(/^[0-9]+\/[0-9]+ Test: /, ""); on = ($0 == t); next }
                       on && /^<end of output>/ { on = 0 } on' "$log" | tail -n 40
-  done < "build/$p/Testing/Temporary/LastTestsFailed.log"
+  done < "build/$p/Testing/Temporary/FirstRunFailed.log"
 done
 
 echo
