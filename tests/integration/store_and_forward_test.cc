@@ -160,13 +160,13 @@ class Gateway {
   // acknowledged, what is left.
   std::string UplinkCounts() {
     std::string text = HttpGet(metrics_port_, "/metrics");
-    auto v = [&](const std::string& m) {
-      return std::to_string(static_cast<long long>(MetricValue(text, m + "{uplink=\"central\",stream=\"telemetry\"}")));
+    auto v = [&](const std::string& sample) {
+      return std::to_string(static_cast<long long>(MetricValue(text, sample)));
     };
-    return "; uplink sent " + v("ferry_uplink_sent_total") + ", acked " + v("ferry_uplink_acked_total") +
-           ", backlog " +
-           v("ferry_uplink_backlog_events") + ", retries " +
-           std::to_string(static_cast<long long>(MetricValue(text, "ferry_uplink_retries_total{uplink=\"central\"}")));
+    const std::string labels = "{uplink=\"central\",stream=\"telemetry\"}";
+    return "; uplink sent " + v("ferry_uplink_sent_total" + labels) + ", acked " +
+           v("ferry_uplink_acked_total" + labels) + ", backlog " + v("ferry_uplink_backlog_events" + labels) +
+           ", retries " + v("ferry_uplink_retries_total{uplink=\"central\"}");
   }
 
   // Ids stored in a stream, read from the log by a second process's read-only handle while ferryd runs.
