@@ -20,7 +20,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache file dpkg-dev git
   # libraries (headers + runtime)
   libpaho-mqttpp-dev libpaho-mqtt-dev liblmdb-dev lmdb-utils libmbedtls-dev librdkafka-dev libzstd-dev
-  libtomlplusplus-dev libcli11-dev rapidjson-dev libexpected-dev libsystemd-dev
+  libtomlplusplus-dev libcli11-dev rapidjson-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # the brokers the tests and the demo start on loopback, and tools they use
   mosquitto mosquitto-clients python3 iproute2 procps strace gnuplot-nox openssl

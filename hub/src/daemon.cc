@@ -2,9 +2,8 @@
 
 #include <algorithm>
 
-#include <systemd/sd-daemon.h>
-
 #include "ferry/log.h"
+#include "ferry/sd_notify.h"
 #include "ferry/stream_iterator.h"
 #include "paho_glue.h"
 #include "ferry/version.h"
@@ -210,7 +209,7 @@ Status Daemon::Start() {
   maintainer_->Start();
   for (auto& u : uplinks_) u->Run();
   started_ = true;
-  sd_notify(0, "READY=1");
+  SdNotify("READY=1");
   FERRY_LOG_INFO("ferryd %s: gateway %s, log %s, %zu streams, %zu uplinks%s", FERRY_VERSION,
                  config_.gateway.id.c_str(), config_.storage.path.c_str(), config_.streams.size(), uplinks_.size(),
                  http_ ? (", metrics on port " + std::to_string(http_->port())).c_str() : "");
@@ -223,7 +222,7 @@ void Daemon::Step() {
   auto now = clock_.Steady();
   if (now - last_watchdog_ >= std::chrono::seconds(1)) {
     last_watchdog_ = now;
-    sd_notify(0, "WATCHDOG=1");
+    SdNotify("WATCHDOG=1");
   }
 }
 
@@ -322,7 +321,7 @@ Result<ReloadPlan> Daemon::Reload(const Config& next) {
 void Daemon::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  if (started_) sd_notify(0, "STOPPING=1");
+  if (started_) SdNotify("STOPPING=1");
   if (ingest_) ingest_->Stop();
   for (auto& u : uplinks_) u->Stop();  // hands its last cursor positions to the writer
   if (writer_) writer_->Stop();        // commits everything queued, ingest and cursors alike

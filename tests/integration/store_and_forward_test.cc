@@ -3,6 +3,7 @@
 // that deduplicates by event id. Waits poll with deadlines; kills are triggered by progress counts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -12,6 +13,7 @@
 
 #include "ferry/event_log.h"
 #include "ferry/stream_iterator.h"
+#include "../support/notify_socket.h"
 #include "harness.h"
 
 namespace ferry::test {
@@ -391,6 +393,34 @@ TEST(StoreAndForward, LocalBrokerDownWhileDrainingKeepsDraining) {
       << Missing(more, rx).size() << " of the second round missing, e.g. " << Head(Missing(more, rx));
   EXPECT_GE(gw.Metric("ferry_ingest_reconnects_total"), 2);
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// systemd's notification protocol, spoken by ferryd itself (no libsystemd): READY=1 once started, WATCHDOG=1
+// every second while the main loop runs (the unit sets WatchdogSec=30s), STOPPING=1 on SIGTERM.
+TEST(StoreAndForward, TellsSystemdReadyWatchdogAndStopping) {
+  GatewayOptions o;
+  o.uplink = false;
+  Gateway gw(o);
+  ASSERT_TRUE(gw.local().start()) << gw.local().log();
+  NotifySocket notify(gw.path("notify"));
+  ASSERT_TRUE(notify.bound());
+  ::setenv("NOTIFY_SOCKET", notify.name().c_str(), 1);  // ferryd inherits it
+  const bool started = gw.StartFerryd();
+  ::unsetenv("NOTIFY_SOCKET");
+  ASSERT_TRUE(started) << gw.ferryd().log();
+  std::vector<std::string> got;
+  auto seen = [&](const std::string& what) {
+    for (std::string m; !(m = notify.Take()).empty();) got.push_back(m);
+    return static_cast<size_t>(std::count(got.begin(), got.end(), what));
+  };
+  EXPECT_TRUE(poll_until([&] { return seen("READY=1") == 1; }, 30s));
+  EXPECT_TRUE(poll_until([&] { return seen("WATCHDOG=1") >= 2; }, 30s)) << got.size() << " notifications";
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.front(), "READY=1");
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+  EXPECT_EQ(seen("STOPPING=1"), 1u);
+  EXPECT_EQ(got.back(), "STOPPING=1");
+  EXPECT_EQ(seen("READY=1"), 1u);
 }
 
 // TLS on both of ferryd's connections: the ingest presents a client certificate the local broker requires, both

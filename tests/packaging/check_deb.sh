@@ -24,6 +24,20 @@ grep -q '^Architecture: amd64' "$control" || fail "control: Architecture is not 
 for dep in liblmdb0 libpaho-mqttpp3-1 libzstd1 libmbedcrypto7; do
   grep -q "^Depends:.*$dep" "$control" || fail "control: Depends lacks $dep"
 done
+# Every library a packaged binary needs comes from a package Depends names (libgcc-s1 comes with libstdc++6):
+# the list in cmake/FerryPackaging.cmake is written by hand and must not drift from what the linker recorded.
+depends=$(sed -n 's/^Depends: //p' "$control" | tr ',' '\n' | sed 's/^ *//; s/[ (].*//')  # package names
+owner() { { dpkg -S "$1" 2>/dev/null || true; } | head -n1 | cut -d: -f1; }  # merged /usr: try both names
+for bin in "$work"/root/usr/bin/*; do
+  for so in $(objdump -p "$bin" | awk '/NEEDED/ {print $2}'); do
+    path=$(ldconfig -p | awk -v s="$so" '$1 == s && /x86-64/ {print $NF; exit}')
+    [ -n "$path" ] || fail "$(basename "$bin") needs $so, which is not installed here"
+    pkg=$(owner "$path"); [ -n "$pkg" ] || pkg=$(owner "$(readlink -f "$path")")
+    [ -n "$pkg" ] || fail "no package owns $path ($so, needed by $(basename "$bin"))"
+    [ "$pkg" = libgcc-s1 ] && continue
+    grep -qxF "$pkg" <<<"$depends" || fail "$(basename "$bin") needs $so from $pkg, which Depends lacks"
+  done
+done
 "$work/root/usr/bin/ferryd" --version | grep -q '^ferryd ' || fail "ferryd --version failed"
 "$work/root/usr/bin/ferryd" --check-config "$work/root/etc/ferry/ferry.toml" || fail "the packaged config does not check"
 echo "check_deb: $deb ok"
