@@ -27,10 +27,10 @@ done
 # Every library a packaged binary needs comes from a package Depends names (libgcc-s1 comes with libstdc++6):
 # the list in cmake/FerryPackaging.cmake is written by hand and must not drift from what the linker recorded.
 depends=$(sed -n 's/^Depends: //p' "$control" | tr ',' '\n' | sed 's/^ *//; s/[ (].*//')  # package names
-owner() { { dpkg -S "$1" 2>/dev/null || true; } | head -n1 | cut -d: -f1; }  # merged /usr: try both names
+owner() { { dpkg -S "$1" 2>/dev/null || true; } | awk -F: '!n++ {print $1}'; }  # merged /usr: try both names
 for bin in "$work"/root/usr/bin/*; do
   for so in $(objdump -p "$bin" | awk '/NEEDED/ {print $2}'); do
-    path=$(ldconfig -p | awk -v s="$so" '$1 == s && /x86-64/ {print $NF; exit}')
+    path=$(ldconfig -p | awk -v s="$so" '$1 == s && /x86-64/ && !n++ {print $NF}')  # reads it all: no SIGPIPE
     [ -n "$path" ] || fail "$(basename "$bin") needs $so, which is not installed here"
     pkg=$(owner "$path"); [ -n "$pkg" ] || pkg=$(owner "$(readlink -f "$path")")
     [ -n "$pkg" ] || fail "no package owns $path ($so, needed by $(basename "$bin"))"
