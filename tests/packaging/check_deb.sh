@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the package in BUILD_DIR, unpacks it with dpkg -x and checks its files, control and conffiles.
 set -euo pipefail
+trap 'echo "check_deb: line $LINENO failed (status $?): $BASH_COMMAND" >&2' ERR  # never fail without a word
 build=${1:?usage: check_deb.sh BUILD_DIR}
 cd "$build"
 cpack -G DEB >/dev/null
