@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <set>
@@ -28,6 +30,25 @@
 #include "ferry/wire.h"
 
 namespace ferry::test {
+
+// The command line that runs one of Ferry's programs: the one built beside the tests or, when the environment
+// variable `board_env` names a board build of it, that one under $FERRY_TEST_EMULATOR ("qemu-aarch64 -L
+// <sysroot>"). That is how the aarch64 and armhf builds run this suite against their own ferryd.
+inline std::vector<std::string> ToolCommand(const char* built, const char* board_env,
+                                            std::initializer_list<std::string> args) {
+  std::vector<std::string> argv;
+  const char* board = std::getenv(board_env);
+  if (board != nullptr && *board != '\0') {
+    const char* emulator = std::getenv("FERRY_TEST_EMULATOR");
+    std::istringstream words(emulator != nullptr ? emulator : "");
+    for (std::string w; words >> w;) argv.push_back(w);
+    argv.emplace_back(board);
+  } else {
+    argv.emplace_back(built);
+  }
+  argv.insert(argv.end(), args);
+  return argv;
+}
 
 // A child process with its stdout+stderr in a log file.
 class ChildProcess {
@@ -48,7 +69,7 @@ class ChildProcess {
       std::vector<char*> args;
       for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
-      execv(args[0], args.data());
+      execvp(args[0], args.data());  // a path, or a name on PATH (the emulator, qemu-*)
       _exit(127);
     }
     return true;

@@ -22,6 +22,15 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+// ferryd and ferryctl as built here, or a board's under qemu-user (FERRY_TEST_FERRYD, FERRY_TEST_FERRYCTL,
+// FERRY_TEST_EMULATOR; set by the cross builds' integration.board_e2e test). The simulator is always the host's.
+std::vector<std::string> Ferryd(std::initializer_list<std::string> args) {
+  return ToolCommand(FERRY_FERRYD_PATH, "FERRY_TEST_FERRYD", args);
+}
+std::vector<std::string> Ferryctl(std::initializer_list<std::string> args) {
+  return ToolCommand(FERRY_FERRYCTL_PATH, "FERRY_TEST_FERRYCTL", args);
+}
+
 struct GatewayOptions {
   std::string durability = "batch";
   std::string uplink_mode = "per_event";
@@ -129,7 +138,7 @@ class Gateway {
   // Starts ferryd; unless told not to wait, returns once its ingest is subscribed.
   bool StartFerryd(bool wait_for_ingest = true) {
     WriteFile(config_path(), ConfigText());
-    if (!ferryd_.Start({FERRY_FERRYD_PATH, "-c", config_path()}, dir_.path() + "/ferryd.log")) return false;
+    if (!ferryd_.Start(Ferryd({"-c", config_path()}), dir_.path() + "/ferryd.log")) return false;
     if (!wait_for_ingest) return true;
     // Ready once subscribed to the local broker: a first-ever session misses what is published before that.
     return poll_until([this] { return Metric("ferry_ingest_link_up") == 1 || !ferryd_.running(); }, 30s) &&
@@ -678,7 +687,7 @@ TEST(StoreAndForward, BadConfigFilesAreClearErrors) {
     WriteFile(path, c.text);
     for (const char* flag : {"--check-config", "-c"}) {
       ChildProcess p;
-      ASSERT_TRUE(p.Start({FERRY_FERRYD_PATH, flag, path}, dir.path() + "/out.log"));
+      ASSERT_TRUE(p.Start(Ferryd({flag, path}), dir.path() + "/out.log"));
       int status = p.Wait(10s);
       ASSERT_NE(status, -1) << "ferryd hung on a bad config: " << c.text;
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << c.text << p.log();
@@ -820,15 +829,15 @@ TEST(StoreAndForward, FerryctlStatusAndReplayAgainstARunningFerryd) {
   EXPECT_EQ(rx.duplicates(), 0u);
 
   ChildProcess status;
-  ASSERT_TRUE(status.Start({FERRY_FERRYCTL_PATH, "-c", gw.config_path(), "status"}, gw.path("status.log")));
+  ASSERT_TRUE(status.Start(Ferryctl({"-c", gw.config_path(), "status"}), gw.path("status.log")));
   ASSERT_EQ(status.Wait(30s), 0) << status.log();
   EXPECT_NE(status.log().find("telemetry"), std::string::npos) << status.log();
   EXPECT_NE(status.log().find("central"), std::string::npos) << status.log();
 
   ChildProcess replay;
-  ASSERT_TRUE(replay.Start({FERRY_FERRYCTL_PATH, "-c", gw.config_path(), "replay", "central", "telemetry", "--from",
-                            "1", "-y", "--wait", "10s"},
-                           gw.path("replay.log")));
+  ASSERT_TRUE(replay.Start(
+      Ferryctl({"-c", gw.config_path(), "replay", "central", "telemetry", "--from", "1", "-y", "--wait", "10s"}),
+      gw.path("replay.log")));
   ASSERT_EQ(replay.Wait(30s), 0) << replay.log();
   EXPECT_NE(replay.log().find("applied"), std::string::npos) << replay.log();
   // Every event goes out again; the receiver sees each id a second time.
