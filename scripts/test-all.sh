@@ -27,7 +27,7 @@ for p in "${presets[@]}"; do
         only_e2e=1
         while read -r name; do [[ -z "$name" ]] || grep -qxF "$name" <<<"$e2e" || only_e2e=0; done \
           < <(cut -d: -f2- "$tmp/FirstRunFailed.log")
-        if (( only_e2e )) && echo "=== $p: second run of the failed end-to-end tests: $failed_names" &&
+        if [[ -n "$failed_names" ]] && (( only_e2e )) && echo "=== $p: second run of the failed end-to-end tests: $failed_names" &&
            ctest --preset "$p" --rerun-failed; then
           result[$p]="passed; FLAKY (failed on the first run, passed on the second): $failed_names"
         else

@@ -1,6 +1,6 @@
 // The systemd notification protocol (sd_notify(3)) without libsystemd: one datagram to $NOTIFY_SOCKET.
-// systemd documents the protocol as stable and meant to be spoken directly; linking libsystemd for it would
-// add about 0.7 MB of resident libraries (libsystemd, libgcrypt, libgpg-error) to a daemon on a small board.
+// systemd documents the protocol as stable and meant to be spoken directly; linking libsystemd for it cost
+// ferryd about 1 MB of resident memory (libsystemd, libgcrypt, libgpg-error; idle VmRSS 12.7 -> 11.7 MB).
 #pragma once
 
 namespace ferry {
