@@ -180,6 +180,15 @@ class Gateway {
            ", retries " + v("ferry_uplink_retries_total{uplink=\"central\"}");
   }
 
+  // Those of `ids` that are not (yet) in the stream's log, in their order.
+  std::vector<std::string> NotLogged(const std::string& stream, const std::vector<std::string>& ids) {
+    auto logged = LoggedIds(stream);
+    std::unordered_set<std::string> have(logged.begin(), logged.end());
+    std::vector<std::string> out;
+    for (const auto& id : ids)
+      if (!have.count(id)) out.push_back(id);
+    return out;
+  }
   // Ids stored in a stream, read from the log by a second process's read-only handle while ferryd runs.
   std::vector<std::string> LoggedIds(const std::string& stream) {
     EventLogOptions o;
@@ -370,16 +379,9 @@ TEST(StoreAndForward, LocalBrokerDownWhileDrainingKeepsDraining) {
   // Every id the local broker acknowledged to the simulator is in ferryd's log before that broker goes away
   // (it keeps nothing: what ferryd had not taken yet would go with it). A count of stored events is not
   // enough: a redelivered copy stored twice would make it reach kBacklog early.
-  auto not_logged = [&] {
-    auto logged = gw.LoggedIds("telemetry");
-    std::unordered_set<std::string> have(logged.begin(), logged.end());
-    std::vector<std::string> out;
-    for (const auto& id : ids)
-      if (!have.count(id)) out.push_back(id);
-    return out;
-  };
-  ASSERT_TRUE(poll_until([&] { return not_logged().empty(); }, 120s, 200ms))
-      << not_logged().size() << " not in the log, e.g. " << Head(not_logged()) << "; stored " << gw.Stored();
+  ASSERT_TRUE(poll_until([&] { return gw.NotLogged("telemetry", ids).empty(); }, 120s, 200ms))
+      << gw.NotLogged("telemetry", ids).size() << " not in the log, e.g. " << Head(gw.NotLogged("telemetry", ids))
+      << "; stored " << gw.Stored();
 
   gw.local().stop();
   ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_ingest_link_up") == 0; }, 30s)) << gw.ferryd().log();
@@ -537,11 +539,7 @@ TEST(StoreAndForward, RestartIntoAQueuedBacklogSubscribesFirst) {
   double stored_at_link_up = gw.Stored();
   EXPECT_LT(stored_at_link_up, kBacklog / 2.0) << "the SUBACK came behind the queued backlog";
   ASSERT_TRUE(poll_until([&] { return gw.Stored() >= kBacklog; }, 120s)) << "stored " << gw.Stored();
-  auto logged = gw.LoggedIds("telemetry");
-  std::unordered_set<std::string> have(logged.begin(), logged.end());
-  size_t missing = 0;
-  for (const auto& id : ids) missing += have.count(id) == 0;
-  EXPECT_EQ(missing, 0u);
+  EXPECT_EQ(gw.NotLogged("telemetry", ids).size(), 0u);
   std::printf("[ backlog ] link up after %.0f of %llu queued events were stored\n", stored_at_link_up,
               static_cast<unsigned long long>(kBacklog));
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
