@@ -194,8 +194,12 @@ std::vector<ConfigKey> BuildKeys() {
                    "acknowledge after the commit, nothing acknowledged is lost.",
                    FERRY_FIELD(IngestConfig, durability)));
   k.push_back(Size("ingest", "max_payload", "256KiB", 1, 256 * kMiB, kReload,
-                   "Larger payloads go to the route's dead-letter stream (reason payload_too_large).",
+                   "Larger payloads go to the route's dead-letter stream (reason oversize).",
                    FERRY_FIELD(IngestConfig, max_payload)));
+  k.push_back(Int("ingest", "max_json_depth", "64", 1, 256, kRestart,
+                  "JSON payloads nested deeper than this (objects and arrays) go to the route's dead-letter stream "
+                  "(reason too_deep). Parsing never recurses, whatever the depth.",
+                  FERRY_FIELD(IngestConfig, max_json_depth)));
   k.push_back(Dur("ingest", "dedupe_window", "10m", 0, 30 * kDay, kReload,
                   "A device event id seen again within this window is dropped and counted. 0: off.",
                   FERRY_FIELD(IngestConfig, dedupe_window)));

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 
-#include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
+#include "ferry/json_bounded.h"
 
 namespace ferry {
 namespace {
@@ -86,6 +84,7 @@ const char* RejectReasonName(RejectReason reason) {
     case RejectReason::kOversize: return "oversize";
     case RejectReason::kBadContent: return "bad_content";
     case RejectReason::kUndeclaredStream: return "undeclared_stream";
+    case RejectReason::kTooDeep: return "too_deep";
   }
   return "unknown";
 }
@@ -96,9 +95,9 @@ struct IngestRouter::JsonScratch {
 };
 
 IngestRouter::IngestRouter(std::vector<CompiledRoute> routes, std::vector<std::string> streams, uint64_t max_payload,
-                           DedupeWindow dedupe)
+                           unsigned max_json_depth, DedupeWindow dedupe)
     : routes_(std::move(routes)), streams_(std::move(streams)), max_payload_(max_payload),
-      dedupe_(std::move(dedupe)), json_(std::make_unique<JsonScratch>()) {}
+      max_json_depth_(max_json_depth), dedupe_(std::move(dedupe)), json_(std::make_unique<JsonScratch>()) {}
 IngestRouter::~IngestRouter() = default;
 IngestRouter::IngestRouter(IngestRouter&&) noexcept = default;
 IngestRouter& IngestRouter::operator=(IngestRouter&&) noexcept = default;
@@ -124,6 +123,7 @@ Result<IngestRouter> IngestRouter::Create(const Config& config) {
   std::vector<std::string> streams;
   for (const auto& s : config.streams) streams.push_back(s.name);
   return IngestRouter(std::move(routes), std::move(streams), config.ingest.max_payload,
+                      static_cast<unsigned>(config.ingest.max_json_depth),
                       DedupeWindow(config.ingest.dedupe_window, static_cast<size_t>(config.ingest.dedupe_capacity)));
 }
 
@@ -202,12 +202,11 @@ RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {
   if (route->json) {
     static const std::string kNoField;
     IdFinder finder(id.empty() ? route->config.id_json_field : kNoField);
-    // The payload is not NUL-terminated: a MemoryStream reads exactly its bytes, without a copy.
-    rapidjson::MemoryStream ms(msg.payload.data(), msg.payload.size());
-    rapidjson::ParseResult ok = json_->reader.Parse<rapidjson::kParseValidateEncodingFlag>(ms, finder);
-    if (!ok)
-      return Reject(route, msg, RejectReason::kBadContent,
-                    "invalid JSON at offset " + std::to_string(ok.Offset()) + ": " + rapidjson::GetParseError_En(ok.Code()));
+    JsonStatus st = ParseJsonBounded<rapidjson::kParseValidateEncodingFlag>(json_->reader, msg.payload, finder,
+                                                                            max_json_depth_);
+    if (!st.ok())
+      return Reject(route, msg, st.failure == JsonFailure::kTooDeep ? RejectReason::kTooDeep : RejectReason::kBadContent,
+                    std::move(st.message));
     if (id.empty()) id = std::move(finder.id_);
   }
   if (id.size() > 1024) return Reject(route, msg, RejectReason::kBadContent, "event id longer than 1024 bytes");

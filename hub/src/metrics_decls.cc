@@ -18,7 +18,7 @@ const std::vector<MetricDecl>& FerryMetricDecls() {
        "Events refused because the disk budget is full and the stream's full_policy is reject_new."},
       {"ferry_stream_dead_lettered_total", T::kCounter, "stream,reason",
        "Messages sent to a dead-letter stream; stream is the intended stream (or the route's filter when "
-       "it could not be resolved), reason is payload_too_large, bad_content, no_stream or bad_event_id."},
+       "it could not be resolved); reason is bad_topic, oversize, bad_content, too_deep or undeclared_stream."},
       {"ferry_stream_events", T::kGauge, "stream", "Events currently stored in the stream."},
       {"ferry_stream_bytes", T::kGauge, "stream", "Bytes currently stored in the stream."},
       {"ferry_ingest_messages_total", T::kCounter, "", "MQTT messages received from the local broker."},

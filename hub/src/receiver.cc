@@ -7,6 +7,8 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include "ferry/json_bounded.h"
+
 namespace ferry {
 
 namespace {
@@ -28,11 +30,8 @@ bool HasUserProperty(const CentralMessage& m, std::string_view name) {
 // id_json_field reads it).
 Result<std::string> DeviceJsonId(std::string_view payload) {
   rapidjson::Document doc;
-  doc.Parse(payload.data(), payload.size());
-  if (doc.HasParseError()) {
-    return Corruption("device payload is not JSON (offset " + std::to_string(doc.GetErrorOffset()) +
-                      "): " + rapidjson::GetParseError_En(doc.GetParseError()));
-  }
+  JsonStatus st = ParseJsonDocument(doc, payload, kMaxJsonDepthLimit);
+  if (!st.ok()) return Corruption("device payload: " + st.message);
   if (!doc.IsObject()) return Corruption("device payload is not a JSON object");
   auto it = doc.FindMember("id");
   if (it == doc.MemberEnd()) return Corruption("device payload has no \"id\" member");

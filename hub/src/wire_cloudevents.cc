@@ -13,6 +13,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "ferry/json_bounded.h"
 #include "ferry/wire.h"
 
 namespace ferry {
@@ -213,8 +214,7 @@ bool Base64Decode(std::string_view in, std::string* out) {
 bool CompactJson(std::string_view text, std::string* out) {
   if (text.empty() || text.find('\0') != std::string_view::npos) return false;
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
-  if (doc.HasParseError()) return false;
+  if (!ParseJsonDocument<kWireJsonFlags>(doc, text, kMaxJsonDepthLimit).ok()) return false;
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   doc.Accept(w);
@@ -342,8 +342,8 @@ std::string EventToJson(const WireEvent& event) {
 
 Result<WireEvent> EventFromJson(std::string_view json) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
-  if (doc.HasParseError()) return Corruption("CloudEvent is not valid JSON");
+  JsonStatus st = ParseJsonDocument<kWireJsonFlags>(doc, json, kMaxJsonDepthLimit);
+  if (!st.ok()) return Corruption("CloudEvent: " + st.message);
   return EventFromValue(doc);
 }
 
@@ -358,11 +358,8 @@ std::string EventsToJsonBatch(const std::vector<WireEvent>& events) {
 
 Result<std::vector<WireEvent>> EventsFromJsonBatch(std::string_view json) {
   rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
-  if (doc.HasParseError()) {
-    return Corruption("batch body is not valid JSON (" + std::string(rapidjson::GetParseError_En(doc.GetParseError())) +
-                      " at byte " + std::to_string(doc.GetErrorOffset()) + ")");
-  }
+  JsonStatus st = ParseJsonDocument<kWireJsonFlags>(doc, json, kMaxJsonDepthLimit);
+  if (!st.ok()) return Corruption("batch body: " + st.message);
   if (!doc.IsArray()) return Corruption("batch body is not a JSON array");
   std::vector<WireEvent> out;
   out.reserve(doc.Size());

@@ -1,5 +1,13 @@
 #include "ferry/ingest_router.h"
 
+#include <pthread.h>
+
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+
 #include <gtest/gtest.h>
 
 namespace ferry {
@@ -106,6 +114,94 @@ TEST(IngestRouter, MalformedJsonGoesToDeadLetterWithReason) {
   EXPECT_NE(Header(d.event, kDlqDetailHeader).find("invalid JSON at offset"), std::string::npos);
   EXPECT_EQ(Header(d.event, kDlqTopicHeader), "telemetry/dev-2/engine");
   EXPECT_EQ(d.event.payload, m.payload);
+}
+
+// Runs fn on a thread with a 512 KiB stack: a parser that recursed per nesting level would overflow it.
+void RunOnSmallStack(const std::function<void()>& fn) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 512 * 1024);
+  pthread_t t;
+  auto trampoline = [](void* p) -> void* {
+    (*static_cast<const std::function<void()>*>(p))();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&t, &attr, trampoline, const_cast<std::function<void()>*>(&fn)), 0);
+  pthread_join(t, nullptr);
+  pthread_attr_destroy(&attr);
+}
+
+// A device's nesting must not reach the parser's stack: 80,000 nested arrays once took ~150,000 recursive
+// frames and SIGSEGV. Run on a small thread stack, as Paho's receive thread is, so a recursive parser fails here.
+TEST(IngestRouter, DeepNestingIsDeadLetteredWithoutRecursion) {
+  Config cfg = TestConfig();
+  cfg.ingest.max_payload = 1 << 20;
+  auto router = IngestRouter::Create(cfg);
+  ASSERT_TRUE(router);
+  std::string arrays = std::string(80'000, '[') + std::string(80'000, ']');
+  std::string objects;
+  for (int i = 0; i < 30'000; ++i) objects += "{\"a\":";
+  objects += "1" + std::string(30'000, '}');
+  std::string unclosed(200'000, '[');
+  for (const std::string* payload : {&arrays, &objects, &unclosed}) {
+    RouteDecision d;
+    RunOnSmallStack([&] {
+      InboundMessage m;
+      m.topic = "telemetry/dev-9/engine";
+      m.payload = *payload;
+      d = router->Route(m, kT0);
+    });
+    ASSERT_EQ(d.outcome, RouteOutcome::kDeadLetter) << payload->substr(0, 20);
+    EXPECT_EQ(d.reason, RejectReason::kTooDeep);
+    EXPECT_EQ(Header(d.event, kDlqReasonHeader), "too_deep");
+    EXPECT_NE(Header(d.event, kDlqDetailHeader).find("deeper than 64 levels"), std::string::npos)
+        << Header(d.event, kDlqDetailHeader);
+  }
+}
+
+TEST(IngestRouter, DepthLimitIsExactAndConfigurable) {
+  auto nested = [](int depth) {
+    std::string p = "{\"id\":\"x" + std::to_string(depth) + "\",\"v\":";
+    p += std::string(static_cast<size_t>(depth - 1), '[') + "1" + std::string(static_cast<size_t>(depth - 1), ']');
+    return p + "}";
+  };
+  for (int limit : {64, 3}) {
+    Config cfg = TestConfig();
+    cfg.ingest.max_payload = 1 << 20;
+    cfg.ingest.max_json_depth = limit;
+    auto router = IngestRouter::Create(cfg);
+    ASSERT_TRUE(router);
+    InboundMessage m;
+    m.topic = "telemetry/dev-9/engine";
+    std::string at = nested(limit), over = nested(limit + 1);
+    m.payload = at;
+    EXPECT_EQ(router->Route(m, kT0).outcome, RouteOutcome::kStore) << limit;
+    m.payload = over;
+    auto d = router->Route(m, kT0);
+    EXPECT_EQ(d.outcome, RouteOutcome::kDeadLetter) << limit;
+    EXPECT_EQ(d.reason, RejectReason::kTooDeep) << limit;
+  }
+}
+
+// docs/metrics.md lists the dead-letter reasons; it must name exactly the ones the router emits.
+TEST(IngestRouter, DocumentedDeadLetterReasonsAreTheEmittedOnes) {
+  std::set<std::string> emitted;
+  for (auto r : {RejectReason::kBadTopic, RejectReason::kOversize, RejectReason::kBadContent, RejectReason::kTooDeep,
+                 RejectReason::kUndeclaredStream})
+    emitted.insert(RejectReasonName(r));
+  std::ifstream in(std::string(FERRY_SOURCE_DIR) + "/docs/metrics.md");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string doc = ss.str();
+  auto at = doc.find("- `ferry_stream_dead_lettered_total{reason}`");
+  ASSERT_NE(at, std::string::npos);
+  std::string item = doc.substr(at, doc.find("\n- ", at + 1) - at);
+  item = item.substr(item.find(':') + 1);
+  std::set<std::string> documented;
+  std::regex code("`([a-z_]+)`");
+  for (std::sregex_iterator it(item.begin(), item.end(), code), end; it != end; ++it) documented.insert((*it)[1]);
+  EXPECT_EQ(documented, emitted);
 }
 
 TEST(IngestRouter, OversizeKeepsAPrefixInDeadLetter) {

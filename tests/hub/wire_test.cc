@@ -216,7 +216,7 @@ TEST_F(WireDamage, BadContentBehindAValidDigest) {
   ExpectError(Forge("not a zstd frame", 10, 1, 5, 5), ErrorCode::kCorruption, "zstd");
   ExpectError(Forge(Zstd(one), static_cast<uint32_t>(one.size()) + 1, 1, 5, 5), ErrorCode::kCorruption,
               "header says");
-  ExpectError(Forge(Zstd("[{]"), 3, 1, 5, 5), ErrorCode::kCorruption, "not valid JSON");
+  ExpectError(Forge(Zstd("[{]"), 3, 1, 5, 5), ErrorCode::kCorruption, "invalid JSON");
   ExpectError(Forge(Zstd("{}"), 2, 1, 5, 5), ErrorCode::kCorruption, "not a JSON array");
   ExpectError(Forge(Zstd(one), static_cast<uint32_t>(one.size()), 2, 5, 6), ErrorCode::kCorruption,
               "1 events, header says 2");
@@ -343,6 +343,25 @@ TEST(Wire, GoldenVector) {
   EXPECT_EQ(d->batch.events[1].headers, (std::vector<std::pair<std::string, std::string>>{{"site", "north"}}));
   // The header bytes are fixed by the format, whatever the zstd version.
   EXPECT_EQ(bytes.substr(0, 32), FromHex("46525942 01000100 00040009 0000000000000029 000000000000002a 00000002"));
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// The centre's bytes are parsed as carefully as a device's: nesting cannot recurse the decoder into a crash.
+TEST(WireJson, DeeplyNestedInputIsCorruptionNotACrash) {
+  std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  auto batch = EventsFromJsonBatch(deep);
+  ASSERT_FALSE(batch);
+  EXPECT_EQ(batch.error().code, ErrorCode::kCorruption);
+  EXPECT_NE(batch.error().message.find("nested deeper"), std::string::npos) << batch.error().message;
+  std::string event = "{\"specversion\":\"1.0\",\"data\":" + deep + "}";
+  auto one = EventFromJson(event);
+  ASSERT_FALSE(one);
+  EXPECT_NE(one.error().message.find("nested deeper"), std::string::npos) << one.error().message;
 }
 
 }  // namespace

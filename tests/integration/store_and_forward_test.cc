@@ -41,6 +41,7 @@ struct GatewayOptions {
   std::string uplink_extra_keys;  // appended to the "central" uplink table
   std::string extra_streams;      // more [[stream]] / [[route]] tables
   std::string ingest_extra_keys;  // appended to the [ingest] table
+  std::string max_payload = "4KiB";
   bool uplink = true;
   // TLS between ferryd and both brokers (each broker also keeps its plain listener, for the simulator and the
   // receiver): a test CA, server certificates for 127.0.0.1, and a client certificate the local broker requires.
@@ -108,7 +109,7 @@ class Gateway {
     c += "[gateway]\nid = \"gw-test\"\n";
     c += "[storage]\npath = \"" + dir_.path() + "/log\"\nmap_size = \"" + opt_.map_size + "\"\n";
     c += "[ingest]\naddress = \"" + (opt_.tls ? local_.tls_uri() : local_.uri()) + "\"\nclient_id = \"ferryd-it\"\ndurability = \"" +
-         opt_.durability + "\"\nmax_payload = \"4KiB\"\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n" + opt_.ingest_extra_keys;
+         opt_.durability + "\"\nmax_payload = \"" + opt_.max_payload + "\"\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n" + opt_.ingest_extra_keys;
     if (opt_.tls) {
       std::string ca = opt_.ingest_ca_file.empty() ? pki_.path() + "/ca.pem" : opt_.ingest_ca_file;
       for (size_t at; (at = ca.find("{PKI}")) != std::string::npos;) ca.replace(at, 5, pki_.path());
@@ -665,6 +666,35 @@ TEST(StoreAndForward, BadInputIsDeadLetteredNotFatal) {
       if (k == "ferry_dlq_reason") reasons.insert(v);
   EXPECT_EQ(reasons, (std::multiset<std::string>{"bad_content", "bad_content", "bad_topic", "oversize"}));
   EXPECT_TRUE(gw.ferryd().running());
+  EXPECT_EQ(gw.ferryd().Terminate(), 0);
+}
+
+// A 160 KB payload of 80,000 nested arrays (under the 256 KiB default max_payload) once killed ferryd with
+// SIGSEGV in the recursive JSON parser, and again on every restart since it was never acknowledged. It is
+// dead-lettered with reason too_deep, and the events behind it are stored.
+TEST(StoreAndForward, DeeplyNestedJsonIsDeadLetteredNotACrash) {
+  GatewayOptions o;
+  o.uplink = false;
+  o.max_payload = "256KiB";
+  Gateway gw(o);
+  ASSERT_TRUE(gw.local().start());
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  mqtt::async_client pub(gw.local().uri(), "deep-input", mqtt::create_options(MQTTVERSION_5));
+  pub.connect(mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).finalize())->wait();
+  const size_t kDepth = 80'000;
+  pub.publish(mqtt::make_message("telemetry/dev-1/engine", std::string(kDepth, '[') + std::string(kDepth, ']'), 1,
+                                 false))->wait();
+  std::string objects;
+  for (size_t i = 0; i < 20'000; ++i) objects += "{\"a\":";
+  objects += "1" + std::string(20'000, '}');
+  pub.publish(mqtt::make_message("telemetry/dev-1/engine", objects, 1, false))->wait();
+  pub.publish(mqtt::make_message("telemetry/dev-2/engine", "{\"id\":\"after-deep\",\"temp\":70}", 1, false))->wait();
+  pub.disconnect()->wait();
+  ASSERT_TRUE(poll_until([&] { return gw.Stored() >= 1 || !gw.ferryd().running(); }, 60s)) << gw.ferryd().log();
+  ASSERT_TRUE(gw.ferryd().running()) << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_stream_stored_total{stream=\"dead\"}") >= 2; }, 30s));
+  EXPECT_EQ(gw.Metric("ferry_stream_dead_lettered_total{stream=\"dead\",reason=\"too_deep\"}"), 2);
+  EXPECT_EQ(gw.LoggedIds("telemetry"), (std::vector<std::string>{"after-deep"}));
   EXPECT_EQ(gw.ferryd().Terminate(), 0);
 }
 

@@ -82,6 +82,7 @@ struct IngestConfig {
   int64_t receive_maximum = 0;
   Durability durability = Durability::kBatch;
   uint64_t max_payload = 0;
+  int64_t max_json_depth = 0;
   Duration dedupe_window{0};
   int64_t dedupe_capacity = 0;
   BackoffConfig backoff;

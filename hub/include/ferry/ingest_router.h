@@ -36,7 +36,7 @@ enum class RouteOutcome {
 };
 
 // Why a message was rejected; also the value of the "ferry_dlq_reason" header.
-enum class RejectReason { kNone, kNoRoute, kBadTopic, kOversize, kBadContent, kUndeclaredStream };
+enum class RejectReason { kNone, kNoRoute, kBadTopic, kOversize, kBadContent, kUndeclaredStream, kTooDeep };
 const char* RejectReasonName(RejectReason reason);
 
 struct RouteDecision {
@@ -82,7 +82,7 @@ class IngestRouter {
   };
   struct JsonScratch;
   IngestRouter(std::vector<CompiledRoute> routes, std::vector<std::string> streams, uint64_t max_payload,
-               DedupeWindow dedupe);
+               unsigned max_json_depth, DedupeWindow dedupe);
   RouteDecision Reject(const CompiledRoute* route, const InboundMessage& msg, RejectReason reason,
                        std::string detail) const;
   bool Declared(std::string_view stream) const;
@@ -90,6 +90,7 @@ class IngestRouter {
   std::vector<CompiledRoute> routes_;
   std::vector<std::string> streams_;
   uint64_t max_payload_;
+  unsigned max_json_depth_;
   DedupeWindow dedupe_;
   std::unique_ptr<JsonScratch> json_;
 };
