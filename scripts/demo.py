@@ -49,7 +49,7 @@ class Demo:
         return os.path.join(self.dir, name)
 
     def bin(self, name):
-        for sub in ("hub", "firmware/sim"):
+        for sub in ("hub", "central", "firmware/sim"):
             p = os.path.join(self.build, sub, name)
             if os.path.exists(p):
                 return p

@@ -35,7 +35,7 @@ class Run:
         os.chmod(self.dir, 0o755)
 
     def bin(self, name):
-        for sub in ("hub", "firmware/sim"):
+        for sub in ("hub", "central", "firmware/sim"):
             p = os.path.join(self.build, sub, name)
             if os.path.exists(p):
                 return p

@@ -3,7 +3,7 @@
 #include <mqtt/async_client.h>
 
 #include "ferry/log.h"
-#include "paho_glue.h"
+#include "ferry/paho_glue.h"
 
 namespace ferry {
 namespace {

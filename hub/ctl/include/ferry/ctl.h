@@ -5,7 +5,7 @@
 //   replay   asks ferryd to rewind an uplink's cursor on a stream                    (one state key write)
 //
 // The commands live here, writing to std::ostream, so tests call them on a log in a temp dir; the main in
-// hub/tools/ferryctl_main.cc only parses the command line and opens the log.
+// hub/ctl/ferryctl_main.cc only parses the command line and opens the log.
 //
 // Every read runs in a short read transaction (an iterator is reopened every kScanChunk records), so a
 // ferryctl that blocks on a slow terminal never pins the writer's old pages for long.

@@ -1,5 +1,5 @@
 // ferryctl: status, tail and replay on a gateway's event log (docs/ferryctl.md). The commands are in
-// hub/src/ctl.cc; this file parses the command line, opens the log and turns SIGINT into a stop.
+// hub/ctl/src/ctl.cc; this file parses the command line, opens the log and turns SIGINT into a stop.
 //
 // Exit status: 0 ok, 1 runtime error (no log, unknown stream/uplink, corrupt record), 2 usage error.
 #include <poll.h>

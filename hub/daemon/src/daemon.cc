@@ -5,7 +5,7 @@
 #include "ferry/log.h"
 #include "ferry/sd_notify.h"
 #include "ferry/stream_iterator.h"
-#include "paho_glue.h"
+#include "ferry/paho_glue.h"
 #include "ferry/version.h"
 
 namespace ferry {
