@@ -185,6 +185,9 @@ void MqttIngest::Account(const RouteDecision& d) {
 void MqttIngest::OnMessage(const void* raw) {
   const auto& msg = *static_cast<const mqtt::const_message_ptr*>(raw);
   messages_->Inc();
+  // A message on our session proves the subscription is in place: after a restart into a queued backlog the
+  // broker sends up to Receive Maximum messages before the SUBACK, and the link is up (ingesting) meanwhile.
+  if (connected_ && link_up_->Value() == 0) link_up_->Set(1);
   InboundMessage in;
   const std::string& topic = msg->get_topic();
   const mqtt::binary& payload = msg->get_payload();
