@@ -151,12 +151,13 @@ void GroupCommitWriter::Apply(std::vector<Item>& batch, std::vector<Outcome>* ou
 }
 
 void GroupCommitWriter::Finish(std::vector<Item>& batch, std::vector<Outcome>& outcomes) {
-  uint64_t ok = 0, failed = 0;
+  uint64_t ok = 0, failed = 0, fn_ok = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     Item& item = batch[i];
     Outcome& o = outcomes[i];
     if (item.fn) {
       if (!o.status) ++failed;
+      else ++fn_ok;
       if (item.fn_promise) item.fn_promise->set_value(std::move(o.status));
       continue;
     }
@@ -169,7 +170,8 @@ void GroupCommitWriter::Finish(std::vector<Item>& batch, std::vector<Outcome>& o
     if (item.callback) item.callback(std::move(o.seq));
   }
   std::lock_guard<std::mutex> lock(mu_);
-  stats_.commits += 1;
+  // A batch whose transaction failed (or that refused everything) made nothing durable: not a commit.
+  if (ok + fn_ok > 0) stats_.commits += 1;
   stats_.events += ok;
   stats_.failed += failed;
   stats_.largest_batch = std::max<uint64_t>(stats_.largest_batch, batch.size());

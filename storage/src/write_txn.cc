@@ -4,7 +4,11 @@
 // written back just before the commit, so a batch of 10,000 appends costs one meta write, not 10,000.
 #include "ferry/write_txn.h"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "ferry/event_log.h"
 #include "ferry/stream_iterator.h"
@@ -228,7 +232,25 @@ Status WriteTxn::Commit() {
   }
   MDB_txn* txn = txn_;
   txn_ = nullptr;
-  if (int rc = mdb_txn_commit(txn); rc != 0) return Fail(rc, "commit");  // commit frees txn even on error
+  if (int rc = mdb_txn_commit(txn); rc != 0) {  // commit frees txn even on error
+    if (rc == EIO || rc == ENOSPC) {
+      // A full file system shows as ENOSPC, or as EIO when a page write was cut short (LMDB turns a short
+      // pwrite into EIO). Say which, with the free space, so the operator sees "no space", not a disk fault.
+      struct statvfs fs {};
+      if (statvfs(log_->options().path.c_str(), &fs) == 0) {
+        uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+        if (rc == ENOSPC || free_bytes < (uint64_t{1} << 20)) {
+          dead_ = true;
+          full_ = true;
+          error_ = Error{ErrorCode::kFull, "commit: " + std::string(std::strerror(ENOSPC)) + " (" +
+                                               std::to_string(free_bytes) + " bytes free on the file system of " +
+                                               log_->options().path + ")"};
+          return tl::unexpected(error_);
+        }
+      }
+    }
+    return Fail(rc, "commit");
+  }
   return Ok();
 }
 

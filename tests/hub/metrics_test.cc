@@ -97,6 +97,19 @@ TEST(Metrics, DocsListEveryDeclaredMetric) {
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string doc = ss.str();
+  // The table is the declarations, row for row: name, type, labels and help as /metrics prints them.
+  std::string table;
+  for (const auto& d : FerryMetricDecls()) {
+    std::string labels;
+    for (std::string_view rest = d.labels; !rest.empty();) {
+      auto comma = rest.find(',');
+      labels += (labels.empty() ? "`" : ", `") + std::string(rest.substr(0, comma)) + "`";
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    const char* type = d.type == MetricType::kCounter ? "counter" : d.type == MetricType::kGauge ? "gauge" : "histogram";
+    table += "| `" + std::string(d.name) + "` | " + type + " | " + (labels.empty() ? "—" : labels) + " | " + d.help + " |\n";
+  }
+  EXPECT_NE(doc.find(table), std::string::npos) << "docs/metrics.md's table differs; it must read:\n" << table;
   for (const auto& d : FerryMetricDecls()) {
     EXPECT_NE(doc.find(std::string("`") + d.name + "`"), std::string::npos) << d.name << " is not in docs/metrics.md";
     // Every declaration registers cleanly.

@@ -160,7 +160,44 @@ std::vector<ConfigKey> BuildKeys() {
                   "Group commit, batch durability: how long a batch may wait for more events before it commits. Larger batches mean fewer fsyncs and fewer bytes written per event (SD-card wear); a power cut loses at most this much plus one commit. Sync durability always commits at once.",
                   FERRY_FIELD(StorageConfig, commit.max_delay)));
   // [ingest]
-  k.push_back(Str("ingest", "address", "tcp://127.0.0.1:1883", kRestart, "Local MQTT broker URI.",
+  k.push_back(Enum("ingest", "mode", "subscribe", "subscribe|listen|both", kRestart,
+                   "listen: devices publish to ferryd itself (listen.*), and each QoS 1 PUBACK leaves only after "
+                   "the commit that holds the event. subscribe: ferryd subscribes to a local broker (address), "
+                   "which acknowledges devices before ferryd has stored anything (docs/guarantees.md).",
+                   FERRY_FIELD(IngestConfig, mode)));
+  k.push_back(Str("ingest", "listen.address", "127.0.0.1:1883", kRestart,
+                  "host:port the ingest listener binds (mode listen or both). 0.0.0.0 for every interface: then "
+                  "set listen.password_file.",
+                  FERRY_FIELD(IngestConfig, listen.address), CheckListen));
+  k.push_back(Int("ingest", "listen.max_connections", "1000", 1, 100'000, kRestart,
+                  "Most device connections at once; more are closed at once and counted.",
+                  FERRY_FIELD(IngestConfig, listen.max_connections)));
+  k.push_back(Int("ingest", "listen.receive_maximum", "512", 1, 65'535, kRestart,
+                  "Per connection: QoS 1 messages a device may have unacknowledged (MQTT 5 Receive Maximum; "
+                  "for 3.1.1, ferryd stops reading the connection at this many). One commit acknowledges them "
+                  "all, so this is what keeps ingest fast with PUBACK after commit.",
+                  FERRY_FIELD(IngestConfig, listen.receive_maximum)));
+  k.push_back(Size("ingest", "listen.max_packet_size", "512KiB", 64, 256 * kMiB, kRestart,
+                   "Largest MQTT packet accepted (larger: the connection is closed, 5.0 reason 0x95). Payloads "
+                   "above ingest.max_payload but within this go to the dead-letter stream.",
+                   FERRY_FIELD(IngestConfig, listen.max_packet_size)));
+  k.push_back(Dur("ingest", "listen.connect_timeout", "10s", kMs, 3600 * kSec, kRestart,
+                  "A connection must send CONNECT within this (slow-loris guard); a partly received packet must "
+                  "complete within it too.",
+                  FERRY_FIELD(IngestConfig, listen.connect_timeout)));
+  k.push_back(Dur("ingest", "listen.max_keepalive", "300s", kSec, 65'535 * kSec, kRestart,
+                  "Keep-alive ferryd imposes when a device asks for none or for more (5.0 Server Keep Alive). A "
+                  "connection silent for 1.5 times its keep-alive is closed (half-open links).",
+                  FERRY_FIELD(IngestConfig, listen.max_keepalive)));
+  k.push_back(Str("ingest", "listen.password_file", "", kRestart,
+                  "File of user:pbkdf2-sha256:ITERATIONS:SALT:HASH lines (ferryctl passwd makes them). Set: every "
+                  "device must log in. Empty: no user names are checked.",
+                  FERRY_FIELD(IngestConfig, listen.password_file)));
+  k.push_back(Bool("ingest", "listen.topic_must_match_client", "false", kRestart,
+                   "A device may publish only events whose subject (the route's subject template, e.g. "
+                   "{device}) is its own user name, or its client id when there is no password file.",
+                   FERRY_FIELD(IngestConfig, listen.topic_must_match_client)));
+  k.push_back(Str("ingest", "address", "tcp://127.0.0.1:1883", kRestart, "Local MQTT broker URI (mode subscribe or both).",
                   FERRY_FIELD(IngestConfig, address), CheckBrokerAddress));
   k.push_back(Str("ingest", "client_id", "", kRestart,
                   "MQTT client id of the persistent session. Empty: ferry-GATEWAY (GATEWAY = gateway.id).",

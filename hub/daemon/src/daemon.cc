@@ -83,10 +83,22 @@ Status Daemon::Open(const Config& config) {
   writer_ = std::make_unique<GroupCommitWriter>(*log_, go);
   maintainer_ = std::make_unique<LogMaintainer>(*log_);
 
-  auto router = IngestRouter::Create(config);
-  if (!router) return tl::make_unexpected(router.error());
-  if (Status st = SeedDedupe(*router); !st) return st;
-  ingest_ = std::make_unique<MqttIngest>(config, std::move(*router), *this, metrics_, clock_);
+  auto make_router = [&]() -> Result<IngestRouter> {
+    auto router = IngestRouter::Create(config);
+    if (!router) return router;
+    if (Status st = SeedDedupe(*router); !st) return tl::make_unexpected(st.error());
+    return router;
+  };
+  if (config.ingest.mode != IngestMode::kListen) {
+    auto router = make_router();
+    if (!router) return tl::make_unexpected(router.error());
+    ingest_ = std::make_unique<MqttIngest>(config, std::move(*router), *this, metrics_, clock_);
+  }
+  if (config.ingest.mode != IngestMode::kSubscribe) {
+    auto router = make_router();
+    if (!router) return tl::make_unexpected(router.error());
+    listener_ = std::make_unique<IngestListener>(config, std::move(*router), *this, metrics_, clock_);
+  }
   if (Status st = BuildUplinks(); !st) return st;
 
   if (config.metrics.enabled) {
@@ -185,7 +197,11 @@ void Daemon::RegisterMetrics() {
 HealthStatus Daemon::Health() {
   HealthStatus h;
   std::string text;
-  text += std::string("ingest ") + (ingest_ && ingest_->connected() ? "up" : "down") + "\n";
+  if (ingest_) text += std::string("ingest ") + (ingest_->connected() ? "up" : "down") + "\n";
+  if (listener_) {
+    text += std::string("ingest listener ") + (listener_->listening() ? "listening on port " : "down, port ") +
+            std::to_string(listener_->port()) + ", " + std::to_string(listener_->connections()) + " connections\n";
+  }
   for (const auto& u : uplinks_) text += "uplink " + u->name() + " " + (u->link_up() ? "up" : "down") + "\n";
   auto es = log_->GetEnvStats();
   if (!es) {
@@ -194,13 +210,28 @@ HealthStatus Daemon::Health() {
   } else {
     text += "storage used " + std::to_string(es->used_bytes) + " of " + std::to_string(es->map_size) + " bytes\n";
   }
-  // Links come and go on a gateway: only a broken log makes ferryd unhealthy.
+  // Links come and go on a gateway: only a log that cannot store makes ferryd unhealthy.
+  {
+    std::lock_guard<std::mutex> lock(warn_mu_);
+    for (const auto& [stream, w] : warnings_) {
+      if (!w.open) continue;
+      h.ok = false;
+      auto secs = std::chrono::duration_cast<std::chrono::seconds>(clock_.Steady() - w.since).count();
+      text += "storage: stream " + stream + ": " + std::to_string(w.total) + " event(s) not stored in the last " +
+              std::to_string(secs) + " s: " + w.error + "\n";
+    }
+  }
   h.text = text;
   return h;
 }
 
 Status Daemon::Start() {
-  if (Status st = ingest_->Start(); !st) return st;
+  if (ingest_) {
+    if (Status st = ingest_->Start(); !st) return st;
+  }
+  if (listener_) {
+    if (Status st = listener_->Start(); !st) return st;
+  }
   if (http_) {
     if (Status st = http_->Start(); !st) return MakeError(st.error().code, "metrics.listen: " + st.error().message);
     http_thread_ = std::thread([this] { http_->Run(); });
@@ -208,6 +239,7 @@ Status Daemon::Start() {
   writer_->Start();
   maintainer_->Start();
   for (auto& u : uplinks_) u->Run();
+  if (listener_) listener_->Run();
   started_ = true;
   SdNotify("READY=1");
   FERRY_LOG_INFO("ferryd %s: gateway %s, log %s, %zu streams, %zu uplinks%s", FERRY_VERSION,
@@ -218,7 +250,7 @@ Status Daemon::Start() {
 
 void Daemon::Step() {
   if (!started_ || stopped_) return;
-  ingest_->Step();
+  if (ingest_) ingest_->Step();
   auto now = clock_.Steady();
   if (now - last_watchdog_ >= std::chrono::seconds(1)) {
     last_watchdog_ = now;
@@ -242,14 +274,47 @@ Status Daemon::Append(const std::string& stream, Event event, bool wait_durable)
   return Ok();
 }
 
+void Daemon::AppendThen(const std::string& stream, Event event, std::function<void(const Result<Seq>&)> done) {
+  auto it = stream_counters_.find(stream);
+  if (it == stream_counters_.end()) {
+    done(InvalidArgument("stream \"" + stream + "\" is not declared"));
+    return;
+  }
+  StreamCounters* sc = it->second.get();
+  auto t0 = clock_.Steady();
+  writer_->Append(stream, std::move(event), [sc, t0, done = std::move(done)](Result<Seq> r) {
+    sc->Done(r, t0);
+    done(r);
+  });
+}
+
 void Daemon::StreamCounters::Done(const Result<Seq>& r, SteadyTime t0) {
   if (r) {
     stored->Inc();
     daemon->commit_latency_->ObserveNs((daemon->clock_.Steady() - t0).count());
-  } else {
-    rejected->Inc();
-    daemon->WarnRejected(name, r.error());
+    if (failing.load(std::memory_order_relaxed)) daemon->StoreRecovered(name);
+    return;
   }
+  failing.store(true, std::memory_order_relaxed);
+  if (r.error().code == ErrorCode::kFull) {
+    rejected->Inc();
+  } else {
+    std::string code = r.error().code == ErrorCode::kIoError ? "io_error" : "other";
+    DeclaredCounter(daemon->metrics_, "ferry_storage_append_errors_total", {{"stream", name}, {"error", code}}).Inc();
+  }
+  daemon->WarnRejected(name, r.error());
+}
+
+void Daemon::StoreRecovered(const std::string& stream) {
+  std::lock_guard<std::mutex> lock(warn_mu_);
+  auto& w = warnings_[stream];
+  if (auto sc = stream_counters_.find(stream); sc != stream_counters_.end()) sc->second->failing.store(false);
+  if (!w.open) return;
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(clock_.Steady() - w.since).count();
+  FERRY_LOG_WARN("storage: %s: storing again after %lld s; %llu event(s) were refused meanwhile (the ingest "
+                 "listener's devices kept theirs and re-send them)",
+                 stream.c_str(), static_cast<long long>(secs), static_cast<unsigned long long>(w.total));
+  w = Warning{};
 }
 
 void Daemon::WarnRejected(const std::string& stream, const Error& error) {
@@ -257,9 +322,16 @@ void Daemon::WarnRejected(const std::string& stream, const Error& error) {
   // event. The metric ferry_stream_rejected_total has every one.
   std::lock_guard<std::mutex> lock(warn_mu_);
   auto& w = warnings_[stream];
-  ++w.suppressed;
   auto now = clock_.Steady();
-  if (w.suppressed > 1 && now - w.last < std::chrono::seconds(10)) return;
+  if (!w.open) {
+    w.open = true;
+    w.since = now;
+    w.last = SteadyTime{};
+  }
+  ++w.suppressed;
+  ++w.total;
+  w.error = error.ToString();
+  if (w.last != SteadyTime{} && now - w.last < std::chrono::seconds(10)) return;
   FERRY_LOG_WARN("storage: %s: %llu event(s) not stored: %s", stream.c_str(),
                  static_cast<unsigned long long>(w.suppressed), error.ToString().c_str());
   w.suppressed = 0;
@@ -294,10 +366,14 @@ Result<ReloadPlan> Daemon::Reload(const Config& next) {
     config_.ingest.max_payload = next.ingest.max_payload;
     config_.ingest.dedupe_window = next.ingest.dedupe_window;
     config_.ingest.backoff = next.ingest.backoff;
-    auto router = IngestRouter::Create(config_);
-    if (!router) return tl::make_unexpected(router.error());
-    if (Status st = SeedDedupe(*router); !st) return tl::make_unexpected(st.error());
-    ingest_->Reconfigure(std::move(*router), config_.ingest.backoff);
+    for (int i = 0; i < 2; ++i) {
+      if ((i == 0 && !ingest_) || (i == 1 && !listener_)) continue;
+      auto router = IngestRouter::Create(config_);
+      if (!router) return tl::make_unexpected(router.error());
+      if (Status st = SeedDedupe(*router); !st) return tl::make_unexpected(st.error());
+      if (i == 0) ingest_->Reconfigure(std::move(*router), config_.ingest.backoff);
+      else listener_->Reconfigure(std::move(*router));
+    }
   }
 
   // Uplinks keep all their state in the log (cursors), so rebuilding them applies their reloadable settings.
@@ -323,6 +399,7 @@ void Daemon::Stop() {
   stopped_ = true;
   if (started_) SdNotify("STOPPING=1");
   if (ingest_) ingest_->Stop();
+  if (listener_) listener_->Stop();
   for (auto& u : uplinks_) u->Stop();  // hands its last cursor positions to the writer
   if (writer_) writer_->Stop();        // commits everything queued, ingest and cursors alike
   if (maintainer_) maintainer_->Stop();

@@ -139,6 +139,10 @@ bool IngestRouter::Declared(std::string_view stream) const {
   return std::find(streams_.begin(), streams_.end(), stream) != streams_.end();
 }
 
+void IngestRouter::ForgetId(std::string_view stream, std::string_view id) {
+  if (!id.empty()) dedupe_.Forget(DedupeKey(stream, id));
+}
+
 void IngestRouter::RememberId(std::string_view stream, std::string_view id, TimeNs ingest_time) {
   if (!id.empty()) dedupe_.Insert(DedupeKey(stream, id), ingest_time);
 }
@@ -216,6 +220,7 @@ RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {
   if (!id.empty() && !dedupe_.Insert(DedupeKey(d.stream, id), now)) {
     d.outcome = RouteOutcome::kDuplicate;
     d.detail = "event id " + id + " already seen";
+    d.event.id = std::move(id);
     return d;
   }
   d.outcome = RouteOutcome::kStore;

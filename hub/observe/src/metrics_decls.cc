@@ -15,22 +15,39 @@ const std::vector<MetricDecl>& FerryMetricDecls() {
       {"ferry_stream_evicted_total", T::kCounter, "stream,reason",
        "Events removed from the stream; reason is retention_age, retention_bytes, compaction or budget."},
       {"ferry_stream_rejected_total", T::kCounter, "stream",
-       "Events refused because the disk budget is full and the stream's full_policy is reject_new."},
+       "Events refused because the disk budget or the map is full (full_policy reject_new, or nothing left to "
+       "evict)."},
       {"ferry_stream_dead_lettered_total", T::kCounter, "stream,reason",
        "Messages sent to a dead-letter stream; stream is the intended stream (or the route's filter when "
        "it could not be resolved); reason is bad_topic, oversize, bad_content, too_deep or undeclared_stream."},
       {"ferry_stream_events", T::kGauge, "stream", "Events currently stored in the stream."},
       {"ferry_stream_bytes", T::kGauge, "stream", "Bytes currently stored in the stream."},
-      {"ferry_ingest_messages_total", T::kCounter, "", "MQTT messages received from the local broker."},
+      {"ferry_ingest_messages_total", T::kCounter, "",
+       "MQTT messages received: PUBLISHes on the ingest listener, and messages from the local broker."},
       {"ferry_ingest_duplicates_dropped_total", T::kCounter, "stream",
        "Messages dropped because their device event id was seen within ingest.dedupe_window."},
       {"ferry_ingest_unrouted_total", T::kCounter, "", "Messages whose topic matched no route."},
-      {"ferry_ingest_link_up", T::kGauge, "", "1 while connected to the local broker, else 0."},
+      {"ferry_ingest_link_up", T::kGauge, "",
+       "1 while ingest can take events: the listener is listening, or ferryd is subscribed to the local broker "
+       "(mode subscribe), else 0."},
+      {"ferry_ingest_listener_connections", T::kGauge, "", "Device connections open on the ingest listener."},
+      {"ferry_ingest_listener_connections_total", T::kCounter, "", "Connections the ingest listener accepted."},
+      {"ferry_ingest_listener_closed_total", T::kCounter, "reason",
+       "Listener connections closed, by reason (docs/ingest-listener.md lists them)."},
+      {"ferry_ingest_listener_refused_total", T::kCounter, "reason",
+       "Requests the listener refused without closing: subscribe (SUBSCRIBE on an ingest endpoint), "
+       "not_authorized (a subject other than the device's own under listen.topic_must_match_client)."},
+      {"ferry_ingest_refused_total", T::kCounter, "reason",
+       "QoS 1 messages not acknowledged as stored because the log could not store them: quota_exceeded (disk "
+       "budget or map full) or unspecified_error (an I/O error). The device keeps them and re-sends."},
       {"ferry_ingest_reconnects_total", T::kCounter, "", "Reconnect attempts to the local broker."},
       // Storage
       {"ferry_storage_commit_seconds", T::kHistogram, "", "Latency of one group commit, fsync included."},
       {"ferry_storage_commit_events", T::kCounter, "", "Events written by group commits."},
       {"ferry_storage_commits_total", T::kCounter, "", "Group commits (write transactions) completed."},
+      {"ferry_storage_append_errors_total", T::kCounter, "stream,error",
+       "Events the log failed to store for a reason other than a full budget (those are "
+       "ferry_stream_rejected_total); error is io_error or other. /healthz is 503 while a stream fails."},
       {"ferry_storage_map_used_bytes", T::kGauge, "", "Bytes of the LMDB map in use."},
       {"ferry_storage_map_size_bytes", T::kGauge, "", "Size of the LMDB map (the disk budget)."},
       // Uplinks

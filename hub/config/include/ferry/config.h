@@ -35,6 +35,7 @@ namespace ferry {
 using Duration = std::chrono::nanoseconds;
 
 enum class Durability { kBatch, kSync };               // "batch" | "sync"
+enum class IngestMode { kSubscribe, kListen, kBoth };  // "subscribe" | "listen" | "both"
 // StreamKind ("log" | "table") and FullPolicy ("drop_oldest" | "reject_new") are storage's, from ferry/types.h.
 enum class UplinkType { kMqtt, kKafka };                // "mqtt" | "kafka"
 enum class UplinkMode { kPerEvent, kBatched };          // "per_event" | "batched"
@@ -71,7 +72,21 @@ struct StorageConfig {
   GroupCommitConfig commit;
 };
 
+// [ingest] listen.*: ferryd as the devices' MQTT endpoint (docs/ingest-listener.md).
+struct ListenConfig {
+  std::string address;         // host:port
+  int64_t max_connections = 0;
+  int64_t receive_maximum = 0;  // per connection: unacknowledged QoS 1 messages (5.0 Receive Maximum / window)
+  uint64_t max_packet_size = 0;
+  Duration connect_timeout{0};
+  Duration max_keepalive{0};
+  std::string password_file;
+  bool topic_must_match_client = false;
+};
+
 struct IngestConfig {
+  IngestMode mode = IngestMode::kSubscribe;
+  ListenConfig listen;
   std::string address;
   std::string client_id;  // empty: "ferry-<gateway id>"
   std::string username;

@@ -20,6 +20,7 @@
 #include "ferry/event_log.h"
 #include "ferry/group_commit.h"
 #include "ferry/http_server.h"
+#include "ferry/ingest_listener.h"
 #include "ferry/log_maintainer.h"
 #include "ferry/metrics.h"
 #include "ferry/mqtt_ingest.h"
@@ -47,6 +48,10 @@ class Daemon final : public IngestSink {
 
   // IngestSink.
   Status Append(const std::string& stream, Event event, bool wait_durable) override;
+  void AppendThen(const std::string& stream, Event event, std::function<void(const Result<Seq>&)> done) override;
+
+  // The ingest listener's bound port (0 when mode is subscribe).
+  uint16_t listener_port() const { return listener_ ? listener_->port() : 0; }
 
   EventLog& log() { return *log_; }
   MetricsRegistry& metrics() { return metrics_; }
@@ -60,6 +65,7 @@ class Daemon final : public IngestSink {
   void RegisterMetrics();
   HealthStatus Health();
   void WarnRejected(const std::string& stream, const Error& error);
+  void StoreRecovered(const std::string& stream);
 
   const Clock& clock_;
   Config config_;
@@ -67,7 +73,8 @@ class Daemon final : public IngestSink {
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<GroupCommitWriter> writer_;
   std::unique_ptr<LogMaintainer> maintainer_;
-  std::unique_ptr<MqttIngest> ingest_;
+  std::unique_ptr<MqttIngest> ingest_;          // mode subscribe / both
+  std::unique_ptr<IngestListener> listener_;   // mode listen / both
   std::vector<std::unique_ptr<UplinkMqtt>> uplinks_;
   std::unique_ptr<HttpServer> http_;
   std::thread http_thread_;
@@ -75,9 +82,15 @@ class Daemon final : public IngestSink {
   bool started_ = false;
   bool stopped_ = false;
   SteadyTime last_watchdog_{};
+  // One episode of a stream refusing appends (disk full, I/O error): logged when it starts, every 10 s with
+  // the count while it lasts, and when it ends; /healthz is 503 while any is open.
   struct Warning {
     SteadyTime last{};
+    SteadyTime since{};
     uint64_t suppressed = 0;
+    uint64_t total = 0;  // refused in this episode
+    std::string error;   // the latest error, in words
+    bool open = false;
   };
   // Per-stream counters for the append path, made once at Open (streams are declared up front).
   struct StreamCounters {
@@ -85,6 +98,7 @@ class Daemon final : public IngestSink {
     std::string name;
     Counter* stored;
     Counter* rejected;
+    std::atomic<bool> failing{false};
     void Done(const Result<Seq>& r, SteadyTime t0);
   };
   std::unordered_map<std::string, std::unique_ptr<StreamCounters>> stream_counters_;

@@ -68,6 +68,8 @@ class DedupeWindow {
   // Returns true if `id` is new (and remembers it), false if it is a duplicate within the window.
   bool Insert(std::string_view id, TimeNs now);
   bool Contains(std::string_view id) const { return Find(Hash(id)) != kNone; }
+  // Forgets `id` (an event that could not be stored after all), so its re-send is not a duplicate.
+  void Forget(std::string_view id) { Erase(Hash(id)); }
   size_t size() const { return count_; }
   void Expire(TimeNs now);
   static uint64_t Hash(std::string_view id);

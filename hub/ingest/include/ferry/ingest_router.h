@@ -31,7 +31,7 @@ struct InboundMessage {
 enum class RouteOutcome {
   kStore,       // append `event` to `stream`
   kDeadLetter,  // append `event` (with the reason in headers) to `stream`, the route's dead-letter stream
-  kDuplicate,   // an id already seen within the dedupe window: dropped and counted
+  kDuplicate,   // an id already seen within the dedupe window: dropped and counted (event.id holds the id)
   kDrop,        // rejected and no dead-letter stream to keep it in: dropped and counted
 };
 
@@ -73,6 +73,8 @@ class IngestRouter {
   // Seeds the redelivery window with an id already in the log (at start-up, from each stream's tail), so a
   // message the broker redelivers after a crash is recognised.
   void RememberId(std::string_view stream, std::string_view id, TimeNs ingest_time);
+  // Forgets an id whose event could not be stored, so the device's re-send is stored, not dropped.
+  void ForgetId(std::string_view stream, std::string_view id);
 
  private:
   struct CompiledRoute {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,6 +42,10 @@ class IngestSink {
   // Appends `event` to `stream`. With wait_durable, returns only once the commit holding it is durable.
   // Errors: Full (the stream's reject_new policy refused it), IoError. Thread: Paho's callback thread.
   virtual Status Append(const std::string& stream, Event event, bool wait_durable) = 0;
+  // Appends `event` to `stream` and calls `done` on the writer thread once the commit holding it returned: a
+  // Seq (durable) or the error (Full: budget or reject_new; IoError with the errno's words). `done` must be
+  // short and must not call back into the sink. Thread: any.
+  virtual void AppendThen(const std::string& stream, Event event, std::function<void(const Result<Seq>&)> done) = 0;
 };
 
 class MqttIngest {

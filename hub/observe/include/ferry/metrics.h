@@ -129,4 +129,12 @@ const std::vector<MetricDecl>& FerryMetricDecls();
 // Looks a declaration up by name; aborts if the name is not declared (a programming error).
 const MetricDecl& FerryMetric(std::string_view name);
 
+// The metric families ferryd declares (FerryMetricDecls), looked up with their declared help text.
+inline Counter& DeclaredCounter(MetricsRegistry& m, const char* name, const Labels& labels = {}) {
+  return m.GetCounter(name, FerryMetric(name).help, labels);
+}
+inline Gauge& DeclaredGauge(MetricsRegistry& m, const char* name, const Labels& labels = {}) {
+  return m.GetGauge(name, FerryMetric(name).help, labels);
+}
+
 }  // namespace ferry

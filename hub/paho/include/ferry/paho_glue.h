@@ -84,12 +84,4 @@ class ConnectListener final : public mqtt::iaction_listener {
   std::function<void(const mqtt::token&)> on_failure_;
 };
 
-// The metric families ferryd declares (FerryMetricDecls), looked up with their declared help text.
-inline Counter& DeclaredCounter(MetricsRegistry& m, const char* name, const Labels& labels = {}) {
-  return m.GetCounter(name, FerryMetric(name).help, labels);
-}
-inline Gauge& DeclaredGauge(MetricsRegistry& m, const char* name, const Labels& labels = {}) {
-  return m.GetGauge(name, FerryMetric(name).help, labels);
-}
-
 }  // namespace ferry
