@@ -1,0 +1,328 @@
+// The ingest listener end to end: ferryd as a process, devices that nobody here wrote (mosquitto_pub, Python's
+// paho-mqtt) and the firmware library (ferry-sim), a central Mosquitto behind the uplink. The promise under
+// test: an event a device saw acknowledged is in the log and reaches the centre, whatever happens to ferryd.
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <unordered_set>
+
+#include "../integration/harness.h"
+#include "ferry/event_log.h"
+#include "ferry/stream_iterator.h"
+
+namespace ferry::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  bool uplink = false;
+  std::string map_size = "256MiB";
+  std::string storage_path;           // default: <dir>/log
+  std::string fsync_delay_ms;         // through the fsync shim, when it is built
+  std::string extra_ingest;
+  std::string full_policy = "drop_oldest";
+};
+
+class ListenerGateway {
+ public:
+  explicit ListenerGateway(Options o = {}) : opt_(std::move(o)), dir_("ferry-listener-e2e") {
+    port_ = free_tcp_port();
+    metrics_port_ = free_tcp_port();
+    while (metrics_port_ == port_) metrics_port_ = free_tcp_port();
+    log_path_ = opt_.storage_path.empty() ? dir_.path() + "/log" : opt_.storage_path;
+  }
+  std::string ConfigText() const {
+    std::string c = "[gateway]\nid = \"gw-test\"\n";
+    c += "[storage]\npath = \"" + log_path_ + "\"\nmap_size = \"" + opt_.map_size + "\"\n";
+    c += "[ingest]\nmode = \"listen\"\nlisten.address = \"127.0.0.1:" + std::to_string(port_) + "\"\n" +
+         opt_.extra_ingest;
+    c += "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
+    c += "[[stream]]\nname = \"telemetry\"\nfull_policy = \"" + opt_.full_policy + "\"\n[[stream]]\nname = \"dead\"\n";
+    c += "[[route]]\nfilter = \"telemetry/{device}/#\"\nstream = \"telemetry\"\nsubject = \"{device}\"\n"
+         "content_type = \"application/json\"\ndead_letter = \"dead\"\nid_json_field = \"id\"\n";
+    if (opt_.uplink) {
+      c += "[[uplink]]\nname = \"central\"\naddress = \"" + central_.uri() +
+           "\"\nmode = \"batched\"\ntopic = \"ferry/{gateway}/{stream}\"\nbatch.max_delay = \"20ms\"\n"
+           "backoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+    }
+    return c;
+  }
+  // Starts ferryd and waits until it serves metrics (the listener is bound before that).
+  bool Start() {
+    WriteFile(dir_.path() + "/ferry.toml", ConfigText());
+    std::vector<std::string> argv;
+#ifdef FERRY_SHIM_PATH
+    if (!opt_.fsync_delay_ms.empty()) {
+      argv = {"env", std::string("LD_PRELOAD=") + FERRY_SHIM_PATH, "FERRY_FSYNC_DELAY_MS=" + opt_.fsync_delay_ms};
+    }
+#endif
+    for (auto& a : ToolCommand(FERRY_FERRYD_PATH, "FERRY_TEST_FERRYD", {"-c", dir_.path() + "/ferry.toml"}))
+      argv.push_back(a);
+    if (!ferryd_.Start(argv, dir_.path() + "/ferryd.log")) return false;
+    return poll_until([this] { return Metric("ferry_ingest_link_up") == 1 || !ferryd_.running(); }, 60s) &&
+           ferryd_.running();
+  }
+  double Metric(const std::string& sample) { return MetricValue(HttpGet(metrics_port_, "/metrics"), sample); }
+  double Stored() { return Metric("ferry_stream_stored_total{stream=\"telemetry\"}"); }
+  std::string Health() { return HttpGet(metrics_port_, "/healthz"); }
+  // The HTTP status of /healthz (0 when it did not answer).
+  int HealthStatus() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(metrics_port_));
+    std::string out;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      std::string req = "GET /healthz HTTP/1.0\r\n\r\n";
+      if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+      }
+    }
+    ::close(fd);
+    return out.size() > 12 && out.compare(0, 5, "HTTP/") == 0 ? std::atoi(out.c_str() + 9) : 0;
+  }
+  std::vector<std::string> LoggedIds() {
+    EventLogOptions o;
+    o.path = log_path_;
+    o.read_only = true;
+    std::vector<std::string> ids;
+    auto log = EventLog::Open(o);
+    if (!log) {
+      ADD_FAILURE() << log.error().ToString();
+      return ids;
+    }
+    auto it = (*log)->NewIterator("telemetry");
+    if (!it) return ids;
+    for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) ids.emplace_back((*it)->record().id);
+    EXPECT_TRUE((*it)->status()) << (*it)->status().error().ToString();
+    return ids;
+  }
+  std::vector<std::string> NotLogged(const std::vector<std::string>& want) {
+    auto logged = LoggedIds();
+    std::unordered_set<std::string> have(logged.begin(), logged.end());
+    std::vector<std::string> out;
+    for (const auto& id : want)
+      if (!have.count(id)) out.push_back(id);
+    return out;
+  }
+  bool StartSim(ChildProcess& sim, uint64_t count, double rate, int devices, const std::string& id_log,
+                int connections = 0) {
+    std::vector<std::string> argv = {FERRY_SIM_PATH, "--port", std::to_string(port_), "--count", std::to_string(count),
+                                     "--rate", std::to_string(rate), "--devices", std::to_string(devices),
+                                     "--seed", "5", "--state-dir", dir_.path() + "/sim-state", "--id-log", id_log,
+                                     "--payload-size", "200", "--quiet", "--drain-timeout", "600"};
+    if (connections > 0) {
+      argv.push_back("--connections");
+      argv.push_back(std::to_string(connections));
+    }
+    return sim.Start(argv, dir_.path() + "/sim.log");
+  }
+  std::string SimTail() {
+    auto lines = ReadLines(dir_.path() + "/sim.log");
+    std::string s;
+    for (size_t i = lines.size() > 5 ? lines.size() - 5 : 0; i < lines.size(); ++i) s += lines[i] + "\n";
+    return s;
+  }
+
+  int port() const { return port_; }
+  std::string path(const std::string& n) const { return dir_.path() + "/" + n; }
+  ChildProcess& ferryd() { return ferryd_; }
+  MosquittoBroker& central() { return central_; }
+
+ private:
+  Options opt_;
+  TempDir dir_;
+  MosquittoBroker central_;
+  ChildProcess ferryd_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+  std::string log_path_;
+};
+
+std::string Head(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size() && i < 5; ++i) s += v[i] + " ";
+  return s;
+}
+
+// Runs a shell command; its exit status.
+int Shell(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+// A PUBACK from a real client must come after the commit of its event: with every fdatasync slowed to 250 ms
+// (the fsync shim), each QoS 1 publish takes at least that long, and when the client returns the event is
+// already counted as stored (the counter moves before the acknowledgement leaves).
+TEST(ListenerE2E, RealClientsGetPubackAfterTheCommit) {
+  Options o;
+  o.fsync_delay_ms = "250";
+  ListenerGateway gw(o);
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+#ifdef FERRY_SHIM_PATH
+  const bool slowed = true;
+#else
+  const bool slowed = false;
+  std::printf("[ listener ] no fsync shim in this build (sanitizer preset): timing not checked\n");
+#endif
+  const std::string port = std::to_string(gw.port());
+  struct Client {
+    std::string name, command;
+  };
+  const std::string pyscript = gw.path("pub.py");
+  WriteFile(pyscript,
+            "import sys, paho.mqtt.client as mqtt\n"
+            "v = mqtt.MQTTv5 if sys.argv[2] == '5' else mqtt.MQTTv311\n"
+            "c = mqtt.Client(client_id='py-' + sys.argv[2], protocol=v)\n"
+            "c.connect('127.0.0.1', int(sys.argv[1]))\n"
+            "c.loop_start()\n"
+            "i = c.publish('telemetry/py' + sys.argv[2] + '/x', '{\"id\":\"' + sys.argv[3] + '\"}', qos=1)\n"
+            "i.wait_for_publish(60)\n"
+            "ok = i.is_published()\n"
+            "c.disconnect(); c.loop_stop()\n"
+            "sys.exit(0 if ok else 1)\n");
+  std::vector<Client> clients = {
+      {"mosquitto_pub 3.1.1", "mosquitto_pub -h 127.0.0.1 -p " + port +
+                                  " -V mqttv311 -q 1 -i m3 -t telemetry/m3/x -m '{\"id\":\"mosq-311\"}'"},
+      {"mosquitto_pub 5", "mosquitto_pub -h 127.0.0.1 -p " + port +
+                              " -V mqttv5 -q 1 -i m5 -t telemetry/m5/x -m '{\"id\":\"mosq-5\"}'"},
+      {"python paho-mqtt 3.1.1", "/usr/bin/python3 " + pyscript + " " + port + " 3 py-311"},
+      {"python paho-mqtt 5", "/usr/bin/python3 " + pyscript + " " + port + " 5 py-5"},
+  };
+  double stored = gw.Stored();
+  for (const auto& c : clients) {
+    auto t0 = Clock::now();
+    ASSERT_EQ(Shell(c.command), 0) << c.name << ": " << c.command << "\n" << gw.ferryd().log();
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+    double now = gw.Stored();
+    EXPECT_EQ(now, stored + 1) << c.name << ": acknowledged before its commit was counted";
+    if (slowed) {
+      EXPECT_GE(ms, 250) << c.name << ": acknowledged faster than one fdatasync";
+    }
+    std::printf("[ listener ] %s: PUBACK after %lld ms (fdatasync slowed to 250 ms)\n", c.name.c_str(),
+                static_cast<long long>(ms));
+    stored = now;
+  }
+  EXPECT_TRUE(gw.NotLogged({"mosq-311", "mosq-5", "py-311", "py-5"}).empty());
+
+  // The firmware library (Paho C, MQTT 5), 8 devices pipelining: ids in the log = ids it saw acknowledged.
+  ChildProcess sim;
+  ASSERT_TRUE(gw.StartSim(sim, 4000, 0, 8, gw.path("ids.txt")));
+  ASSERT_EQ(sim.Wait(300s), 0) << gw.SimTail() << gw.ferryd().log();
+  auto ids = ReadLines(gw.path("ids.txt"));
+  ASSERT_EQ(ids.size(), 4000u);
+  auto missing = gw.NotLogged(ids);
+  EXPECT_TRUE(missing.empty()) << missing.size() << " acknowledged, not in the log: " << Head(missing);
+  double commits = gw.Metric("ferry_storage_commits_total");
+  std::printf("[ listener ] ferry-sim: 4000 events in %.0f commits (%.0f events per fdatasync pair)\n", commits,
+              4000.0 / std::max(commits, 1.0));
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// Power cuts: ferryd killed with kill -9 at random moments while 8 firmware-library devices publish; after each
+// restart the devices reconnect and re-send what was not acknowledged. Every id a device saw acknowledged is
+// in the log and reaches the central broker. FERRY_POWER_CUTS sets the count (default 100; the soak script
+// runs 1,000).
+TEST(ListenerE2E, PowerCutsLoseNothingAcknowledged) {
+  Options o;
+  o.uplink = true;
+  ListenerGateway gw(o);
+  ASSERT_TRUE(gw.central().start());
+  CentralReceiver rx;
+  ASSERT_TRUE(rx.Connect(gw.central().uri()));
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  int cuts = 100;
+  if (const char* env = std::getenv("FERRY_POWER_CUTS")) cuts = std::max(1, std::atoi(env));
+  const uint64_t kEvents = static_cast<uint64_t>(cuts) * 300 + 5000;
+  ChildProcess sim;
+  ASSERT_TRUE(gw.StartSim(sim, kEvents, 3000, 8, gw.path("ids.txt"), 8));
+  std::mt19937 rng(20261126);
+  int done = 0;
+  auto t0 = Clock::now();
+  for (; done < cuts && sim.running(); ++done) {
+    // Kill after a random amount of progress (ferryd's own count restarts with it), or after up to 400 ms.
+    double step = std::uniform_int_distribution<int>(50, 600)(rng);
+    auto wait = std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 400)(rng));
+    auto start = Clock::now();
+    poll_until([&] { return gw.Stored() >= step || Clock::now() - start >= wait || !sim.running(); }, 60s, 5ms);
+    gw.ferryd().Kill9();
+    ASSERT_TRUE(gw.Start()) << "restart " << done << "\n" << gw.ferryd().log();
+  }
+  ASSERT_EQ(sim.Wait(600s), 0) << gw.SimTail();
+  double cut_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  auto acked = ReadLines(gw.path("ids.txt"));
+  ASSERT_EQ(acked.size(), kEvents);
+  auto missing = gw.NotLogged(acked);
+  EXPECT_TRUE(missing.empty()) << missing.size() << " of " << kEvents << " acknowledged events not in the log after "
+                               << done << " kills, e.g. " << Head(missing);
+  // And at the centre.
+  poll_until([&] { return rx.unique() >= kEvents; }, 300s, 50ms);
+  std::vector<std::string> not_central;
+  for (const auto& id : acked)
+    if (!rx.Has(id)) not_central.push_back(id);
+  EXPECT_TRUE(not_central.empty()) << not_central.size() << " acknowledged events never reached the centre, e.g. "
+                                   << Head(not_central);
+  auto logged = gw.LoggedIds();
+  std::printf("[ power cut ] %d kills in %.0f s: %llu acknowledged, %zu stored (%zu duplicate copies), %zu lost, "
+              "%llu delivered to the centre, %llu duplicates dropped there\n",
+              done, cut_s, static_cast<unsigned long long>(kEvents), logged.size(),
+              logged.size() - std::unordered_set<std::string>(logged.begin(), logged.end()).size(), missing.size(),
+              static_cast<unsigned long long>(rx.unique()), static_cast<unsigned long long>(rx.duplicates()));
+  EXPECT_EQ(done, cuts);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// A real full file system: the log on a 6 MiB tmpfs mounted in a private mount namespace (root only; skipped
+// with the reason otherwise). Devices keep what is refused and re-send; /healthz is 503 while full; freeing
+// space is enough for ferryd to store again; nothing acknowledged is lost.
+TEST(ListenerE2E, DiskFullHoldsEventsAndRecovers) {
+  TempDir mnt("ferry-diskfull");
+  if (::unshare(CLONE_NEWNS) != 0 || ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      ::mount("tmpfs", mnt.path().c_str(), "tmpfs", 0, "size=6m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno)
+                 << "): needs root; tests/soak/listener_soak.sh runs this case as root";
+  }
+  const std::string filler = mnt.path() + "/filler";
+  Options o;
+  o.storage_path = mnt.path() + "/log";
+  o.map_size = "64MiB";  // larger than the file system: the file system fills first
+  o.full_policy = "reject_new";  // drop_oldest would evict acknowledged events to make room (counted)
+  ListenerGateway gw(o);
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  // Leave about 1.5 MiB for the log to grow into.
+  ASSERT_EQ(Shell("dd if=/dev/zero of=" + filler + " bs=64k count=56"), 0);
+  const uint64_t kEvents = 12'000;  // ~3.5 MB of records: more than fits
+  ChildProcess sim;
+  ASSERT_TRUE(gw.StartSim(sim, kEvents, 4000, 8, gw.path("ids.txt")));
+  ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_ingest_refused_total{reason=\"quota_exceeded\"}") > 0; }, 120s))
+      << "never refused: " << gw.Health() << gw.ferryd().log();
+  std::string health = gw.Health();
+  EXPECT_NE(health.find("No space left on device"), std::string::npos) << health;
+  EXPECT_EQ(gw.HealthStatus(), 503) << health;
+  double refused_while_full = gw.Metric("ferry_ingest_refused_total{reason=\"quota_exceeded\"}");
+  EXPECT_TRUE(sim.running()) << "the devices gave up: " << gw.SimTail();
+  ASSERT_EQ(::unlink(filler.c_str()), 0);  // space returns
+  ASSERT_EQ(sim.Wait(600s), 0) << gw.SimTail() << gw.ferryd().log();
+  auto acked = ReadLines(gw.path("ids.txt"));
+  ASSERT_EQ(acked.size(), kEvents);
+  auto missing = gw.NotLogged(acked);
+  EXPECT_TRUE(missing.empty()) << missing.size() << " acknowledged events lost, e.g. " << Head(missing);
+  EXPECT_EQ(gw.Health().find("No space"), std::string::npos) << "still unhealthy after space returned";
+  EXPECT_EQ(gw.HealthStatus(), 200);
+  EXPECT_EQ(gw.Metric("ferry_stream_evicted_total{stream=\"telemetry\",reason=\"budget\"}"), 0);
+  std::printf("[ disk full ] %llu events, %.0f refused while full (held and re-sent by the devices), %zu lost\n",
+              static_cast<unsigned long long>(kEvents), refused_while_full, missing.size());
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+  ::umount2(mnt.path().c_str(), MNT_DETACH);
+}
+
+}  // namespace
+}  // namespace ferry::test
