@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Ferry's store-and-forward demo, on loopback, in about a minute.
 
-Starts a local Mosquitto (the gateway's broker) and a central one, ferryd between them, ferry-receive on the
-central side (deduplicating by event id, as the centre would) and ferry-sim (16 devices). Cuts the uplink for
-a while, shows the backlog growing and draining, then prints a summary. Cleans up after itself, Ctrl-C too.
+Starts ferryd with its ingest listener (the devices' MQTT endpoint: each PUBACK after the commit), a central
+Mosquitto with ferry-receive on it (deduplicating by event id, as the centre would) and ferry-sim (16 devices
+on the firmware library) publishing to ferryd. Cuts the uplink for a while; in the middle of the outage cuts
+ferryd's power (kill -9) and restarts it; shows the backlog growing and draining, then prints a summary in
+which every event a device saw acknowledged is delivered. Cleans up after itself, Ctrl-C too.
+--subscribe runs the older layout instead: devices publish to a local Mosquitto that ferryd subscribes to
+(weaker: docs/guarantees.md).
 """
 import argparse
 import json
@@ -36,8 +40,9 @@ def wait_port(port, timeout=10.0):
 
 
 class Demo:
-    def __init__(self, build, events_per_s, run_s, cut_at, cut_for):
+    def __init__(self, build, events_per_s, run_s, cut_at, cut_for, subscribe=False):
         self.build = build
+        self.subscribe = subscribe
         self.rate, self.run_s, self.cut_at, self.cut_for = events_per_s, run_s, cut_at, cut_for
         self.dir = tempfile.mkdtemp(prefix="ferry-demo.")
         os.chmod(self.dir, 0o755)  # the brokers run as the mosquitto user
@@ -112,6 +117,8 @@ id = "demo-gw"
 path = "{self.path('log')}"
 map_size = "512MiB"
 [ingest]
+mode = "{'subscribe' if self.subscribe else 'listen'}"
+listen.address = "127.0.0.1:{self.local_port}"
 address = "tcp://127.0.0.1:{self.local_port}"
 durability = "batch"
 [metrics]
@@ -139,12 +146,29 @@ backoff.min = "200ms"
 backoff.max = "2s"
 """)
 
+    def start_ferryd(self):
+        self.spawn("ferryd", [self.bin("ferryd"), "-c", self.path("ferry.toml")])
+        deadline = time.monotonic() + 30
+        while self.metrics().get("ferry_ingest_link_up") != 1:
+            if time.monotonic() > deadline or self.procs["ferryd"].poll() is not None:
+                sys.exit(f"demo: ferryd did not come up: see {self.path('ferryd.log')}")
+            time.sleep(0.05)
+
+    def power_cut(self):
+        """kill -9 of ferryd under load, then a restart: what a power cut does to the process."""
+        p = self.procs.pop("ferryd")
+        p.kill()
+        p.wait()
+        t0 = time.monotonic()
+        self.start_ferryd()
+        self.power_cut_restart_s = time.monotonic() - t0
+
     def status(self, t, phase):
         m, r = self.metrics(), self.receiver()
         link = "up" if m.get('ferry_uplink_link_up{uplink="central"}', 0) == 1 else "DOWN"
         stored = int(m.get('ferry_stream_stored_total{stream="telemetry"}', 0))
         backlog = int(m.get('ferry_uplink_backlog_events{uplink="central",stream="telemetry"}', 0))
-        line = (f"\r t={t:5.1f}s  {phase:<22} uplink {link:<4}  ingested {int(m.get('ferry_ingest_messages_total', 0)):>7}"
+        line = (f"\r t={t:5.1f}s  {phase:<26} uplink {link:<4}  ingested {int(m.get('ferry_ingest_messages_total', 0)):>7}"
                 f"  stored {stored:>7}  backlog {backlog:>7}  delivered {int(r.get('unique', 0)):>7}")
         if sys.stdout.isatty():
             sys.stdout.write(line + "   ")
@@ -155,20 +179,17 @@ backoff.max = "2s"
 
     def run(self):
         print(f"Ferry demo in {self.dir}")
-        print(f"  local broker 127.0.0.1:{self.local_port}, central broker 127.0.0.1:{self.central_port}, "
+        where = "local broker" if self.subscribe else "ferryd's ingest listener"
+        print(f"  devices publish to {where} 127.0.0.1:{self.local_port}, central broker 127.0.0.1:{self.central_port}, "
               f"metrics http://127.0.0.1:{self.metrics_port}/metrics")
-        self.broker("local", self.local_port, persistent=False)
+        if self.subscribe:
+            self.broker("local", self.local_port, persistent=False)
         self.broker("central", self.central_port, persistent=True)
         self.spawn("receiver", [self.bin("ferry-receive"), "-a", f"tcp://127.0.0.1:{self.central_port}",
                                 "-t", "ferry/#", "--id-log", self.path("delivered.txt"),
                                 "--status-file", self.path("receiver.json")])
         self.write_config()
-        self.spawn("ferryd", [self.bin("ferryd"), "-c", self.path("ferry.toml")])
-        deadline = time.monotonic() + 15
-        while self.metrics().get("ferry_ingest_link_up") != 1:
-            if time.monotonic() > deadline or self.procs["ferryd"].poll() is not None:
-                sys.exit(f"demo: ferryd did not come up: see {self.path('ferryd.log')}")
-            time.sleep(0.1)
+        self.start_ferryd()
         print(f"  ferryd up; {self.rate} events/s from 16 simulated devices for {self.run_s} s; "
               f"uplink cut at t={self.cut_at}s for {self.cut_for}s\n")
         count = int(self.rate * self.run_s)
@@ -178,8 +199,16 @@ backoff.max = "2s"
                            "--id-log", self.path("produced.txt")])
         t0 = time.monotonic()
         phase, cut_done, restored_at, drained_at, backlog_at_restore = "live", False, None, None, 0
+        power_cut_at, self.power_cut_done = self.cut_at + self.cut_for / 2, False
+        stored_base = 0  # ferryd's counters restart with it
         while True:
             t = time.monotonic() - t0
+            if not self.power_cut_done and t >= power_cut_at:
+                stored_base += int(self.metrics().get('ferry_stream_stored_total{stream="telemetry"}', 0))
+                print(f"\n  POWER CUT: kill -9 of ferryd at t={t:.1f}s (16 devices publishing), restarting")
+                self.power_cut()
+                self.power_cut_done = True
+                phase = "UPLINK CUT; after kill -9"
             if not cut_done and t >= self.cut_at:
                 self.delivered_at_cut = int(self.receiver().get("unique", 0))
                 self.stop("central")
@@ -187,13 +216,13 @@ backoff.max = "2s"
                 print()
             if cut_done and restored_at is None and t >= self.cut_at + self.cut_for:
                 m = self.metrics()
-                backlog_at_restore = int(m.get('ferry_stream_stored_total{stream="telemetry"}', 0))
+                backlog_at_restore = stored_base + int(m.get('ferry_stream_stored_total{stream="telemetry"}', 0))
                 self.broker("central", self.central_port, persistent=True)
                 restored_at, phase = time.monotonic(), "link back: draining"
                 print()
             m, r = self.status(t, phase)
             delivered = r.get("unique", 0)
-            stored = m.get('ferry_stream_stored_total{stream="telemetry"}', 0)
+            stored = stored_base + m.get('ferry_stream_stored_total{stream="telemetry"}', 0)
             # Drained: everything stored up to the moment the link came back has reached the centre.
             if restored_at and drained_at is None and delivered >= backlog_at_restore:
                 drained_at = time.monotonic()
@@ -220,8 +249,11 @@ backoff.max = "2s"
         dead = int(m.get('ferry_stream_stored_total{stream="dead_letter"}', 0))
         payload = os.path.getsize(self.path("log/data.mdb")) if os.path.exists(self.path("log/data.mdb")) else 0
         rows = [
-            ("produced (unique ids, acked by the local broker)", f"{len(produced)}"),
-            ("stored by ferryd", f"{stored}"),
+            ("produced (unique ids, acked by " + ("the local broker)" if self.subscribe else "ferryd: on disk)"),
+             f"{len(produced)}"),
+            ("stored by ferryd since its last start", f"{stored}"),
+            ("power cut (kill -9 under load): restart to ready",
+             f"{self.power_cut_restart_s:.2f} s" if getattr(self, "power_cut_restart_s", None) else "n/a"),
             ("dead-lettered", f"{dead}"),
             ("delivered to the centre (unique ids)", f"{len(delivered)}"),
             ("duplicates dropped (ferryd ingest / centre)", f"{ingest_dups} / {int(r.get('duplicates', 0))}"),
@@ -257,11 +289,13 @@ def main():
     ap.add_argument("--cut-at", type=int, default=8, help="when the uplink is cut (s)")
     ap.add_argument("--cut-for", type=int, default=20, help="how long the outage lasts (s)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, the event log)")
+    ap.add_argument("--subscribe", action="store_true",
+                    help="devices publish to a local Mosquitto that ferryd subscribes to (the weaker layout)")
     args = ap.parse_args()
     if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
         sys.exit("demo: mosquitto is not installed (scripts/install-deps.sh installs it)")
     os.environ["PATH"] += ":/usr/sbin"
-    demo = Demo(args.build, args.rate, args.seconds, args.cut_at, args.cut_for)
+    demo = Demo(args.build, args.rate, args.seconds, args.cut_at, args.cut_for, args.subscribe)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     code = 1
     try:

@@ -23,7 +23,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev rapidjson-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # the brokers the tests and the demo start on loopback, and tools they use
-  mosquitto mosquitto-clients python3 iproute2 procps strace gnuplot-nox openssl
+  mosquitto mosquitto-clients python3 python3-paho-mqtt iproute2 procps strace gnuplot-nox openssl
 )
 if [ "$cross" = 1 ]; then
   packages+=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user)

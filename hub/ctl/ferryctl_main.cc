@@ -4,6 +4,8 @@
 // Exit status: 0 ok, 1 runtime error (no log, unknown stream/uplink, corrupt record), 2 usage error.
 #include <poll.h>
 #include <signal.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <iostream>
@@ -13,6 +15,7 @@
 
 #include "ferry/config.h"
 #include "ferry/ctl.h"
+#include "ferry/password_file.h"
 
 namespace {
 
@@ -88,6 +91,15 @@ int main(int argc, char** argv) {
   replay->add_flag("-y,--yes", replay_opts.yes, "Do not ask for confirmation");
   replay->add_option("--wait", replay_wait, "How long to wait for ferryd to apply the request")->capture_default_str();
 
+  CLI::App* passwd = app.add_subcommand(
+      "passwd", "Print a line for ingest.listen.password_file (the password is read from stdin, not echoed)");
+  std::string passwd_user;
+  uint32_t passwd_iterations = ferry::PasswordFile::kDefaultIterations;
+  passwd->add_option("user", passwd_user, "The device's user name")->required();
+  passwd->add_option("--iterations", passwd_iterations, "PBKDF2 iterations")
+      ->capture_default_str()
+      ->check(CLI::Range(1000u, 10'000'000u));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -102,6 +114,35 @@ int main(int argc, char** argv) {
     tail_opts.max_wait = d;
   }
   if (!ParseDurationArg("--wait", replay_wait, &replay_opts.wait)) return ctl::kExitUsage;
+
+  if (passwd->parsed()) {
+    // No echo when a person types it; a script may pipe it in.
+    termios saved{};
+    const bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (tty) {
+      termios quiet = saved;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+      std::cerr << "password for " << passwd_user << ": ";
+    }
+    std::string password;
+    std::getline(std::cin, password);
+    if (tty) {
+      tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+      std::cerr << "\n";
+    }
+    if (password.empty()) {
+      std::cerr << "ferryctl passwd: an empty password\n";
+      return ctl::kExitUsage;
+    }
+    auto line = ferry::PasswordFile::MakeEntry(passwd_user, password, passwd_iterations);
+    if (!line) {
+      std::cerr << "ferryctl passwd: " << line.error().message << "\n";
+      return ctl::kExitUsage;
+    }
+    std::cout << *line << "\n";
+    return ctl::kExitOk;
+  }
 
   // replay must know the uplinks: it always reads the config, --log only moves the log.
   const bool need_config = config_opt->count() > 0 || replay->parsed();

@@ -9,6 +9,9 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <regex>
+#include <set>
+#include <sstream>
 
 #include "../support/mosquitto_fixture.h"  // poll_until
 #include "mqtt_test_client.h"
@@ -355,6 +358,26 @@ TEST_F(ListenerTest, ConnectionCapAndLogins) {
   ASSERT_TRUE(third.Open(listener_->port()));
   EXPECT_TRUE(third.WaitClosed(10s));
   EXPECT_EQ(Count("ferry_ingest_listener_closed_total", {{"reason", "connection_limit"}}), 1);
+}
+
+// docs/ingest-listener.md lists the close and refusal reasons; every literal reason in the listener's source must
+// be there (the codec's reason names are documented as a family).
+TEST(ListenerDocs, EveryReasonTheListenerEmitsIsDocumented) {
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  const std::string src = read(std::string(FERRY_SOURCE_DIR) + "/hub/ingest/src/ingest_listener.cc");
+  const std::string doc = read(std::string(FERRY_SOURCE_DIR) + "/docs/ingest-listener.md");
+  ASSERT_FALSE(src.empty());
+  ASSERT_FALSE(doc.empty());
+  std::regex emitted(R"re((?:Close\([^,]+, |\{"reason", )"([a-z_]+)")re");
+  std::set<std::string> reasons;
+  for (std::sregex_iterator it(src.begin(), src.end(), emitted), end; it != end; ++it) reasons.insert((*it)[1]);
+  EXPECT_GE(reasons.size(), 15u) << "the pattern no longer finds the reasons";
+  for (const auto& r : reasons) EXPECT_NE(doc.find("`" + r + "`"), std::string::npos) << r << " is not in docs/ingest-listener.md";
 }
 
 TEST(PasswordFile, BadLinesAreNamed) {
