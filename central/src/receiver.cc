@@ -26,7 +26,7 @@ bool HasUserProperty(const CentralMessage& m, std::string_view name) {
   return false;
 }
 
-// The top-level "id" of a device's JSON object: a string, or an unsigned integer (as an ingest route's
+// The top-level "id" of a device's JSON object: a string (as an ingest route's
 // id_json_field reads it).
 Result<std::string> DeviceJsonId(std::string_view payload) {
   rapidjson::Document doc;
@@ -40,8 +40,7 @@ Result<std::string> DeviceJsonId(std::string_view payload) {
     if (id.empty()) return Corruption("device payload has an empty \"id\"");
     return id;
   }
-  if (it->value.IsUint64()) return std::to_string(it->value.GetUint64());
-  return Corruption("device payload's \"id\" is neither a string nor an unsigned integer");
+  return Corruption("device payload's \"id\" is not a string (event ids are strings, as ferryd's routes read them)");
 }
 
 }  // namespace

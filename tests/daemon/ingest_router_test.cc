@@ -186,9 +186,9 @@ TEST(IngestRouter, DepthLimitIsExactAndConfigurable) {
 // docs/metrics.md lists the dead-letter reasons; it must name exactly the ones the router emits.
 TEST(IngestRouter, DocumentedDeadLetterReasonsAreTheEmittedOnes) {
   std::set<std::string> emitted;
-  for (auto r : {RejectReason::kBadTopic, RejectReason::kOversize, RejectReason::kBadContent, RejectReason::kTooDeep,
-                 RejectReason::kUndeclaredStream})
-    emitted.insert(RejectReasonName(r));
+  // Every reason but kNone and kNoRoute (no route: nowhere to dead-letter it, dropped and counted).
+  for (int r = static_cast<int>(RejectReason::kBadTopic); r <= static_cast<int>(RejectReason::kBadSubject); ++r)
+    emitted.insert(RejectReasonName(static_cast<RejectReason>(r)));
   std::ifstream in(std::string(FERRY_SOURCE_DIR) + "/docs/metrics.md");
   ASSERT_TRUE(in);
   std::stringstream ss;
@@ -202,6 +202,48 @@ TEST(IngestRouter, DocumentedDeadLetterReasonsAreTheEmittedOnes) {
   std::regex code("`([a-z_]+)`");
   for (std::sregex_iterator it(item.begin(), item.end(), code), end; it != end; ++it) documented.insert((*it)[1]);
   EXPECT_EQ(documented, emitted);
+}
+
+// 12345 and "12345" must never be one id: ids are JSON strings; a number, object or array in the id member is
+// dead-lettered (bad_event_id), as are ids and subjects that are too long or hold control characters.
+TEST(IngestRouter, IdsAreStringsAndIdsAndSubjectsAreBounded) {
+  auto router = IngestRouter::Create(TestConfig());
+  ASSERT_TRUE(router);
+  InboundMessage m;
+  m.topic = "telemetry/dev-1/engine";
+  m.payload = R"({"id":"12345","t":1})";
+  EXPECT_EQ(router->Route(m, kT0).outcome, RouteOutcome::kStore);
+  for (const char* bad : {R"({"id":12345,"t":1})", R"({"id":1.5})", R"({"id":null})", R"({"id":{"a":"b"}})",
+                          R"({"id":["x"]})", R"({"id":true})"}) {
+    m.payload = bad;
+    auto d = router->Route(m, kT0);
+    EXPECT_EQ(d.outcome, RouteOutcome::kDeadLetter) << bad;
+    EXPECT_EQ(d.reason, RejectReason::kBadEventId) << bad;
+  }
+  // A nested "id" is not the id member: ignored.
+  m.payload = R"({"x":{"id":7},"id":"nested-ok"})";
+  auto nested = router->Route(m, kT0);
+  EXPECT_EQ(nested.outcome, RouteOutcome::kStore);
+  EXPECT_EQ(nested.event.id, "nested-ok");
+  std::string with_nl = std::string(R"({"id":"a\nb"})");
+  m.payload = with_nl;
+  EXPECT_EQ(router->Route(m, kT0).reason, RejectReason::kBadEventId);
+  std::string with_nul = std::string(R"({"id":"a\u0000b"})");
+  m.payload = with_nul;
+  EXPECT_EQ(router->Route(m, kT0).reason, RejectReason::kBadEventId);
+  std::string long_id = "{\"id\":\"" + std::string(kMaxEventIdBytes + 1, 'x') + "\"}";
+  m.payload = long_id;
+  EXPECT_EQ(router->Route(m, kT0).reason, RejectReason::kBadEventId);
+  std::string long_topic = "telemetry/" + std::string(60'000, 'd') + "/engine";
+  m.topic = long_topic;
+  m.payload = R"({"id":"ok-2"})";
+  auto d = router->Route(m, kT0);
+  EXPECT_EQ(d.outcome, RouteOutcome::kDeadLetter);
+  EXPECT_EQ(d.reason, RejectReason::kBadSubject);
+  EXPECT_LE(Header(d.event, kDlqTopicHeader).size(), 1024u);
+  std::string ctl_topic = std::string("telemetry/dev\x01x/engine");
+  m.topic = ctl_topic;
+  EXPECT_EQ(router->Route(m, kT0).reason, RejectReason::kBadSubject);
 }
 
 TEST(IngestRouter, OversizeKeepsAPrefixInDeadLetter) {

@@ -130,10 +130,12 @@ TEST(EventExtractor, BridgedDeviceJsonCarriesItsIdInThePayload) {
   EXPECT_EQ(events->front().id, "dev-0000/b1/000000001");
   EXPECT_EQ(events->front().payload, payload);
 
-  // An unsigned integer id, as an ingest route's id_json_field takes it; a nested "id" is not the event's.
-  events = x.Extract(DeviceMessage(R"({"meta":{"id":"inner"},"id":12345})"));
+  // Ids are strings, as an ingest route's id_json_field takes them: a number is an error, not "12345"; a
+  // nested "id" is not the event's.
+  EXPECT_FALSE(x.Extract(DeviceMessage(R"({"meta":{"id":"inner"},"id":12345})")));
+  events = x.Extract(DeviceMessage(R"({"meta":{"id":"inner"},"id":"top"})"));
   ASSERT_TRUE(events) << events.error().ToString();
-  EXPECT_EQ(events->front().id, "12345");
+  EXPECT_EQ(events->front().id, "top");
 
   // A per-event CloudEvent is still one when device JSON is accepted too.
   WireEvent e = MakeEvent(9);

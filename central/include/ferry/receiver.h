@@ -8,7 +8,7 @@
 //   kBatch       batched mode: a FRYB v1 payload with Content Type application/vnd.ferry.batch.v1, verified
 //                and decoded by BatchDecoder; one event per event in the batch.
 //   kDeviceJson  a device's JSON payload relayed as it is (a Mosquitto bridge): the event id is its top-level
-//                "id" member (a string, or an unsigned integer), as an ingest route's id_json_field reads it.
+//                "id" member (a string), as an ingest route's id_json_field reads it.
 // A message of a kind the receiver does not accept, or that does not parse as its kind, is "bad": counted,
 // reported through CentralReceiverOptions::warn, and adds no event.
 #pragma once

@@ -273,11 +273,13 @@ std::vector<ConfigKey> BuildKeys() {
                   "is dead-lettered (reason bad_content).",
                   FERRY_FIELD(RouteConfig, content_type)));
   k.push_back(Str("route", "dead_letter", "", kRestart,
-                  "Declared stream for rejected messages, with the reason in header ferryreason. Empty: rejected "
+                  "Declared stream for rejected messages, with the reason in header ferry_dlq_reason. Empty: rejected "
                   "messages are dropped and counted.",
                   FERRY_FIELD(RouteConfig, dead_letter), CheckOptionalName));
   k.push_back(Str("route", "id_json_field", "", kRestart,
-                  "Top-level JSON field holding a device event id. Empty: none.",
+                  "Top-level JSON field holding a device event id: a string of at most 256 bytes without control "
+                  "characters (a number, or any other value, is dead-lettered with reason bad_event_id, so 12345 "
+                  "and \"12345\" are never one id). Empty: none.",
                   FERRY_FIELD(RouteConfig, id_json_field)));
   k.push_back(Str("route", "id_user_property", "", kRestart,
                   "MQTT v5 user property holding a device event id (checked before the JSON field). Empty: none.",

@@ -23,50 +23,59 @@ std::string DedupeKey(std::string_view stream, std::string_view id) {
 class IdFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, IdFinder> {
  public:
   explicit IdFinder(const std::string& field) : field_(field) {}
+  // Any value of the id member but a string: ids are strings (docs/config.md), so that 12345 and "12345" can
+  // never be taken for one id.
   bool Default() {
+    if (want_) wrong_type_ = true;
     want_ = false;
     return true;
   }
   bool String(const char* str, rapidjson::SizeType len, bool) {
-    if (want_ && id_.empty()) id_.assign(str, len);
+    if (want_ && !found_) {
+      id_.assign(str, len);
+      found_ = true;
+    }
     want_ = false;
     return true;
   }
-  bool Uint64(uint64_t v) {
-    if (want_ && id_.empty()) id_ = std::to_string(v);
-    want_ = false;
-    return true;
-  }
-  bool Uint(unsigned v) { return Uint64(v); }
   bool Key(const char* str, rapidjson::SizeType len, bool) {
     want_ = depth_ == 1 && !field_.empty() && std::string_view(str, len) == field_;
     return true;
   }
-  bool StartObject() {
-    ++depth_;
-    want_ = false;
-    return true;
-  }
+  bool StartObject() { return Enter(); }
   bool EndObject(rapidjson::SizeType) {
     --depth_;
     return true;
   }
-  bool StartArray() {
-    ++depth_;
-    want_ = false;
-    return true;
-  }
+  bool StartArray() { return Enter(); }
   bool EndArray(rapidjson::SizeType) {
     --depth_;
     return true;
   }
   std::string id_;
+  bool found_ = false;
+  bool wrong_type_ = false;
 
  private:
+  bool Enter() {
+    if (want_) wrong_type_ = true;
+    ++depth_;
+    want_ = false;
+    return true;
+  }
   const std::string& field_;
   int depth_ = 0;
   bool want_ = false;
 };
+
+// Ids and subjects travel as MQTT strings, CloudEvents attributes and log lines: printable UTF-8 only.
+// Returns what is wrong, or nullptr.
+const char* BadIdentifier(std::string_view v, size_t max_bytes) {
+  if (v.size() > max_bytes) return "too long";
+  for (unsigned char c : v)
+    if (c < 0x20 || c == 0x7f) return "holds a control character";
+  return nullptr;
+}
 
 const std::string* FindProperty(const InboundMessage& msg, std::string_view name) {
   for (const auto& [k, v] : msg.user_properties)
@@ -85,6 +94,8 @@ const char* RejectReasonName(RejectReason reason) {
     case RejectReason::kBadContent: return "bad_content";
     case RejectReason::kUndeclaredStream: return "undeclared_stream";
     case RejectReason::kTooDeep: return "too_deep";
+    case RejectReason::kBadEventId: return "bad_event_id";
+    case RejectReason::kBadSubject: return "bad_subject";
   }
   return "unknown";
 }
@@ -211,9 +222,19 @@ RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {
     if (!st.ok())
       return Reject(route, msg, st.failure == JsonFailure::kTooDeep ? RejectReason::kTooDeep : RejectReason::kBadContent,
                     std::move(st.message));
+    if (finder.wrong_type_)
+      return Reject(route, msg, RejectReason::kBadEventId,
+                    "member \"" + route->config.id_json_field + "\" is not a JSON string (event ids are strings)");
     if (id.empty()) id = std::move(finder.id_);
   }
-  if (id.size() > 1024) return Reject(route, msg, RejectReason::kBadContent, "event id longer than 1024 bytes");
+  if (const char* why = BadIdentifier(id, kMaxEventIdBytes))
+    return Reject(route, msg, RejectReason::kBadEventId,
+                  std::string("event id ") + why + " (at most " + std::to_string(kMaxEventIdBytes) +
+                      " bytes of printable UTF-8)");
+  if (const char* why = BadIdentifier(*subject, kMaxSubjectBytes))
+    return Reject(route, msg, RejectReason::kBadSubject,
+                  std::string("subject ") + why + " (at most " + std::to_string(kMaxSubjectBytes) +
+                      " bytes of printable UTF-8)");
 
   RouteDecision d;
   d.stream = std::move(*stream);

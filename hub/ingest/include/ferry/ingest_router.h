@@ -36,7 +36,11 @@ enum class RouteOutcome {
 };
 
 // Why a message was rejected; also the value of the "ferry_dlq_reason" header.
-enum class RejectReason { kNone, kNoRoute, kBadTopic, kOversize, kBadContent, kUndeclaredStream, kTooDeep };
+enum class RejectReason {
+  kNone, kNoRoute, kBadTopic, kOversize, kBadContent, kUndeclaredStream, kTooDeep,
+  kBadEventId,  // the id member is not a string, or the id is too long or holds control characters
+  kBadSubject,  // the subject (from the topic) is too long or holds control characters
+};
 const char* RejectReasonName(RejectReason reason);
 
 struct RouteDecision {
@@ -52,6 +56,9 @@ inline constexpr const char* kDlqReasonHeader = "ferry_dlq_reason";
 inline constexpr const char* kDlqDetailHeader = "ferry_dlq_detail";
 inline constexpr const char* kDlqTopicHeader = "ferry_dlq_topic";
 inline constexpr const char* kDlqSizeHeader = "ferry_dlq_original_size";
+// Limits on what travels as MQTT strings, CloudEvents attributes and log lines.
+inline constexpr size_t kMaxEventIdBytes = 256;
+inline constexpr size_t kMaxSubjectBytes = 256;
 // A dead-lettered oversize payload keeps only its first bytes: enough to identify the sender.
 inline constexpr size_t kDlqPayloadPrefix = 1024;
 
