@@ -89,15 +89,26 @@ Status Daemon::Open(const Config& config) {
     if (Status st = SeedDedupe(*router); !st) return tl::make_unexpected(st.error());
     return router;
   };
+  // What an ingest thread had in hand at an unclean exit, so a message that crashed ferryd is set aside
+  // when it comes again instead of crashing it again (ferry/crash_guard.h).
+  auto guard = CrashGuard::Open(config.storage.path + "/ingest.guard");
+  if (!guard) return tl::make_unexpected(guard.error());
+  crash_guard_ = std::move(*guard);
+  if (crash_guard_->suspects() > 0)
+    FERRY_LOG_WARN("ingest: %zu message(s) were in hand at an unclean exit: each is set aside (reason poison) if "
+                   "it comes again after a crash, or at its second unclean exit",
+                   crash_guard_->suspects());
   if (config.ingest.mode != IngestMode::kListen) {
     auto router = make_router();
     if (!router) return tl::make_unexpected(router.error());
     ingest_ = std::make_unique<MqttIngest>(config, std::move(*router), *this, metrics_, clock_);
+    ingest_->SetCrashGuard(crash_guard_.get(), 1);
   }
   if (config.ingest.mode != IngestMode::kSubscribe) {
     auto router = make_router();
     if (!router) return tl::make_unexpected(router.error());
     listener_ = std::make_unique<IngestListener>(config, std::move(*router), *this, metrics_, clock_);
+    listener_->SetCrashGuard(crash_guard_.get(), 0);
   }
   if (Status st = BuildUplinks(); !st) return st;
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -95,6 +96,7 @@ IngestListener::IngestListener(const Config& config, IngestRouter router, Ingest
   refused_error_ = &DeclaredCounter(metrics_, "ferry_ingest_refused_total", {{"reason", "unspecified_error"}});
   connections_gauge_ = &DeclaredGauge(metrics_, "ferry_ingest_listener_connections");
   link_up_ = &DeclaredGauge(metrics_, "ferry_ingest_link_up");
+  if (const char* crash = std::getenv("FERRY_FAULT_CRASH_PAYLOAD")) crash_on_payload_ = crash;
 }
 
 IngestListener::~IngestListener() {
@@ -161,6 +163,7 @@ Status IngestListener::Start() {
 
 void IngestListener::Run() {
   thread_ = std::thread([this] {
+    if (guard_) guard_->BindThread(guard_slot_);
     while (!stopping_.load()) Step(std::chrono::milliseconds(500));
   });
 }
@@ -544,9 +547,24 @@ bool IngestListener::HandlePublish(Connection& c, const void* frame) {
   in.redelivered = p->dup;
   for (const auto& [k, v] : p->user_properties) in.user_properties.emplace_back(std::string(k), std::string(v));
   RouteDecision d;
-  {
+  const uint64_t hash = guard_ ? CrashGuard::Hash(topic, p->payload) : 0;
+  if (guard_ && guard_->Poisoned(hash)) {
+    // It was in hand when ferryd crashed: not parsed again, kept with its bytes, acknowledged.
     std::lock_guard<std::mutex> lock(router_mu_);
-    d = router_.Route(in, clock_.Now());
+    d = router_.SetAside(in, RejectReason::kPoison, "in hand when ferryd crashed; set aside unparsed");
+    FERRY_LOG_WARN("ingest: a message on %.*s from %s was in hand when ferryd crashed: set aside (reason poison)",
+                   static_cast<int>(std::min<size_t>(topic.size(), 256)), topic.data(), c.peer.c_str());
+  } else {
+    if (guard_) guard_->Enter(guard_slot_, hash);
+    if (!crash_on_payload_.empty() && p->payload.find(crash_on_payload_) != std::string_view::npos) std::abort();
+    {
+      std::lock_guard<std::mutex> lock(router_mu_);
+      d = router_.Route(in, clock_.Now());
+    }
+    if (guard_) {
+      guard_->Leave(guard_slot_);
+      guard_->Cleared(hash);
+    }
   }
   uint64_t entry = p->qos == 1 ? NewEntry(c, p->packet_id) : 0;
   if (d.outcome == RouteOutcome::kStore && listen_.topic_must_match_client && d.event.subject != Identity(c)) {

@@ -96,6 +96,7 @@ const char* RejectReasonName(RejectReason reason) {
     case RejectReason::kTooDeep: return "too_deep";
     case RejectReason::kBadEventId: return "bad_event_id";
     case RejectReason::kBadSubject: return "bad_subject";
+    case RejectReason::kPoison: return "poison";
   }
   return "unknown";
 }
@@ -181,6 +182,12 @@ RouteDecision IngestRouter::Reject(const CompiledRoute* route, const InboundMess
   e.payload = std::string(msg.payload.substr(0, reason == RejectReason::kOversize ? kDlqPayloadPrefix
                                                                                     : msg.payload.size()));
   return d;
+}
+
+RouteDecision IngestRouter::SetAside(const InboundMessage& msg, RejectReason reason, std::string detail) const {
+  for (const auto& r : routes_)
+    if (r.pattern.Match(msg.topic)) return Reject(&r, msg, reason, std::move(detail));
+  return Reject(nullptr, msg, reason, std::move(detail));
 }
 
 RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {

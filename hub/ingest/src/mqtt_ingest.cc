@@ -210,9 +210,26 @@ void MqttIngest::OnMessage(const void* raw) {
   in.content_type = content_type;
 
   RouteDecision d;
-  {
+  const uint64_t hash = guard_ ? CrashGuard::Hash(topic, in.payload) : 0;
+  if (guard_ && !guard_bound_) {  // Paho's receive thread: bind it on its first message
+    guard_->BindThread(guard_slot_);
+    guard_bound_ = true;
+  }
+  if (guard_ && guard_->Poisoned(hash)) {
     std::lock_guard<std::mutex> lock(mu_);
-    d = router_.Route(in, clock_.Now());
+    d = router_.SetAside(in, RejectReason::kPoison, "in hand when ferryd crashed; set aside unparsed");
+    FERRY_LOG_WARN("ingest: a message on %s was in hand when ferryd crashed: set aside (reason poison)",
+                   topic.substr(0, 256).c_str());
+  } else {
+    if (guard_) guard_->Enter(guard_slot_, hash);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      d = router_.Route(in, clock_.Now());
+    }
+    if (guard_) {
+      guard_->Leave(guard_slot_);
+      guard_->Cleared(hash);
+    }
   }
   Account(d);
   if (d.outcome != RouteOutcome::kStore && d.outcome != RouteOutcome::kDeadLetter) return;

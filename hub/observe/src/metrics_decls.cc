@@ -19,7 +19,7 @@ const std::vector<MetricDecl>& FerryMetricDecls() {
        "evict)."},
       {"ferry_stream_dead_lettered_total", T::kCounter, "stream,reason",
        "Messages sent to a dead-letter stream; stream is the intended stream (or the route's filter when "
-       "it could not be resolved); reason is bad_topic, oversize, bad_content, too_deep, undeclared_stream, bad_event_id or bad_subject."},
+       "it could not be resolved); reason is bad_topic, oversize, bad_content, too_deep, undeclared_stream, bad_event_id, bad_subject or poison."},
       {"ferry_stream_events", T::kGauge, "stream", "Events currently stored in the stream."},
       {"ferry_stream_bytes", T::kGauge, "stream", "Bytes currently stored in the stream."},
       {"ferry_ingest_messages_total", T::kCounter, "",

@@ -73,6 +73,7 @@ class Daemon final : public IngestSink {
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<GroupCommitWriter> writer_;
   std::unique_ptr<LogMaintainer> maintainer_;
+  std::unique_ptr<CrashGuard> crash_guard_;     // before the ingest paths that use it
   std::unique_ptr<MqttIngest> ingest_;          // mode subscribe / both
   std::unique_ptr<IngestListener> listener_;   // mode listen / both
   std::vector<std::unique_ptr<UplinkMqtt>> uplinks_;

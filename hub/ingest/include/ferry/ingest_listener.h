@@ -38,6 +38,7 @@
 
 #include "ferry/clock.h"
 #include "ferry/config.h"
+#include "ferry/crash_guard.h"
 #include "ferry/error.h"
 #include "ferry/ingest_router.h"
 #include "ferry/metrics.h"
@@ -69,6 +70,12 @@ class IngestListener {
 
   // SIGHUP: a router built from the new configuration. Safe while devices publish.
   void Reconfigure(IngestRouter router);
+
+  // Poison messages (ferry/crash_guard.h): the listener's thread uses `slot`. REQUIRES: before Run().
+  void SetCrashGuard(CrashGuard* guard, size_t slot) {
+    guard_ = guard;
+    guard_slot_ = slot;
+  }
 
   uint16_t port() const { return port_; }  // the bound port (listen.address may say :0)
   size_t connections() const { return connection_count_.load(); }
@@ -118,6 +125,9 @@ class IngestListener {
   MetricsRegistry& metrics_;
   const Clock& clock_;
   PasswordFile passwords_;
+  CrashGuard* guard_ = nullptr;
+  size_t guard_slot_ = 0;
+  std::string crash_on_payload_;  // FERRY_FAULT_CRASH_PAYLOAD: fault injection for the poison tests
 
   int listen_fd_ = -1;
   int epoll_fd_ = -1;

@@ -40,6 +40,7 @@ enum class RejectReason {
   kNone, kNoRoute, kBadTopic, kOversize, kBadContent, kUndeclaredStream, kTooDeep,
   kBadEventId,  // the id member is not a string, or the id is too long or holds control characters
   kBadSubject,  // the subject (from the topic) is too long or holds control characters
+  kPoison,      // in hand when ferryd crashed: set aside unparsed (ferry/crash_guard.h)
 };
 const char* RejectReasonName(RejectReason reason);
 
@@ -73,6 +74,9 @@ class IngestRouter {
 
   // REQUIRES: `now` from the injected clock (ingest time; also the dedupe clock).
   RouteDecision Route(const InboundMessage& msg, TimeNs now);
+  // A message not to be parsed at all (a poison message): the matching route's dead-letter stream with
+  // `reason`, the payload kept as it came; dropped when no route or no dead-letter stream.
+  RouteDecision SetAside(const InboundMessage& msg, RejectReason reason, std::string detail) const;
 
   // The MQTT subscriptions to make (one per route, captures replaced by '+'), without duplicates.
   std::vector<std::string> Subscriptions() const;

@@ -22,6 +22,7 @@
 
 #include "ferry/clock.h"
 #include "ferry/config.h"
+#include "ferry/crash_guard.h"
 #include "ferry/error.h"
 #include "ferry/flow_control.h"
 #include "ferry/ingest_router.h"
@@ -68,6 +69,12 @@ class MqttIngest {
   // caller) and the new reconnect backoff bounds. Safe while messages arrive.
   void Reconfigure(IngestRouter router, const BackoffConfig& backoff);
 
+  // Poison messages (ferry/crash_guard.h): Paho's receive thread uses `slot`. REQUIRES: before Start().
+  void SetCrashGuard(CrashGuard* guard, size_t slot) {
+    guard_ = guard;
+    guard_slot_ = slot;
+  }
+
   // True once connected and every route's filter is subscribed.
   bool connected() const { return connected_.load() && link_up_->Value() == 1; }
 
@@ -93,6 +100,9 @@ class MqttIngest {
   std::mutex mu_;              // guards next_attempt_, router_, backoff_ (Paho's thread vs the control thread)
   SteadyTime next_attempt_{};
 
+  CrashGuard* guard_ = nullptr;
+  size_t guard_slot_ = 0;
+  bool guard_bound_ = false;  // Paho's thread only
   std::unordered_map<std::string, Counter*> ingested_;  // per stream; Paho's thread only
   Counter* messages_;
   Counter* unrouted_;
