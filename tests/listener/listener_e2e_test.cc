@@ -171,6 +171,15 @@ std::string Head(const std::vector<std::string>& v) {
   return s;
 }
 
+// VmRSS of a process in KiB (0 if gone).
+long RssKb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return 0;
+}
+
 // Runs a shell command; its exit status.
 int Shell(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
@@ -261,6 +270,7 @@ TEST(ListenerE2E, PowerCutsLoseNothingAcknowledged) {
   ASSERT_TRUE(gw.StartSim(sim, kEvents, 3000, 8, gw.path("ids.txt"), 8));
   std::mt19937 rng(20261126);
   int done = 0;
+  long peak_rss_kb = 0;
   auto t0 = Clock::now();
   for (; done < cuts && sim.running(); ++done) {
     // Kill after a random amount of progress (ferryd's own count restarts with it), or after up to 400 ms.
@@ -268,6 +278,7 @@ TEST(ListenerE2E, PowerCutsLoseNothingAcknowledged) {
     auto wait = std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 400)(rng));
     auto start = Clock::now();
     poll_until([&] { return gw.Stored() >= step || Clock::now() - start >= wait || !sim.running(); }, 60s, 5ms);
+    peak_rss_kb = std::max(peak_rss_kb, RssKb(gw.ferryd().pid()));
     gw.ferryd().Kill9();
     ASSERT_TRUE(gw.Start()) << "restart " << done << "\n" << gw.ferryd().log();
   }
@@ -287,10 +298,11 @@ TEST(ListenerE2E, PowerCutsLoseNothingAcknowledged) {
                                    << Head(not_central);
   auto logged = gw.LoggedIds();
   std::printf("[ power cut ] %d kills in %.0f s: %llu acknowledged, %zu stored (%zu duplicate copies), %zu lost, "
-              "%llu delivered to the centre, %llu duplicates dropped there\n",
+              "%llu delivered to the centre, %llu duplicates dropped there; ferryd's peak VmRSS %ld KiB\n",
               done, cut_s, static_cast<unsigned long long>(kEvents), logged.size(),
               logged.size() - std::unordered_set<std::string>(logged.begin(), logged.end()).size(), missing.size(),
-              static_cast<unsigned long long>(rx.unique()), static_cast<unsigned long long>(rx.duplicates()));
+              static_cast<unsigned long long>(rx.unique()), static_cast<unsigned long long>(rx.duplicates()),
+              peak_rss_kb);
   EXPECT_EQ(done, cuts);
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
 }
@@ -345,6 +357,46 @@ TEST(ListenerE2E, APoisonMessageCannotCauseACrashLoop) {
 // A healthy message in hand at one kill -9 is processed again, not set aside: only a second unclean exit
 // with the same message in hand (or a fatal signal) makes it poison. (The power-cut test above kills ferryd
 // 100 times and finds every acknowledged event in the telemetry stream.)
+
+// TLS with client certificates (mbedTLS on ferryd's side, OpenSSL in mosquitto_pub): a device with a
+// certificate from the devices' CA publishes and gets its PUBACK; its certificate's CN is its identity for
+// topic_must_match_client; a device without a certificate, and a plain-TCP client, are refused.
+TEST(ListenerE2E, TlsWithClientCertificates) {
+  TempDir pki("ferry-listener-pki");
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
+  std::string script =
+      "set -e; cd '" + pki.path() + "'; exec 2>pki.log >&2; "
+      "openssl req -x509" + ec + "-keyout ca.key -out ca.pem -days 2 -subj /CN=ferry-test-ca; "
+      "openssl req" + ec + "-keyout server.key -out server.csr -subj /CN=127.0.0.1; "
+      "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext; "
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
+      "-extfile server.ext; "
+      "openssl req" + ec + "-keyout dev.key -out dev.csr -subj /CN=dev-tls; "
+      "openssl x509 -req -in dev.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out dev.pem -days 2";
+  ASSERT_EQ(std::system(("/bin/sh -c \"" + script + "\"").c_str()), 0) << "openssl failed";
+  Options o;
+  o.extra_ingest = "listen.tls.enabled = true\nlisten.tls.cert_file = \"" + pki.path() +
+                   "/server.pem\"\nlisten.tls.key_file = \"" + pki.path() + "/server.key\"\nlisten.tls.ca_file = \"" +
+                   pki.path() + "/ca.pem\"\nlisten.tls.require_client_cert = true\nlisten.topic_must_match_client = true\n";
+  ListenerGateway gw(o);
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  const std::string base = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(gw.port()) + " -q 1 -V mqttv5 --cafile " +
+                           pki.path() + "/ca.pem ";
+  const std::string cert = "--cert " + pki.path() + "/dev.pem --key " + pki.path() + "/dev.key ";
+  EXPECT_EQ(Shell(base + cert + "-t telemetry/dev-tls/x -m '{\"id\":\"tls-1\"}'"), 0) << gw.ferryd().log();
+  EXPECT_NE(Shell("mosquitto_pub -h 127.0.0.1 -p " + std::to_string(gw.port()) +
+                  " -q 1 -t telemetry/dev-tls/x -m '{\"id\":\"plain\"}'"), 0)
+      << "a plain client was accepted";
+  EXPECT_NE(Shell(base + "-t telemetry/dev-tls/x -m '{\"id\":\"no-cert\"}'"), 0) << "no certificate, accepted";
+  // Another device's subject: refused with 0x87 (mosquitto_pub reports the failed publish).
+  Shell(base + cert + "-t telemetry/dev-other/x -m '{\"id\":\"tls-2\"}'");
+  auto logged = gw.LoggedIds();
+  EXPECT_EQ(logged, (std::vector<std::string>{"tls-1"}));
+  EXPECT_GE(gw.Metric("ferry_ingest_listener_refused_total{reason=\"not_authorized\"}"), 1);
+  EXPECT_GE(gw.Metric("ferry_ingest_listener_closed_total{reason=\"tls_not_tls\"}"), 1);
+  EXPECT_GE(gw.Metric("ferry_ingest_listener_closed_total{reason=\"tls_no_client_cert\"}"), 1);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
 
 // A real full file system: the log on a 6 MiB tmpfs mounted in a private mount namespace (root only; skipped
 // with the reason otherwise). Devices keep what is refused and re-send; /healthz is 503 while full; freeing

@@ -342,6 +342,13 @@ class Parser {
       return Ok();
     };
     if (auto st = check_tls("ingest", c.ingest.address, c.ingest.tls); !st) return st;
+    const ListenConfig& l = c.ingest.listen;
+    if (l.tls_enabled && (l.tls_cert_file.empty() || l.tls_key_file.empty()))
+      return ErrorAt("ingest.listen.tls.enabled", "is true: set listen.tls.cert_file and listen.tls.key_file");
+    if (l.tls_require_client_cert && l.tls_ca_file.empty())
+      return ErrorAt("ingest.listen.tls.require_client_cert", "is true: set listen.tls.ca_file (the CAs of devices)");
+    if (!l.tls_enabled && (!l.tls_cert_file.empty() || !l.tls_ca_file.empty() || l.tls_require_client_cert))
+      return ErrorAt("ingest.listen.tls.enabled", "is false, but listen.tls settings are given: set it to true");
     for (size_t i = 0; i < c.routes.size(); ++i) {
       const RouteConfig& r = c.routes[i];
       std::string path = "route[" + std::to_string(i) + "]";

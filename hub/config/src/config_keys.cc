@@ -197,6 +197,20 @@ std::vector<ConfigKey> BuildKeys() {
                    "A device may publish only events whose subject (the route's subject template, e.g. "
                    "{device}) is its own user name, or its client id when there is no password file.",
                    FERRY_FIELD(IngestConfig, listen.topic_must_match_client)));
+  k.push_back(Bool("ingest", "listen.tls.enabled", "false", kRestart,
+                   "The listener speaks MQTT over TLS (1.2, mbedTLS). About 38 KB of memory per connection.",
+                   FERRY_FIELD(IngestConfig, listen.tls_enabled)));
+  k.push_back(Str("ingest", "listen.tls.cert_file", "", kRestart, "PEM certificate chain of the listener.",
+                  FERRY_FIELD(IngestConfig, listen.tls_cert_file)));
+  k.push_back(Str("ingest", "listen.tls.key_file", "", kRestart, "PEM private key of the listener.",
+                  FERRY_FIELD(IngestConfig, listen.tls_key_file)));
+  k.push_back(Str("ingest", "listen.tls.ca_file", "", kRestart,
+                  "PEM CAs that sign device certificates. Set: devices are asked for a certificate, and a verified "
+                  "one's CN is the device's identity (listen.topic_must_match_client).",
+                  FERRY_FIELD(IngestConfig, listen.tls_ca_file)));
+  k.push_back(Bool("ingest", "listen.tls.require_client_cert", "false", kRestart,
+                   "Refuse devices without a certificate signed by listen.tls.ca_file.",
+                   FERRY_FIELD(IngestConfig, listen.tls_require_client_cert)));
   k.push_back(Str("ingest", "address", "tcp://127.0.0.1:1883", kRestart, "Local MQTT broker URI (mode subscribe or both).",
                   FERRY_FIELD(IngestConfig, address), CheckBrokerAddress));
   k.push_back(Str("ingest", "client_id", "", kRestart,

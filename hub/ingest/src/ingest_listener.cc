@@ -83,6 +83,10 @@ struct IngestListener::Connection {
   std::string out;
   size_t out_off = 0;
   std::vector<std::string> aliases;  // 5.0 topic aliases, 1-based
+  std::unique_ptr<TlsSession> tls;   // listen.tls.enabled
+  bool handshaking = false;
+  bool tls_wants_write = false;      // a TLS read or handshake waits for the socket to take output
+  std::string cert_cn;               // the verified client certificate's CN
 };
 
 IngestListener::IngestListener(const Config& config, IngestRouter router, IngestSink& sink, MetricsRegistry& metrics,
@@ -109,6 +113,16 @@ Status IngestListener::Start() {
   auto pw = PasswordFile::Load(listen_.password_file);
   if (!pw) return tl::make_unexpected(pw.error());
   passwords_ = std::move(*pw);
+  if (listen_.tls_enabled) {
+    TlsServerOptions to;
+    to.cert_file = listen_.tls_cert_file;
+    to.key_file = listen_.tls_key_file;
+    to.ca_file = listen_.tls_ca_file;
+    to.require_client_cert = listen_.tls_require_client_cert;
+    auto ctx = TlsServerContext::Create(to);
+    if (!ctx) return MakeError(ctx.error().code, "ingest.listen.tls: " + ctx.error().message);
+    tls_ = std::move(*ctx);
+  }
 
   const std::string& addr = listen_.address;
   auto colon = addr.rfind(':');
@@ -156,8 +170,8 @@ Status IngestListener::Start() {
   ev.data.u64 = UINT64_MAX;  // the wake-up eventfd
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   link_up_->Set(1);
-  FERRY_LOG_INFO("ingest: listening on %s (port %u)%s", addr.c_str(), static_cast<unsigned>(port_),
-                 passwords_.enabled() ? ", logins required" : "");
+  FERRY_LOG_INFO("ingest: listening on %s (port %u)%s%s", addr.c_str(), static_cast<unsigned>(port_),
+                 tls_ ? ", TLS" : "", passwords_.enabled() ? ", logins required" : "");
   return Ok();
 }
 
@@ -192,7 +206,7 @@ void IngestListener::Reconfigure(IngestRouter router) {
 void IngestListener::Step(std::chrono::milliseconds max_wait) {
   if (epoll_fd_ < 0) return;
   epoll_event events[64];
-  int n = ::epoll_wait(epoll_fd_, events, 64, static_cast<int>(max_wait.count()));
+  int n = ::epoll_wait(epoll_fd_, events, 64, ready_.empty() ? static_cast<int>(max_wait.count()) : 0);
   for (int i = 0; i < n; ++i) {
     uint64_t key = events[i].data.u64;
     if (key == 0) {
@@ -210,6 +224,13 @@ void IngestListener::Step(std::chrono::milliseconds max_wait) {
     Connection& c = *it->second;
     if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) OnReadable(c);
     if (!c.closed && (events[i].events & EPOLLOUT)) OnWritable(c);
+  }
+  // TLS plaintext already decrypted, or left behind by the read budget: no readiness event will come for it.
+  std::vector<uint64_t> ready;
+  ready.swap(ready_);
+  for (uint64_t id : ready) {
+    auto it = conns_.find(id);
+    if (it != conns_.end() && !it->second->closed) OnReadable(*it->second);
   }
   DrainCompletions();
   CheckTimers();
@@ -244,6 +265,10 @@ void IngestListener::Accept() {
     c->peer = PeerName(ss);
     c->accepted_at = c->last_rx = clock_.Steady();
     c->window = static_cast<uint32_t>(listen_.receive_maximum);
+    if (tls_) {
+      c->tls = std::make_unique<TlsSession>(tls_, fd);
+      c->handshaking = true;
+    }
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = c->id;
@@ -266,17 +291,58 @@ void IngestListener::ParseBuffered(Connection& c) {
   }
 }
 
+bool IngestListener::Handshake(Connection& c) {
+  if (!c.handshaking) return true;
+  TlsSession::Io r = c.tls->Handshake();
+  c.tls_wants_write = r == TlsSession::Io::kWantWrite;
+  if (r == TlsSession::Io::kOk) {
+    c.handshaking = false;
+    c.cert_cn = c.tls->peer_common_name();
+    return true;
+  }
+  if (r == TlsSession::Io::kError || r == TlsSession::Io::kClosed) {
+    FERRY_LOG_DEBUG("ingest: TLS handshake with %s failed: %s", c.peer.c_str(), c.tls->error().c_str());
+    Close(c, r == TlsSession::Io::kClosed ? "eof_before_connect" : c.tls->error_label());
+    return false;
+  }
+  UpdateInterest(c);
+  return false;
+}
+
+long IngestListener::ReadSome(Connection& c, char* buf, size_t cap) {
+  if (!c.tls) {
+    for (;;) {
+      ssize_t r = ::recv(c.fd, buf, cap, 0);
+      if (r >= 0) return r;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
+      Close(c, "read_error");
+      return -2;
+    }
+  }
+  size_t got = 0;
+  TlsSession::Io r = c.tls->Read(buf, cap, &got);
+  c.tls_wants_write = r == TlsSession::Io::kWantWrite;
+  switch (r) {
+    case TlsSession::Io::kOk: return static_cast<long>(got);
+    case TlsSession::Io::kWantRead:
+    case TlsSession::Io::kWantWrite: return -1;
+    case TlsSession::Io::kClosed: return 0;
+    case TlsSession::Io::kError: break;
+  }
+  FERRY_LOG_DEBUG("ingest: TLS read from %s: %s", c.peer.c_str(), c.tls->error().c_str());
+  Close(c, c.tls->error_label());
+  return -2;
+}
+
 void IngestListener::OnReadable(Connection& c) {
+  if (!Handshake(c)) return;
   size_t total = 0;
   while (!c.closed && c.reading && total < kMaxReadPerRound) {
     auto [buf, cap] = c.reader.WritableSpan(kReadChunk);
-    ssize_t r = ::recv(c.fd, buf, cap, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      Close(c, "read_error");
-      return;
-    }
+    long r = ReadSome(c, buf, cap);
+    if (r == -2) return;
+    if (r < 0) break;
     if (r == 0) {
       Close(c, c.connected ? "eof" : "eof_before_connect");
       return;
@@ -286,13 +352,35 @@ void IngestListener::OnReadable(Connection& c) {
     c.last_rx = clock_.Steady();
     ParseBuffered(c);
   }
-  if (!c.closed) Flush(c);
+  if (c.closed) return;
+  // Decrypted bytes wait inside the TLS session, or the budget ran out: come back without waiting for epoll.
+  if (c.reading && (total >= kMaxReadPerRound || (c.tls && c.tls->has_buffered_plaintext()))) ready_.push_back(c.id);
+  Flush(c);
 }
 
-void IngestListener::OnWritable(Connection& c) { Flush(c); }
+void IngestListener::OnWritable(Connection& c) {
+  if (c.handshaking || c.tls_wants_write) {
+    OnReadable(c);  // the handshake or a TLS read waited for the socket to take output
+    if (c.closed) return;
+  }
+  Flush(c);
+}
 
 void IngestListener::Flush(Connection& c) {
+  if (c.handshaking) return;
   while (c.out_off < c.out.size()) {
+    if (c.tls) {
+      // Retried from the same first byte after kWantWrite, as TlsSession::Write requires.
+      size_t wrote = 0;
+      TlsSession::Io r = c.tls->Write(c.out.data() + c.out_off, c.out.size() - c.out_off, &wrote);
+      if (r == TlsSession::Io::kOk) {
+        c.out_off += wrote;
+        continue;
+      }
+      if (r == TlsSession::Io::kWantWrite || r == TlsSession::Io::kWantRead) break;
+      Close(c, r == TlsSession::Io::kClosed ? "eof" : c.tls->error_label());
+      return;
+    }
     ssize_t w = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EINTR) continue;
@@ -315,8 +403,8 @@ void IngestListener::Flush(Connection& c) {
 void IngestListener::UpdateInterest(Connection& c) {
   if (c.closed) return;
   // Reading pauses while the window is full: the device's own send window (and TCP) then holds it back.
-  bool want_read = c.acks.size() + c.unacked_failed < c.window;
-  bool want_write = c.out_off < c.out.size();
+  bool want_read = c.handshaking || c.acks.size() + c.unacked_failed < c.window;
+  bool want_write = c.out_off < c.out.size() || c.tls_wants_write || (c.tls && c.tls->has_pending_output());
   if (want_read == c.reading && want_write == c.writing) return;
   c.reading = want_read;
   c.writing = want_write;
@@ -331,8 +419,17 @@ void IngestListener::Close(Connection& c, const char* reason, int v5_reason) {
   if (v5_reason >= 0 && c.connected && c.version == m::Version::kV5) {
     m::EncodeDisconnect(c.out, c.version, static_cast<m::ReasonCode>(v5_reason));
     // One best-effort write of what is pending (acks, the DISCONNECT); the socket closes either way.
-    ssize_t w = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)w;
+    if (c.tls) {
+      size_t wrote = 0;
+      (void)c.tls->Write(c.out.data() + c.out_off, c.out.size() - c.out_off, &wrote);
+    } else {
+      ssize_t w = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      (void)w;
+    }
+  }
+  if (c.tls) {
+    if (!c.handshaking) c.tls->CloseNotify();
+    c.tls.reset();
   }
   c.closed = true;
   // Counted before the close: whoever sees the connection end sees it counted.
@@ -589,7 +686,9 @@ bool IngestListener::HandlePublish(Connection& c, const void* frame) {
 }
 
 std::string IngestListener::Identity(const Connection& c) const {
-  return passwords_.enabled() ? c.username : c.client_id;
+  if (passwords_.enabled()) return c.username;
+  if (!c.cert_cn.empty()) return c.cert_cn;
+  return c.client_id;
 }
 
 void IngestListener::Store(Connection& c, RouteDecision d, uint8_t qos, uint64_t entry) {
@@ -685,6 +784,7 @@ void IngestListener::DrainCompletions() {
     // Packets read before the window filled wait in the reader's buffer: the socket may have nothing more
     // to say, so no readiness event would bring them back.
     if (c->reading && c->reader.buffered() > 0) ParseBuffered(*c);
+    if (!c->closed && c->reading && c->tls && c->tls->has_buffered_plaintext()) ready_.push_back(c->id);
     if (!c->closed && c->out_off < c->out.size()) Flush(*c);
   }
   touched_.clear();

@@ -53,7 +53,9 @@ std::string MbedText(int ret) {
 
 // The whole file, NUL-terminated as mbedTLS's PEM parser wants. Errors name the option and the path.
 Result<std::string> ReadPem(const char* option, const std::string& path) {
-  auto fail = [&](const std::string& why) { return InvalidArgument(std::string("TLS ") + option + " " + path + ": " + why); };
+  auto fail = [&](const std::string& why) {
+    return InvalidArgument(std::string("TLS ") + option + " " + path + ": " + why);
+  };
   if (path.empty()) return fail("not set");
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(std::strerror(errno));
@@ -156,7 +158,8 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::Create(const TlsServ
     int ret = mbedtls_pk_parse_key(&m.key, reinterpret_cast<const unsigned char*>(data->c_str()), data->size() + 1,
                                    nullptr, 0);
     mbedtls_platform_zeroize(data->data(), data->size());
-    if (ret != 0) return InvalidArgument("TLS key_file " + options.key_file + ": not a usable private key: " + MbedText(ret));
+    if (ret != 0)
+      return InvalidArgument("TLS key_file " + options.key_file + ": not a usable private key: " + MbedText(ret));
   }
   if (int ret = mbedtls_pk_check_pair(&m.chain.pk, &m.key); ret != 0) {
     return InvalidArgument("TLS key_file " + options.key_file + " does not match the certificate in cert_file " +
@@ -168,7 +171,8 @@ Result<std::shared_ptr<TlsServerContext>> TlsServerContext::Create(const TlsServ
 
   static const char kPersonalization[] = "ferry tls server";
   if (int ret = mbedtls_ctr_drbg_seed(&m.drbg, mbedtls_entropy_func, &m.entropy,
-                                      reinterpret_cast<const unsigned char*>(kPersonalization), sizeof kPersonalization - 1);
+                                      reinterpret_cast<const unsigned char*>(kPersonalization),
+                                      sizeof kPersonalization - 1);
       ret != 0) {
     return IoError("TLS: seeding the random generator: " + MbedText(ret));
   }

@@ -82,6 +82,13 @@ struct ListenConfig {
   Duration max_keepalive{0};
   std::string password_file;
   bool topic_must_match_client = false;
+  // TLS for device connections (mbedTLS): the server's chain and key; client certificates checked against
+  // ca_file when set, required with require_client_cert.
+  bool tls_enabled = false;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
+  bool tls_require_client_cert = false;
 };
 
 struct IngestConfig {

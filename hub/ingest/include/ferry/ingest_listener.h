@@ -44,6 +44,7 @@
 #include "ferry/metrics.h"
 #include "ferry/mqtt_ingest.h"  // IngestSink
 #include "ferry/password_file.h"
+#include "ferry/tls_server.h"
 
 namespace ferry {
 
@@ -99,6 +100,9 @@ class IngestListener {
 
   void Accept();
   void OnReadable(Connection& c);
+  bool Handshake(Connection& c);  // TLS: false while it is not done (or the connection closed)
+  // recv() or TLS Read: > 0 bytes, 0 end of stream, -1 nothing now, -2 closed on an error.
+  long ReadSome(Connection& c, char* buf, size_t cap);
   void ParseBuffered(Connection& c);
   void OnWritable(Connection& c);
   bool HandleFrame(Connection& c);  // false: the connection was closed
@@ -125,6 +129,8 @@ class IngestListener {
   MetricsRegistry& metrics_;
   const Clock& clock_;
   PasswordFile passwords_;
+  std::shared_ptr<TlsServerContext> tls_;  // listen.tls.enabled
+  std::vector<uint64_t> ready_;  // connections with bytes that no readiness event will announce (TLS buffers)
   CrashGuard* guard_ = nullptr;
   size_t guard_slot_ = 0;
   std::string crash_on_payload_;  // FERRY_FAULT_CRASH_PAYLOAD: fault injection for the poison tests
