@@ -1,11 +1,12 @@
 // ferry_compare: one system under test (SUT) through the comparison scenario of bench/README.md, on loopback.
 //
-//   ferry_compare --system ferry|bridge|bridge-durable --shim-ms 15 --backlog 20000 --out DIR
+//   ferry_compare --system ferry|ferry-listen|bridge|bridge-durable --shim-ms 15 --backlog 20000 --out DIR
 //
 // Scenario (the same for every system, the same ferry-sim load):
 //   1. central Mosquitto (persistence on, so the receiver's session survives the outage) + the receiver.
-//   2. SUT up: (ferry) local Mosquitto + ferryd, batched uplink; (bridge) Mosquitto bridging to central,
-//      persistence on, default autosave; (bridge-durable) the same with autosave_on_changes, interval 1.
+//   2. SUT up: (ferry) local Mosquitto + ferryd, batched uplink; (ferry-listen) ferryd alone, the devices
+//      publish to its ingest listener (PUBACK after the commit), batched uplink; (bridge) Mosquitto bridging to
+//      central, persistence on, default autosave; (bridge-durable) the same with autosave_on_changes, interval 1.
 //   3. live phase: --live events at --live-rate, central up; waits until the receiver has all of them.
 //   4. outage: central stopped (SIGTERM). Half the backlog published at full speed; kill -9 of the SUT as soon
 //      as the simulator has its last PUBACK; SUT restarted; the other half published (its ingest time is the
@@ -55,6 +56,11 @@ struct Args {
   std::string shim = FERRY_SHIM_PATH;
   std::string mosquitto = "/usr/sbin/mosquitto";
   int devices = 16;
+  // ferry-listen tuning (empty / 0: ferryd's and ferry-sim's defaults).
+  std::string commit_max_events, commit_max_bytes, commit_max_delay;
+  int receive_maximum = 0;     // ingest.listen.receive_maximum
+  int sim_connections = 0;     // ferry-sim --connections
+  int sim_max_inflight = 0;    // ferry-sim --max-inflight
 };
 
 // ---- /proc readers ----------------------------------------------------------------------------------------
@@ -209,6 +215,7 @@ struct SimResult {
   int status = -1;
   uint64_t produced = 0, acked = 0, unacked = 0;
   double wall_s = 0;
+  double cpu_s = 0;  // the simulator's utime+stime (last look before it exited: up to 10 ms short)
 };
 uint64_t Field(const std::string& s, const std::string& key) {
   auto p = s.rfind(" " + key + "=");
@@ -239,7 +246,11 @@ class Bench {
   int Run();
 
  private:
-  bool is_ferry() const { return a_.system == "ferry"; }
+  // Both Ferry systems: ferryd is the SUT (metrics, stored_total, commit counters).
+  bool is_ferry() const { return a_.system == "ferry" || a_.system == "ferry-listen"; }
+  // ferry-listen: no local broker; the simulator connects to ferryd's ingest listener.
+  bool is_listen() const { return a_.system == "ferry-listen"; }
+  int sim_port() const { return is_listen() ? listen_port_ : local_->port(); }
   std::string name() const { return a_.system + "-" + std::to_string(a_.shim_ms) + "ms"; }
   std::string path(const std::string& n) const { return dir_.path() + "/" + n; }
 
@@ -264,9 +275,18 @@ class Bench {
     std::string c;
     c += "[gateway]\nid = \"gw-bench\"\n";
     c += "[storage]\npath = \"" + path("ferry-log") + "\"\nmap_size = \"4GiB\"\n";
-    c += "[ingest]\naddress = \"" + local_->uri() + "\"\nclient_id = \"ferryd-bench\"\ndurability = \"" +
-         a_.durability + "\"\nmax_payload = \"4KiB\"\nbackoff.min = \"50ms\"\n" +
-         "backoff.max = \"500ms\"\n";
+    if (!a_.commit_max_events.empty()) c += "commit.max_events = " + a_.commit_max_events + "\n";
+    if (!a_.commit_max_bytes.empty()) c += "commit.max_bytes = \"" + a_.commit_max_bytes + "\"\n";
+    if (!a_.commit_max_delay.empty()) c += "commit.max_delay = \"" + a_.commit_max_delay + "\"\n";
+    if (is_listen()) {
+      c += "[ingest]\nmode = \"listen\"\nlisten.address = \"127.0.0.1:" + std::to_string(listen_port_) +
+           "\"\ndurability = \"" + a_.durability + "\"\nmax_payload = \"4KiB\"\n";
+      if (a_.receive_maximum > 0) c += "listen.receive_maximum = " + std::to_string(a_.receive_maximum) + "\n";
+    } else {
+      c += "[ingest]\naddress = \"" + local_->uri() + "\"\nclient_id = \"ferryd-bench\"\ndurability = \"" +
+           a_.durability + "\"\nmax_payload = \"4KiB\"\nbackoff.min = \"50ms\"\n" +
+           "backoff.max = \"500ms\"\n";
+    }
     c += "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
     c += "[log]\nlevel = \"warn\"\n";
     c += "[[stream]]\nname = \"telemetry\"\nmax_age = \"0\"\n";
@@ -314,6 +334,16 @@ class Bench {
     banked_write_ += f.write_bytes;
     banked_wchar_ += f.wchar;
   }
+  // ferryd's group commit counters (per incarnation: banked before the kill like the /proc figures).
+  struct CommitFigures {
+    double commits = 0, events = 0;
+  };
+  CommitFigures Commits() {
+    if (!is_ferry()) return {};
+    std::string m = HttpGet(metrics_port_, "/metrics");
+    return {std::max(0.0, MetricValue(m, "ferry_storage_commits_total")),
+            std::max(0.0, MetricValue(m, "ferry_storage_commit_events"))};
+  }
 
   void Sampler() {
     while (!stop_sampling_) {
@@ -351,7 +381,7 @@ class Bench {
                    double stored_base) {
     ChildProcess sim;
     sim_log_ = path("sim-" + tag + ".log");
-    std::vector<std::string> argv = {a_.sim,          "--port",         std::to_string(local_->port()),
+    std::vector<std::string> argv = {a_.sim,          "--port",         std::to_string(sim_port()),
                                      "--count",       std::to_string(count), "--rate", std::to_string(rate),
                                      "--devices",     std::to_string(a_.devices), "--seed", std::to_string(seed_++),
                                      "--state-dir",   path("sim-state"), "--id-log", path("ids-" + tag),
@@ -359,6 +389,14 @@ class Bench {
     if (cap_s > 0) {
       argv.push_back("--duration");
       argv.push_back(std::to_string(cap_s));
+    }
+    if (a_.sim_connections > 0) {
+      argv.push_back("--connections");
+      argv.push_back(std::to_string(a_.sim_connections));
+    }
+    if (a_.sim_max_inflight > 0) {
+      argv.push_back("--max-inflight");
+      argv.push_back(std::to_string(a_.sim_max_inflight));
     }
     id_logs_.push_back(path("ids-" + tag));
     SimResult r;
@@ -368,6 +406,10 @@ class Bench {
     bool sim_done = false;
     uint64_t target = 0;
     for (;;) {
+      if (!sim_done) {
+        double cpu = ReadProc(sim.pid()).cpu_s;
+        if (cpu > 0) r.cpu_s = cpu;
+      }
       if (!sim_done && !sim.running()) {
         sim_done = true;
         r.wall_s = Now() - t_start;
@@ -402,6 +444,8 @@ class Bench {
       std::this_thread::sleep_for(10ms);
     }
     if (durable_s != nullptr) *durable_s = is_ferry() ? t_done - t_start : r.wall_s;
+    // Kept beside the figures: its per-second progress lines show how ingest went (the temp dir is removed).
+    ferry::test::WriteFile(a_.out + "/" + name() + ".sim-" + tag + ".log", ReadAll(sim_log_));
     return r;
   }
 
@@ -409,6 +453,7 @@ class Bench {
   TempDir dir_;
   double t0_ = Now();
   int metrics_port_ = ferry::test::free_tcp_port();
+  int listen_port_ = ferry::test::free_tcp_port();
   std::unique_ptr<MosquittoBroker> central_, local_;
   ChildProcess ferryd_;
   Receiver rx_;
@@ -446,11 +491,13 @@ int Bench::Run() {
     Log("receiver did not connect");
     return 2;
   }
-  MosquittoBroker::Options lo;
-  lo.binary = a_.mosquitto;
-  lo.extra_config = user + (is_ferry() ? "max_queued_messages 0\n" : BridgeConfig());
-  local_ = std::make_unique<MosquittoBroker>(lo);
-  if (is_ferry() && !local_->start()) return 2;
+  if (!is_listen()) {
+    MosquittoBroker::Options lo;
+    lo.binary = a_.mosquitto;
+    lo.extra_config = user + (is_ferry() ? "max_queued_messages 0\n" : BridgeConfig());
+    local_ = std::make_unique<MosquittoBroker>(lo);
+    if (is_ferry() && !local_->start()) return 2;
+  }
   if (!StartSut()) {
     Log("SUT did not start: " + (is_ferry() ? ferryd_.log() : local_->log()));
     return 2;
@@ -492,6 +539,7 @@ int Bench::Run() {
   SimResult p1 = RunSim("outage1", half1, 0, a_.cap_s, &part1_s, stored0);
   // kill -9 as soon as the simulator has its last PUBACK: the backlog is still building at the SUT.
   ProcFigures before_kill = ReadProc(sut_pid_);
+  CommitFigures commits_at_kill = Commits();
   double stored_at_kill = is_ferry() ? Stored() : -1;
   Log("kill -9 of the SUT (pid " + std::to_string(sut_pid_) + ")");
   if (is_ferry()) {
@@ -522,8 +570,30 @@ int Bench::Run() {
     stored_after_restart = last;
   }
   Log("outage part 2: " + std::to_string(half2) + " events, full speed");
+  // Part 2 alone (one incarnation, ingest only: central is down): CPU, syncs and commits per event.
+  ProcFigures p2_before = ReadProc(sut_pid_);
+  CommitFigures p2_commits_before = Commits();
+  uint64_t p2_fsyncs_before = ReadFsyncs(path("fsync"));
   double part2_s = 0;
   SimResult p2 = RunSim("outage2", half2, 0, a_.cap_s, &part2_s, stored_after_restart);
+  ProcFigures p2_after = ReadProc(sut_pid_);
+  CommitFigures p2_commits_after = Commits();
+  uint64_t p2_fsyncs = ReadFsyncs(path("fsync")) - p2_fsyncs_before;
+  double p2_cpu = p2_after.cpu_s - p2_before.cpu_s;
+  double p2_commits = p2_commits_after.commits - p2_commits_before.commits;
+  double p2_commit_events = p2_commits_after.events - p2_commits_before.events;
+  uint64_t p2_write = p2_after.write_bytes - std::min(p2_after.write_bytes, p2_before.write_bytes);
+  {
+    char b[256];
+    std::snprintf(b, sizeof b,
+                  "part 2: %.0f events/s, %.1f us CPU/event (simulator %.1f), %.1f events/commit, %.2f syncs/commit",
+                  part2_s > 0 ? static_cast<double>(p2.produced) / part2_s : 0.0,
+                  p2.produced ? p2_cpu / static_cast<double>(p2.produced) * 1e6 : 0.0,
+                  p2.produced ? p2.cpu_s / static_cast<double>(p2.produced) * 1e6 : 0.0,
+                  p2_commits > 0 ? p2_commit_events / p2_commits : 0.0,
+                  p2_commits > 0 ? static_cast<double>(p2_fsyncs) / p2_commits : 0.0);
+    Log(b);
+  }
   outage_acked_base_ = p1.acked + p2.acked;
   sim_log_.clear();
 
@@ -553,7 +623,10 @@ int Bench::Run() {
   TcpFigures tcp_drain = ReadTcp(sut_pid_, central_->port(), a_.out + "/" + name() + ".ss-drain.txt");
   ProcFigures end = ReadProc(sut_pid_);
   Bank(end);
-  ProcFigures local_end = is_ferry() ? ReadProc(local_->pid()) : ProcFigures{};
+  CommitFigures commits_end = Commits();
+  double commits = commits_at_kill.commits + commits_end.commits;
+  double commit_events = commits_at_kill.events + commits_end.events;
+  ProcFigures local_end = is_ferry() && local_ ? ReadProc(local_->pid()) : ProcFigures{};
   uint64_t fsyncs = ReadFsyncs(path("fsync"));
   phase_ = "end";
   stop_sampling_ = true;
@@ -574,8 +647,9 @@ int Bench::Run() {
   // Shut the SUT down gracefully (its exit line lands in the shim's count file, unused here).
   if (is_ferry()) {
     ferryd_.Terminate(10s);
+    ferry::test::WriteFile(a_.out + "/" + name() + ".ferryd.log", ReadAll(path("ferryd.log")));
   }
-  local_->stop();
+  if (local_) local_->stop();
   central_->stop();
 
   // ---- figures ----
@@ -668,6 +742,13 @@ int Bench::Run() {
       "  \"stored_at_kill\": %.0f, \"stored_after_restart\": %.0f,\n"
       "  \"events_expected\": %" PRIu64 ", \"events_received\": %" PRIu64 ", \"lost\": %" PRIu64
       ", \"lost_before_kill\": %" PRIu64 ", \"bad_messages\": %" PRIu64 ",\n"
+      "  \"part2_sim_cpu_s_per_event\": %.9f,\n"
+      "  \"commits\": %.0f, \"commit_events\": %.0f, \"events_per_commit\": %.2f,\n"
+      "  \"part2_cpu_s\": %.3f, \"part2_cpu_s_per_event\": %.9f, \"part2_fsyncs\": %" PRIu64
+      ", \"part2_fsync_per_event\": %.6f, \"part2_disk_bytes_per_event\": %.1f,\n"
+      "  \"part2_commits\": %.0f, \"part2_events_per_commit\": %.2f, \"part2_fsyncs_per_commit\": %.3f,\n"
+      "  \"config\": {\"commit_max_events\": \"%s\", \"commit_max_bytes\": \"%s\", \"commit_max_delay\": \"%s\", "
+      "\"receive_maximum\": %d, \"sim_connections\": %d, \"sim_max_inflight\": %d},\n"
       "  \"samples_csv\": \"%s\"\n}\n",
       name().c_str(), a_.system.c_str(), a_.shim_ms, a_.durability.c_str(), a_.backlog, live.produced, a_.live_rate,
       ingested, p1.produced, p2.produced, live.unacked + p1.unacked + p2.unacked, ingest_eps, part1_eps,
@@ -679,7 +760,15 @@ int Bench::Run() {
       tcp_live.bytes_sent, tcp_live.bytes_received, tcp_live.segs_out, tcp_live.segs_in, tcp_drain.bytes_sent,
       tcp_drain.bytes_received, tcp_drain.segs_out, tcp_drain.segs_in, tcp_drain.sockets, drained, drain_s,
       drain_eps, stored_at_kill, stored_after_restart, expected, rx_.unique(), lost, lost_part1, rx_.bad(),
-      csv.c_str());
+      p2.produced ? p2.cpu_s / static_cast<double>(p2.produced) : 0.0,
+      commits, commit_events, commits > 0 ? commit_events / commits : 0.0, p2_cpu,
+      p2.produced ? p2_cpu / static_cast<double>(p2.produced) : 0.0, p2_fsyncs,
+      p2.produced ? static_cast<double>(p2_fsyncs) / static_cast<double>(p2.produced) : 0.0,
+      p2.produced ? static_cast<double>(p2_write) / static_cast<double>(p2.produced) : 0.0, p2_commits,
+      p2_commits > 0 ? p2_commit_events / p2_commits : 0.0,
+      p2_commits > 0 ? static_cast<double>(p2_fsyncs) / p2_commits : 0.0, a_.commit_max_events.c_str(),
+      a_.commit_max_bytes.c_str(), a_.commit_max_delay.c_str(), a_.receive_maximum, a_.sim_connections,
+      a_.sim_max_inflight, csv.c_str());
   j << buf;
   Log("wrote " + a_.out + "/" + name() + ".json");
   return 0;
@@ -715,13 +804,19 @@ int main(int argc, char** argv) {
     else if (k == "--shim") a.shim = v();
     else if (k == "--mosquitto") a.mosquitto = v();
     else if (k == "--devices") a.devices = std::stoi(v());
+    else if (k == "--commit-max-events") a.commit_max_events = v();
+    else if (k == "--commit-max-bytes") a.commit_max_bytes = v();
+    else if (k == "--commit-max-delay") a.commit_max_delay = v();
+    else if (k == "--receive-maximum") a.receive_maximum = std::stoi(v());
+    else if (k == "--sim-connections") a.sim_connections = std::stoi(v());
+    else if (k == "--sim-max-inflight") a.sim_max_inflight = std::stoi(v());
     else {
       std::fprintf(stderr, "ferry_compare: unknown option %s (see bench/README.md)\n", k.c_str());
       return 2;
     }
   }
-  if (a.system != "ferry" && a.system != "bridge" && a.system != "bridge-durable") {
-    std::fprintf(stderr, "ferry_compare: --system is ferry, bridge or bridge-durable\n");
+  if (a.system != "ferry" && a.system != "ferry-listen" && a.system != "bridge" && a.system != "bridge-durable") {
+    std::fprintf(stderr, "ferry_compare: --system is ferry, ferry-listen, bridge or bridge-durable\n");
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);

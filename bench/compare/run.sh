@@ -5,6 +5,8 @@
 #   bench/compare/run.sh --quick          # ~2 minutes: 20k-event backlog
 #   bench/compare/run.sh                  # full: 1,000,000-event backlog
 #   OUT=/tmp/cmp bench/compare/run.sh --quick
+#   SYSTEMS="ferry-listen bridge" SHIMS=15 bench/compare/run.sh --quick       # a subset
+#   LISTEN_ARGS="--commit-max-delay 5ms" bench/compare/run.sh --quick        # ferry-listen's ferryd/ferry-sim knobs
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build/bench-rel}
@@ -23,6 +25,11 @@ else
   CAP=${CAP:-120}; STALL=${STALL:-15}; RUN_TIMEOUT=${RUN_TIMEOUT:-900}
 fi
 LIVE_RATE=${LIVE_RATE:-2000}
+SYSTEMS=${SYSTEMS:-ferry ferry-listen bridge bridge-durable}
+SHIMS=${SHIMS:-$SHIM_MS 0}
+# ferry-listen only (ferry_compare's --commit-max-events/-bytes/-delay, --receive-maximum, --sim-connections,
+# --sim-max-inflight); empty: ferryd's and ferry-sim's defaults.
+LISTEN_ARGS=${LISTEN_ARGS:-}
 
 for tool in /usr/sbin/mosquitto ss gnuplot python3; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (see bench/README.md)" >&2; exit 2; }
@@ -39,20 +46,22 @@ cleanup() { [ -n "$child" ] && kill -9 "$child" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
 run() {  # run SYSTEM SHIM_MS
-  local backlog=$BACKLOG live=$LIVE
+  local backlog=$BACKLOG live=$LIVE extra=${EXTRA_ARGS:-}
   [ "$1" = bridge-durable ] && backlog=$DURABLE_BACKLOG live=$DURABLE_LIVE
+  [ "$1" = ferry-listen ] && extra="$extra $LISTEN_ARGS"
   timeout -s KILL "$RUN_TIMEOUT" "$BUILD_DIR/bench/compare/ferry_compare" --system "$1" --shim-ms "$2" \
     --backlog "$backlog" --live "$live" --live-rate "$LIVE_RATE" --cap-seconds "$CAP" --stall-seconds "$STALL" \
-    --out "$OUT" ${EXTRA_ARGS:-} 2>>"$OUT/run.log" &
+    --out "$OUT" $extra 2>>"$OUT/run.log" &
   child=$!
   wait "$child" || echo "run.sh: $1 with ${2} ms shim failed (exit $?), see $OUT/run.log" >&2
   child=
 }
 
 echo "ferry compare ($MODE): backlog $BACKLOG, live $LIVE at $LIVE_RATE/s, shim $SHIM_MS ms, out $OUT" >&2
+[ -n "$LISTEN_ARGS" ] && echo "  ferry-listen: $LISTEN_ARGS" >&2
 # The shim setting first (the figures), then without it.
-for shim in "$SHIM_MS" 0; do
-  for sys in ferry bridge bridge-durable; do
+for shim in $SHIMS; do
+  for sys in $SYSTEMS; do
     echo "  $sys, shim ${shim} ms" >&2
     run "$sys" "$shim"
   done

@@ -74,7 +74,10 @@ Status Daemon::Open(const Config& config) {
   go.max_batch_bytes = static_cast<size_t>(config.storage.commit.max_bytes);
   // In sync durability one message waits for each commit (Paho delivers one at a time), so lingering would
   // only add latency; in batch durability it is what makes commits large.
-  go.max_linger = config.ingest.durability == Durability::kSync
+  // With the ingest listener every device waits for its PUBACK, i.e. for the commit: lingering for more events
+  // would only hold the acknowledgements back (bench: a full commit.max_delay per commit when the devices'
+  // windows were all waiting). Batches still form while the previous commit's fsyncs run.
+  go.max_linger = config.ingest.durability == Durability::kSync || config.ingest.mode == IngestMode::kListen
                       ? std::chrono::microseconds(0)
                       : std::chrono::duration_cast<std::chrono::microseconds>(config.storage.commit.max_delay);
   // Bound the queue (and so the heap) to a few batches: beyond that, ingest blocks and the local broker holds
