@@ -38,6 +38,17 @@ int CheckConfig(const std::string& path) {
     std::fprintf(stderr, "ferryd: %s: %s\n", path.c_str(), router.error().message.c_str());
     return 1;
   }
+  // What the text cannot show: paths, files, addresses, a config that would do nothing. Nothing is created.
+  size_t errors = 0;
+  for (const auto& f : ferry::CheckConfigEnvironment(*config)) {
+    const bool error = f.level == ferry::ConfigFinding::Level::kError;
+    errors += error ? 1 : 0;
+    std::fprintf(error ? stderr : stdout, "%s: %s\n", path.c_str(), ferry::FormatFinding(f).c_str());
+  }
+  if (errors > 0) {
+    std::fprintf(stderr, "%s: %zu error(s): ferryd would not start or would do nothing\n", path.c_str(), errors);
+    return 1;
+  }
   std::printf("%s: ok (%zu routes, %zu streams, %zu uplinks)\n", path.c_str(), config->routes.size(),
               config->streams.size(), config->uplinks.size());
   return 0;

@@ -95,6 +95,7 @@ size_t GroupCommitWriter::Step() {
   std::vector<Outcome> outcomes(batch.size());
   Apply(batch, &outcomes);
   Finish(batch, outcomes);
+  Announce();
   return batch.size();
 }
 
@@ -212,6 +213,38 @@ void GroupCommitWriter::Stop() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   stopping_ = false;
+}
+
+void GroupCommitWriter::Announce() {
+  std::lock_guard<std::mutex> lock(announce_mu_);
+  ++commit_count_;
+  // Listeners run under announce_mu_ so RemoveCommitListener can promise "never again" by taking it.
+  for (auto& [id, fn] : listeners_) fn(commit_count_);
+  announce_cv_.notify_all();
+}
+
+uint64_t GroupCommitWriter::commit_count() const {
+  std::lock_guard<std::mutex> lock(announce_mu_);
+  return commit_count_;
+}
+
+uint64_t GroupCommitWriter::WaitForCommitAfter(uint64_t seen, std::chrono::steady_clock::time_point deadline) const {
+  std::unique_lock<std::mutex> lock(announce_mu_);
+  announce_cv_.wait_until(lock, deadline, [&] { return commit_count_ > seen; });
+  return commit_count_;
+}
+
+uint64_t GroupCommitWriter::AddCommitListener(CommitListener fn) {
+  std::lock_guard<std::mutex> lock(announce_mu_);
+  uint64_t id = next_listener_id_++;
+  listeners_.emplace_back(id, std::move(fn));
+  return id;
+}
+
+void GroupCommitWriter::RemoveCommitListener(uint64_t id) {
+  std::lock_guard<std::mutex> lock(announce_mu_);
+  listeners_.erase(std::remove_if(listeners_.begin(), listeners_.end(), [id](const auto& l) { return l.first == id; }),
+                   listeners_.end());
 }
 
 GroupCommitStats GroupCommitWriter::stats() const {

@@ -293,5 +293,65 @@ TEST(IngestRouter, JsonContentTypes) {
   EXPECT_FALSE(IsJsonContentType(""));
 }
 
+// Issue 13 item 3: a route that names an id field the payloads do not carry ("eid" when they carry "id")
+// stores the events without ids; each is flagged for ferry_ingest_missing_id_total, the first one per route
+// with a line naming the route and the field.
+TEST(IngestRouter, MissingDeviceIdIsFlaggedAndReportedOncePerRoute) {
+  auto cfg = LoadConfigString(R"(
+[[stream]]
+name = "telemetry"
+[[stream]]
+name = "raw"
+[[route]]
+filter = "telemetry/{device}/#"
+stream = "telemetry"
+subject = "{device}"
+content_type = "application/json"
+id_json_field = "eid"
+[[route]]
+filter = "raw/#"
+stream = "raw"
+id_json_field = "id"
+[[route]]
+filter = "plain/#"
+stream = "raw"
+)", "t.toml");
+  ASSERT_TRUE(cfg) << cfg.error().ToString();
+  auto router = IngestRouter::Create(*cfg);
+  ASSERT_TRUE(router) << router.error().ToString();
+  InboundMessage m;
+  m.topic = "telemetry/dev-1/x";
+  m.payload = R"({"id":"dev-1/1","t":1})";
+  RouteDecision d1 = router->Route(m, kT0);
+  ASSERT_EQ(d1.outcome, RouteOutcome::kStore);
+  EXPECT_EQ(d1.event.id, "");
+  EXPECT_TRUE(d1.missing_id);
+  EXPECT_TRUE(d1.report_missing_id);
+  EXPECT_NE(d1.detail.find("route[0]"), std::string::npos) << d1.detail;
+  EXPECT_NE(d1.detail.find("\"eid\""), std::string::npos) << d1.detail;
+  EXPECT_NE(d1.detail.find("ferry_ingest_missing_id_total"), std::string::npos) << d1.detail;
+  m.payload = R"({"id":"dev-1/2","t":2})";
+  RouteDecision d2 = router->Route(m, kT0);
+  EXPECT_TRUE(d2.missing_id);
+  EXPECT_FALSE(d2.report_missing_id);  // one line per route
+  // The field present: no flag.
+  m.payload = R"({"eid":"dev-1/3"})";
+  RouteDecision d3 = router->Route(m, kT0);
+  EXPECT_EQ(d3.event.id, "dev-1/3");
+  EXPECT_FALSE(d3.missing_id);
+  // A JSON field on a route whose content type is not JSON is never read: said so.
+  m.topic = "raw/a";
+  m.payload = R"({"id":"x"})";
+  RouteDecision d4 = router->Route(m, kT0);
+  EXPECT_TRUE(d4.missing_id);
+  EXPECT_TRUE(d4.report_missing_id);  // its own route's first
+  EXPECT_NE(d4.detail.find("not JSON"), std::string::npos) << d4.detail;
+  // A route that names no id: never flagged.
+  m.topic = "plain/a";
+  RouteDecision d5 = router->Route(m, kT0);
+  EXPECT_EQ(d5.outcome, RouteOutcome::kStore);
+  EXPECT_FALSE(d5.missing_id);
+}
+
 }  // namespace
 }  // namespace ferry

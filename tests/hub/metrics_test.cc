@@ -66,6 +66,24 @@ TEST(Metrics, Escaping) {
   EXPECT_EQ(r.Render(), "# HELP x_total Line one\\nback\\\\slash\n# TYPE x_total counter\nx_total{path=\"a\\\"b\"} 1\n");
 }
 
+// Issue 13 item 11: counts that reach the text as doubles (collectors, callback gauges) print as integers.
+TEST(Metrics, WholeNumbersPrintAsIntegers) {
+  EXPECT_EQ(FormatMetricValue(100000.0), "100000");
+  EXPECT_EQ(FormatMetricValue(1e6), "1000000");
+  EXPECT_EQ(FormatMetricValue(-250000.0), "-250000");
+  EXPECT_EQ(FormatMetricValue(0.0), "0");
+  EXPECT_EQ(FormatMetricValue(9007199254740992.0), "9007199254740992");  // 2^53, the last exact one
+  EXPECT_EQ(FormatMetricValue(2.5e-4), "0.00025");
+  EXPECT_EQ(FormatMetricValue(123456.5), "123456.5");
+  MetricsRegistry r;
+  r.AddCollector("big_total", "b", MetricType::kCounter, [](std::vector<Sample>& out) { out.push_back({{}, 1e5}); });
+  r.AddCallbackGauge("bytes", "b", {}, [] { return 3e9; });
+  std::string text = r.Render();
+  EXPECT_NE(text.find("big_total 100000\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("bytes 3000000000\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("e+"), std::string::npos) << text;
+}
+
 TEST(Metrics, CountersAreSafeAcrossThreads) {
   MetricsRegistry r;
   Counter& c = r.GetCounter("c_total", "c");

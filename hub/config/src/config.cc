@@ -68,6 +68,45 @@ const char* NodeTypeName(const toml::node& n) {
   }
 }
 
+// The allowed value of `key` most like `text`: a shared prefix of at least 3 characters ("batched" and
+// "batch"), else "".
+std::string NearestAllowed(const ConfigKey& key, const std::string& text) {
+  std::string best;
+  size_t best_len = 2;
+  for (const auto& a : SplitAllowed(key.allowed)) {
+    size_t n = 0;
+    while (n < a.size() && n < text.size() && a[n] == text[n]) ++n;
+    if (n > best_len) {
+      best = a;
+      best_len = n;
+    }
+  }
+  return best;
+}
+
+// An enum value that is not allowed: its own list, and when the value is another enum key's spelling (uplink
+// mode "batched" in ingest.durability), which key takes it and what this key's nearest value is.
+std::string EnumValueError(const ConfigKey& key, const std::string& text) {
+  std::string msg = "\"" + text + "\" is not one of " + JoinAllowed(key.allowed, ", ");
+  std::vector<std::string> others;
+  for (const auto& k : ConfigKeys()) {
+    if (k.type != KeyType::kEnum || &k == &key) continue;
+    auto allowed = SplitAllowed(k.allowed);
+    if (std::find(allowed.begin(), allowed.end(), text) != allowed.end()) others.push_back(KeyPath(k));
+  }
+  std::string nearest = NearestAllowed(key, text);
+  if (!nearest.empty()) msg += "; did you mean " + nearest + "?";
+  if (others.size() == 1) {
+    const bool vowel = std::strchr("aeiou", others[0][0]) != nullptr;
+    msg += " (" + text + " is " + (vowel ? "an " : "a ") + others[0] + " value)";
+  } else if (!others.empty()) {
+    std::string list;
+    for (const auto& o : others) list += (list.empty() ? "" : ", ") + o;
+    msg += " (" + text + " is a value of " + list + ")";
+  }
+  return msg;
+}
+
 // Converts text (a default, or a TOML string) to a value of the key's type. Returns "" or an error message.
 std::string ParseText(const ConfigKey& key, const std::string& text, ConfigValue* v) {
   switch (key.type) {
@@ -112,7 +151,7 @@ std::string ParseText(const ConfigKey& key, const std::string& text, ConfigValue
           return "";
         }
       }
-      return "\"" + text + "\" is not one of " + JoinAllowed(key.allowed, ", ");
+      return EnumValueError(key, text);
     }
     case KeyType::kStringList: {
       v->list.clear();
@@ -409,6 +448,31 @@ class Parser {
   Positions positions_;
 };
 
+// toml++ refuses a table header written twice ("cannot redefine existing table 'stream'"), and a mix of
+// [stream] and [[stream]]. Say what to write instead, as the parser does for a single [stream].
+std::string RedefinitionHint(const std::string& description) {
+  static const std::string kPrefix = "cannot redefine existing ";
+  auto at = description.find(kPrefix);  // after toml++'s "Error while parsing table header: "
+  if (at == std::string::npos) return description;
+  auto open = description.find('\'', at);
+  auto close = open == std::string::npos ? open : description.find('\'', open + 1);
+  if (close == std::string::npos) return description;
+  const std::string table = description.substr(open + 1, close - open - 1);
+  const std::string section = table.substr(0, table.find('.'));
+  for (const auto& s : ConfigSections()) {
+    if (section != s.name) continue;
+    if (s.repeated) {
+      return section + ": must be an array of tables: write every one as [[" + section + "]], not [" + section +
+             "] (" + description + ")";
+    }
+    if (table == section) {
+      return "[" + section + "] is written twice: put all its keys under one [" + section + "] (" + description +
+             ")";
+    }
+  }
+  return description;
+}
+
 }  // namespace
 
 const StreamConfig* Config::FindStream(std::string_view name) const {
@@ -430,7 +494,7 @@ Result<Config> LoadConfigString(std::string_view text, const std::string& name) 
   try {
     root = toml::parse(text, name);
   } catch (const toml::parse_error& e) {
-    return InvalidArgument(Where(name, e.source()) + ": " + std::string(e.description()));
+    return InvalidArgument(Where(name, e.source()) + ": " + RedefinitionHint(std::string(e.description())));
   }
   return Parser(name).Parse(root);
 }

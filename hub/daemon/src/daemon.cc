@@ -1,6 +1,7 @@
 #include "ferry/daemon.h"
 
 #include <algorithm>
+#include <future>
 
 #include "ferry/log.h"
 #include "ferry/sd_notify.h"
@@ -21,6 +22,12 @@ StreamOptions ToStreamOptions(const StreamConfig& sc) {
   o.tombstone_grace_ns = sc.tombstone_grace.count();
   return o;
 }
+
+// ferry_storage_commit_seconds is observed once per group commit, on the writer's thread: every append's
+// completion (StreamCounters::Done) runs there, in the batch's Finish, just before the commit listener. So
+// the oldest append of the batch in hand is writer-thread state, not shared: a thread_local, read and reset
+// by the commit listener. (Cursor updates from the uplinks reach the writer without passing here.)
+thread_local SteadyTime tl_batch_oldest_append{};
 
 LogLevel ToLogLevel(ConfigLogLevel l) {
   switch (l) {
@@ -168,6 +175,22 @@ void Daemon::RegisterMetrics() {
       .Set(1);
   commit_latency_ = &metrics_.GetHistogram("ferry_storage_commit_seconds",
                                            FerryMetric("ferry_storage_commit_seconds").help, CommitLatencyBuckets());
+  // One observation per commit the writer counts in ferry_storage_commits_total (a batch that made nothing
+  // durable is announced too, but is not a commit). The time runs from the batch's oldest append, or from
+  // the previous commit's end when that is later (the writer was busy), to this commit's end: lingering
+  // (commit.max_delay), the write transaction and the fsync pair.
+  writer_->AddCommitListener([this, seen = uint64_t{0}, prev_end = clock_.Steady()](uint64_t) mutable {
+    const SteadyTime now = clock_.Steady();
+    SteadyTime oldest = tl_batch_oldest_append;
+    tl_batch_oldest_append = SteadyTime{};
+    const uint64_t commits = writer_->stats().commits;
+    if (commits != seen) {
+      seen = commits;
+      SteadyTime start = oldest == SteadyTime{} ? prev_end : std::max(oldest, prev_end);
+      commit_latency_->ObserveNs(std::max<int64_t>(0, (now - start).count()));
+    }
+    prev_end = now;
+  });
   metrics_.AddCallbackGauge("ferry_storage_map_used_bytes", FerryMetric("ferry_storage_map_used_bytes").help, {},
                             [this] {
                               auto es = log_->GetEnvStats();
@@ -278,8 +301,15 @@ Status Daemon::Append(const std::string& stream, Event event, bool wait_durable)
   StreamCounters* sc = it->second.get();
   auto t0 = clock_.Steady();
   if (wait_durable) {
-    auto seq = writer_->Append(stream, std::move(event)).get();
-    sc->Done(seq, t0);
+    // Done runs on the writer's thread, in the commit, as for every append (see tl_batch_oldest_append).
+    // Shared: the waiter may return (and destroy its copy) while set_value is still unwinding.
+    auto promise = std::make_shared<std::promise<Result<Seq>>>();
+    auto future = promise->get_future();
+    writer_->Append(stream, std::move(event), [sc, t0, promise](Result<Seq> r) {
+      sc->Done(r, t0);
+      promise->set_value(std::move(r));
+    });
+    auto seq = future.get();
     if (!seq) return tl::make_unexpected(seq.error());
     return Ok();
   }
@@ -303,9 +333,9 @@ void Daemon::AppendThen(const std::string& stream, Event event, std::function<vo
 }
 
 void Daemon::StreamCounters::Done(const Result<Seq>& r, SteadyTime t0) {
+  if (tl_batch_oldest_append == SteadyTime{} || t0 < tl_batch_oldest_append) tl_batch_oldest_append = t0;
   if (r) {
     stored->Inc();
-    daemon->commit_latency_->ObserveNs((daemon->clock_.Steady() - t0).count());
     if (failing.load(std::memory_order_relaxed)) daemon->StoreRecovered(name);
     return;
   }

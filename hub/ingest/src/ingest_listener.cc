@@ -697,6 +697,10 @@ void IngestListener::Store(Connection& c, RouteDecision d, uint8_t qos, uint64_t
       Counter*& counter = ingested_[d.stream];
       if (!counter) counter = &DeclaredCounter(metrics_, "ferry_stream_ingested_total", {{"stream", d.stream}});
       counter->Inc();
+      if (d.missing_id) {
+        DeclaredCounter(metrics_, "ferry_ingest_missing_id_total", {{"stream", d.stream}}).Inc();
+        if (d.report_missing_id) FERRY_LOG_WARN("ingest listener: %s", d.detail.c_str());
+      }
       break;
     }
     case RouteOutcome::kDeadLetter:

@@ -130,7 +130,7 @@ Result<IngestRouter> IngestRouter::Create(const Config& config) {
                                  "}, which filter \"" + rc.filter + "\" does not capture");
       }
     }
-    routes.push_back(CompiledRoute{rc, std::move(*pattern), IsJsonContentType(rc.content_type)});
+    routes.push_back(CompiledRoute{rc, std::move(*pattern), IsJsonContentType(rc.content_type), i, false});
   }
   std::vector<std::string> streams;
   for (const auto& s : config.streams) streams.push_back(s.name);
@@ -191,9 +191,9 @@ RouteDecision IngestRouter::SetAside(const InboundMessage& msg, RejectReason rea
 }
 
 RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {
-  const CompiledRoute* route = nullptr;
+  CompiledRoute* route = nullptr;
   std::optional<TopicCaptures> caps;
-  for (const auto& r : routes_) {
+  for (auto& r : routes_) {
     caps = r.pattern.Match(msg.topic);
     if (caps) {
       route = &r;
@@ -252,6 +252,27 @@ RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {
     return d;
   }
   d.outcome = RouteOutcome::kStore;
+  const RouteConfig& rc = route->config;
+  if (id.empty() && (!rc.id_user_property.empty() || !rc.id_json_field.empty())) {
+    // A misspelt id field would otherwise turn de-duplication off without a word.
+    d.missing_id = true;
+    if (!route->missing_id_reported) {
+      route->missing_id_reported = true;
+      d.report_missing_id = true;
+      std::string where;
+      if (!rc.id_user_property.empty()) where = "user property \"" + rc.id_user_property + "\"";
+      if (!rc.id_json_field.empty()) {
+        if (!where.empty()) where += " nor ";
+        where += route->json ? "JSON member \"" + rc.id_json_field + "\""
+                             : "JSON member \"" + rc.id_json_field + "\" (not read: content_type \"" +
+                                   rc.content_type + "\" is not JSON)";
+      }
+      d.detail = "route[" + std::to_string(route->index) + "] (filter \"" + rc.filter + "\"): an event on " +
+                 std::string(msg.topic.substr(0, 256)) + " has no " + where +
+                 ": stored without an id, so not de-duplicated; further ones are counted in "
+                 "ferry_ingest_missing_id_total{stream=\"" + d.stream + "\"} (logged once per route)";
+    }
+  }
   Event& e = d.event;
   e.id = std::move(id);
   e.source = std::string(msg.topic);

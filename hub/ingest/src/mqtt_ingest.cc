@@ -99,7 +99,7 @@ void MqttIngest::Step() {
   };
   try {
     connect_listener_ = std::make_unique<ConnectListener>([this, fail](const mqtt::token& tok) {
-      fail("connect failed: " + ConnectFailureText(tok, config_.ingest.tls.enabled));
+      fail("connect failed: " + ConnectFailureText(tok, config_.ingest.tls.enabled, config_.ingest.address));
     });
     client_->connect(builder.finalize(), nullptr, *connect_listener_);
   } catch (const mqtt::exception& e) {
@@ -165,6 +165,10 @@ void MqttIngest::Account(const RouteDecision& d) {
       Counter*& c = ingested_[d.stream];
       if (!c) c = &DeclaredCounter(metrics_, "ferry_stream_ingested_total", {{"stream", d.stream}});
       c->Inc();
+      if (d.missing_id) {  // a misconfigured route: a registry lookup per event is fine there
+        DeclaredCounter(metrics_, "ferry_ingest_missing_id_total", {{"stream", d.stream}}).Inc();
+        if (d.report_missing_id) FERRY_LOG_WARN("ingest: %s", d.detail.c_str());
+      }
       break;
     }
     case RouteOutcome::kDeadLetter:

@@ -90,6 +90,13 @@ std::string FormatMetricValue(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[64];
+  // Counts reach here as doubles (collectors, callback gauges); the shortest form would print 100000 as
+  // "1e+05". Whole numbers that a double holds exactly (|v| <= 2^53) print as integers.
+  constexpr double kExactInt = 9007199254740992.0;  // 2^53
+  if (v == std::trunc(v) && std::fabs(v) <= kExactInt) {
+    auto r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v));
+    return std::string(buf, r.ptr);
+  }
   auto r = std::to_chars(buf, buf + sizeof buf, v);
   return std::string(buf, r.ptr);
 }

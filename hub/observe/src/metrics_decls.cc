@@ -27,6 +27,10 @@ const std::vector<MetricDecl>& FerryMetricDecls() {
       {"ferry_ingest_duplicates_dropped_total", T::kCounter, "stream",
        "Messages dropped because their device event id was seen within ingest.dedupe_window."},
       {"ferry_ingest_unrouted_total", T::kCounter, "", "Messages whose topic matched no route."},
+      {"ferry_ingest_missing_id_total", T::kCounter, "stream",
+       "Events stored without a device event id although their route names one (id_json_field or "
+       "id_user_property): not de-duplicated. Non-zero usually means a misspelt field; the first one per route "
+       "is logged."},
       {"ferry_ingest_link_up", T::kGauge, "",
        "1 while ingest can take events: the listener is listening, or ferryd is subscribed to the local broker "
        "(mode subscribe), else 0."},

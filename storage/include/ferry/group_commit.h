@@ -9,6 +9,11 @@
 //   - Enqueue(): fire and forget. Durable at the next commit, normally within one commit interval.
 //   - Append() with a future or callback: resolved only after the commit that made it durable (or failed).
 //
+// Commit announcements: after every transaction the writer committed (or abandoned: a failed batch changes
+// nothing, but waking a reader for it costs only a spurious look), commit_count() grows by one and the
+// commit listeners run, on the writer's thread. Readers of the log (uplinks, the live tail) wait on that
+// instead of polling: a record is visible to a new read transaction once the count that covers it is out.
+//
 // Threads: Append/Enqueue/Submit from any thread. Either call Start() for the background writer thread, or
 // drive Step() yourself from ONE thread (tests do, STYLE habit 4); not both.
 #pragma once
@@ -86,6 +91,22 @@ class GroupCommitWriter {
 
   GroupCommitStats stats() const;
 
+  // --- Commit announcements --------------------------------------------------------------------------------
+  // Batches committed so far by this writer; starts at 0, never decreases. Any thread. Read it BEFORE
+  // reading the log: a commit that lands between the two then shows as a larger count on the next look.
+  uint64_t commit_count() const;
+  // Blocks until commit_count() > seen or `deadline` passes (steady clock). Returns commit_count(). Any
+  // thread but the writer's own.
+  uint64_t WaitForCommitAfter(uint64_t seen, std::chrono::steady_clock::time_point deadline) const;
+  // `fn` runs on the writer's thread (or Step()'s caller) after each batch, with the new commit_count().
+  // Keep it short and non-blocking (notify a condition variable, set a flag): it must not call into this
+  // writer, nor Add/RemoveCommitListener. Returns an id for RemoveCommitListener. Any thread.
+  using CommitListener = std::function<void(uint64_t commit_count)>;
+  uint64_t AddCommitListener(CommitListener fn);
+  // After it returns, the listener is not running and never runs again. Unknown ids are ignored. Any thread
+  // but the writer's own (from inside a listener it would deadlock).
+  void RemoveCommitListener(uint64_t id);
+
  private:
   struct Item {
     std::string stream;
@@ -117,6 +138,14 @@ class GroupCommitWriter {
   bool stopping_ = false;
   std::thread thread_;
   GroupCommitStats stats_;
+
+  // Announcements: a mutex of their own, so a listener never runs under mu_ (producers would stall on it).
+  void Announce();
+  mutable std::mutex announce_mu_;                  // guards commit_count_ and listeners_; held while they run
+  mutable std::condition_variable announce_cv_;     // WaitForCommitAfter
+  uint64_t commit_count_ = 0;
+  uint64_t next_listener_id_ = 1;
+  std::vector<std::pair<uint64_t, CommitListener>> listeners_;
 };
 
 }  // namespace ferry

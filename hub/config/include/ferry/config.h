@@ -190,6 +190,28 @@ Result<Config> LoadConfigFile(const std::string& path);
 // Parses TOML text; `name` stands for the file name in error messages.
 Result<Config> LoadConfigString(std::string_view text, const std::string& name);
 
+// ---- Checks against this machine (ferryd --check-config) ---------------------------------------------------
+
+// One thing CheckConfigEnvironment found. key is the config path ("storage.path", "route[0].stream"), or the
+// section ("stream") when something is missing altogether.
+struct ConfigFinding {
+  enum class Level { kError, kWarning, kNote } level;
+  std::string key;
+  std::string message;
+};
+
+// What parsing cannot see: storage.path exists and is a writable directory, or its parent is (ferryd creates
+// only the last level; the nearest existing parent is named); the files a config names (TLS, password_file,
+// hmac_key_file) are readable regular files; listen addresses resolve and do not share a port; broker hosts
+// resolve (a warning only: DNS may be down at check time); at least one [[stream]] and one [[route]] (errors);
+// no [[uplink]] (a warning); templated route streams and id fields, which only run time can check (notes).
+// Errors make --check-config fail. No side effects: stat, access, open for reading, getaddrinfo; nothing is
+// created or bound. Files are checked as the calling user, which may not be the one ferryd runs as.
+// Thread-safety: any thread.
+std::vector<ConfigFinding> CheckConfigEnvironment(const Config& config);
+// "error: storage.path: /a/b does not exist, ..."
+std::string FormatFinding(const ConfigFinding& finding);
+
 // ---- The declaration table ----------------------------------------------------------------------------------
 
 enum class KeyType { kString, kInt, kDuration, kSize, kBool, kEnum, kStringList };

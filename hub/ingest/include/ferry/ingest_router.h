@@ -50,6 +50,12 @@ struct RouteDecision {
   std::string stream;   // target stream (the dead-letter stream for kDeadLetter; the routed stream otherwise)
   std::string detail;   // human-readable reason, e.g. "invalid JSON at offset 12: Missing a comma..."
   Event event;
+  // kStore of a route that names an id (id_json_field / id_user_property) for an event that carried none: it
+  // is stored without an id and not de-duplicated. Count it (ferry_ingest_missing_id_total{stream}).
+  bool missing_id = false;
+  // The first such event of its route since this router was built: log `detail`, which names the route and
+  // the field (one line per route, not one per event).
+  bool report_missing_id = false;
 };
 
 // Header names written on dead-letter records.
@@ -92,6 +98,8 @@ class IngestRouter {
     RouteConfig config;
     TopicPattern pattern;
     bool json = false;
+    size_t index = 0;                   // route[index], for messages
+    bool missing_id_reported = false;  // report_missing_id was set once
   };
   struct JsonScratch;
   IngestRouter(std::vector<CompiledRoute> routes, std::vector<std::string> streams, uint64_t max_payload,

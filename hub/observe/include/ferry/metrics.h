@@ -114,7 +114,9 @@ class MetricsRegistry {
 
 // Text format helpers (exposed for tests).
 std::string EscapeLabelValue(std::string_view v);  // \ " and newline
-std::string FormatMetricValue(double v);           // shortest round-trip; +Inf, -Inf, NaN
+// Whole numbers up to 2^53 as integers ("100000", never "1e+05"); other values in the shortest round-trip
+// form ("0.1", "1e+21"); +Inf, -Inf, NaN.
+std::string FormatMetricValue(double v);
 inline constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 // ---- The metrics ferryd exposes (docs/metrics.md lists the same; a test checks it) ----------------------------
