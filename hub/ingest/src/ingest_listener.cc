@@ -92,10 +92,9 @@ struct IngestListener::Connection {
 IngestListener::IngestListener(const Config& config, IngestRouter router, IngestSink& sink, MetricsRegistry& metrics,
                                const Clock& clock)
     : config_(config), listen_(config_.ingest.listen), router_(std::move(router)), sink_(sink), metrics_(metrics),
-      clock_(clock) {
+      clock_(clock), accounting_(metrics, "ingest listener") {
   accepted_ = &DeclaredCounter(metrics_, "ferry_ingest_listener_connections_total");
   messages_ = &DeclaredCounter(metrics_, "ferry_ingest_messages_total");
-  unrouted_ = &DeclaredCounter(metrics_, "ferry_ingest_unrouted_total");
   refused_full_ = &DeclaredCounter(metrics_, "ferry_ingest_refused_total", {{"reason", "quota_exceeded"}});
   refused_error_ = &DeclaredCounter(metrics_, "ferry_ingest_refused_total", {{"reason", "unspecified_error"}});
   connections_gauge_ = &DeclaredGauge(metrics_, "ferry_ingest_listener_connections");
@@ -643,26 +642,7 @@ bool IngestListener::HandlePublish(Connection& c, const void* frame) {
   in.content_type = p->content_type;
   in.redelivered = p->dup;
   for (const auto& [k, v] : p->user_properties) in.user_properties.emplace_back(std::string(k), std::string(v));
-  RouteDecision d;
-  const uint64_t hash = guard_ ? CrashGuard::Hash(topic, p->payload) : 0;
-  if (guard_ && guard_->Poisoned(hash)) {
-    // It was in hand when ferryd crashed: not parsed again, kept with its bytes, acknowledged.
-    std::lock_guard<std::mutex> lock(router_mu_);
-    d = router_.SetAside(in, RejectReason::kPoison, "in hand when ferryd crashed; set aside unparsed");
-    FERRY_LOG_WARN("ingest: a message on %.*s from %s was in hand when ferryd crashed: set aside (reason poison)",
-                   static_cast<int>(std::min<size_t>(topic.size(), 256)), topic.data(), c.peer.c_str());
-  } else {
-    if (guard_) guard_->Enter(guard_slot_, hash);
-    if (!crash_on_payload_.empty() && p->payload.find(crash_on_payload_) != std::string_view::npos) std::abort();
-    {
-      std::lock_guard<std::mutex> lock(router_mu_);
-      d = router_.Route(in, clock_.Now());
-    }
-    if (guard_) {
-      guard_->Leave(guard_slot_);
-      guard_->Cleared(hash);
-    }
-  }
+  RouteDecision d = accounting_.Route(router_, router_mu_, in, clock_.Now(), guard_, guard_slot_, crash_on_payload_);
   uint64_t entry = p->qos == 1 ? NewEntry(c, p->packet_id) : 0;
   if (d.outcome == RouteOutcome::kStore && listen_.topic_must_match_client && d.event.subject != Identity(c)) {
     DeclaredCounter(metrics_, "ferry_ingest_listener_refused_total", {{"reason", "not_authorized"}}).Inc();
@@ -692,29 +672,7 @@ std::string IngestListener::Identity(const Connection& c) const {
 }
 
 void IngestListener::Store(Connection& c, RouteDecision d, uint8_t qos, uint64_t entry) {
-  switch (d.outcome) {
-    case RouteOutcome::kStore: {
-      Counter*& counter = ingested_[d.stream];
-      if (!counter) counter = &DeclaredCounter(metrics_, "ferry_stream_ingested_total", {{"stream", d.stream}});
-      counter->Inc();
-      if (d.missing_id) {
-        DeclaredCounter(metrics_, "ferry_ingest_missing_id_total", {{"stream", d.stream}}).Inc();
-        if (d.report_missing_id) FERRY_LOG_WARN("ingest listener: %s", d.detail.c_str());
-      }
-      break;
-    }
-    case RouteOutcome::kDeadLetter:
-    case RouteOutcome::kDrop:
-      if (d.reason == RejectReason::kNoRoute) unrouted_->Inc();
-      DeclaredCounter(metrics_, "ferry_stream_dead_lettered_total",
-                      {{"stream", d.outcome == RouteOutcome::kDrop ? "(dropped)" : d.stream},
-                       {"reason", RejectReasonName(d.reason)}})
-          .Inc();
-      break;
-    case RouteOutcome::kDuplicate:
-      DeclaredCounter(metrics_, "ferry_ingest_duplicates_dropped_total", {{"stream", d.stream}}).Inc();
-      break;
-  }
+  accounting_.Account(d);
   if (d.outcome == RouteOutcome::kDrop) {  // nothing to keep it in: acknowledged so the device stops re-sending
     if (entry) Resolve(c.id, entry, true, ErrorCode::kIoError);
     return;

@@ -31,7 +31,6 @@ MqttIngest::MqttIngest(const Config& config, IngestRouter router, IngestSink& si
       backoff_(config.ingest.backoff.min, config.ingest.backoff.max,
                std::hash<std::string>{}(config.gateway.id) ^ static_cast<uint64_t>(clock.Now().ns)) {
   messages_ = &DeclaredCounter(metrics_, "ferry_ingest_messages_total");
-  unrouted_ = &DeclaredCounter(metrics_, "ferry_ingest_unrouted_total");
   reconnects_ = &DeclaredCounter(metrics_, "ferry_ingest_reconnects_total");
   link_up_ = &DeclaredGauge(metrics_, "ferry_ingest_link_up");
 }
@@ -158,34 +157,6 @@ void MqttIngest::OnConnectionLost(const std::string& cause) {
                  cause.empty() ? "no reason given" : cause.c_str());
 }
 
-void MqttIngest::Account(const RouteDecision& d) {
-  switch (d.outcome) {
-    case RouteOutcome::kStore: {
-      // The hot path: one lookup in a map only this thread touches, not a registry lookup per event.
-      Counter*& c = ingested_[d.stream];
-      if (!c) c = &DeclaredCounter(metrics_, "ferry_stream_ingested_total", {{"stream", d.stream}});
-      c->Inc();
-      if (d.missing_id) {  // a misconfigured route: a registry lookup per event is fine there
-        DeclaredCounter(metrics_, "ferry_ingest_missing_id_total", {{"stream", d.stream}}).Inc();
-        if (d.report_missing_id) FERRY_LOG_WARN("ingest: %s", d.detail.c_str());
-      }
-      break;
-    }
-    case RouteOutcome::kDeadLetter:
-    case RouteOutcome::kDrop:
-      if (d.reason == RejectReason::kNoRoute) unrouted_->Inc();
-      DeclaredCounter(metrics_, "ferry_stream_dead_lettered_total",
-                 {{"stream", d.outcome == RouteOutcome::kDrop ? "(dropped)" : d.stream},
-                  {"reason", RejectReasonName(d.reason)}})
-          .Inc();
-      FERRY_LOG_DEBUG("ingest: rejected message: %s", d.detail.c_str());
-      break;
-    case RouteOutcome::kDuplicate:
-      DeclaredCounter(metrics_, "ferry_ingest_duplicates_dropped_total", {{"stream", d.stream}}).Inc();
-      break;
-  }
-}
-
 void MqttIngest::OnMessage(const void* raw) {
   const auto& msg = *static_cast<const mqtt::const_message_ptr*>(raw);
   messages_->Inc();
@@ -214,28 +185,12 @@ void MqttIngest::OnMessage(const void* raw) {
   in.content_type = content_type;
 
   RouteDecision d;
-  const uint64_t hash = guard_ ? CrashGuard::Hash(topic, in.payload) : 0;
   if (guard_ && !guard_bound_) {  // Paho's receive thread: bind it on its first message
     guard_->BindThread(guard_slot_);
     guard_bound_ = true;
   }
-  if (guard_ && guard_->Poisoned(hash)) {
-    std::lock_guard<std::mutex> lock(mu_);
-    d = router_.SetAside(in, RejectReason::kPoison, "in hand when ferryd crashed; set aside unparsed");
-    FERRY_LOG_WARN("ingest: a message on %s was in hand when ferryd crashed: set aside (reason poison)",
-                   topic.substr(0, 256).c_str());
-  } else {
-    if (guard_) guard_->Enter(guard_slot_, hash);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      d = router_.Route(in, clock_.Now());
-    }
-    if (guard_) {
-      guard_->Leave(guard_slot_);
-      guard_->Cleared(hash);
-    }
-  }
-  Account(d);
+  d = accounting_.Route(router_, mu_, in, clock_.Now(), guard_, guard_slot_);
+  accounting_.Account(d);
   if (d.outcome != RouteOutcome::kStore && d.outcome != RouteOutcome::kDeadLetter) return;
   bool wait = config_.ingest.durability == Durability::kSync;
   // The sink counts and logs what it could not store.

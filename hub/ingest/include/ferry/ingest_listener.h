@@ -40,6 +40,7 @@
 #include "ferry/config.h"
 #include "ferry/crash_guard.h"
 #include "ferry/error.h"
+#include "ferry/ingest_accounting.h"
 #include "ferry/ingest_router.h"
 #include "ferry/metrics.h"
 #include "ferry/mqtt_ingest.h"  // IngestSink
@@ -128,6 +129,7 @@ class IngestListener {
   IngestSink& sink_;
   MetricsRegistry& metrics_;
   const Clock& clock_;
+  IngestAccounting accounting_;  // the loop thread's
   PasswordFile passwords_;
   std::shared_ptr<TlsServerContext> tls_;  // listen.tls.enabled
   std::vector<uint64_t> ready_;  // connections with bytes that no readiness event will announce (TLS buffers)
@@ -156,10 +158,8 @@ class IngestListener {
   std::vector<Completion> draining_;   // the loop's copy
 
   std::unordered_map<std::string, Counter*> closed_by_reason_;
-  std::unordered_map<std::string, Counter*> ingested_;
   Counter* accepted_;
   Counter* messages_;
-  Counter* unrouted_;
   Counter* refused_full_;
   Counter* refused_error_;
   Gauge* connections_gauge_;

@@ -23,6 +23,7 @@
 #include "ferry/clock.h"
 #include "ferry/config.h"
 #include "ferry/crash_guard.h"
+#include "ferry/ingest_accounting.h"
 #include "ferry/error.h"
 #include "ferry/flow_control.h"
 #include "ferry/ingest_router.h"
@@ -82,7 +83,6 @@ class MqttIngest {
   void OnMessage(const void* msg);  // mqtt::const_message_ptr, kept out of this header
   void OnConnected();
   void OnConnectionLost(const std::string& cause);
-  void Account(const RouteDecision& d);
 
   Config config_;
   IngestRouter router_;
@@ -103,9 +103,8 @@ class MqttIngest {
   CrashGuard* guard_ = nullptr;
   size_t guard_slot_ = 0;
   bool guard_bound_ = false;  // Paho's thread only
-  std::unordered_map<std::string, Counter*> ingested_;  // per stream; Paho's thread only
+  IngestAccounting accounting_{metrics_, "ingest"};  // Paho's thread only
   Counter* messages_;
-  Counter* unrouted_;
   Counter* reconnects_;
   Gauge* link_up_;
 };
