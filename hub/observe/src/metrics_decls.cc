@@ -67,6 +67,10 @@ const std::vector<MetricDecl>& FerryMetricDecls() {
       {"ferry_uplink_retries_total", T::kCounter, "uplink", "Publishes retried after a failure or timeout."},
       {"ferry_uplink_dropped_total", T::kCounter, "uplink,stream,reason",
        "Events the uplink gave up on (classified Drop), by reason."},
+      {"ferry_uplink_poisoned_total", T::kCounter, "uplink,stream",
+       "Events the uplink set aside so the stream behind them could move on: refused by the centre for good, or "
+       "failed again and again while others passed. Each is recorded under the state key "
+       "uplink/UPLINK/poisoned/STREAM/SEQ."},
       {"ferry_uplink_reconnects_total", T::kCounter, "uplink", "Reconnect attempts to the central broker."},
       // Process
       {"ferry_build_info", T::kGauge, "version,board", "Always 1; the labels carry the build."},
