@@ -241,6 +241,14 @@ TEST(IngestRouter, IdsAreStringsAndIdsAndSubjectsAreBounded) {
   EXPECT_EQ(d.outcome, RouteOutcome::kDeadLetter);
   EXPECT_EQ(d.reason, RejectReason::kBadSubject);
   EXPECT_LE(Header(d.event, kDlqTopicHeader).size(), 1024u);
+  // Cut at a character boundary: a topic of 2-byte characters keeps whole characters only.
+  std::string wide = "telemetry/";
+  for (int i = 0; i < 600; ++i) wide += "\xc3\xa9";
+  m.topic = wide;
+  auto cut = router->Route(m, kT0);
+  std::string kept = Header(cut.event, kDlqTopicHeader);
+  ASSERT_LE(kept.size(), 1024u);
+  EXPECT_EQ((kept.size() - 10) % 2, 0u) << "a character cut in half";
   std::string ctl_topic = std::string("telemetry/dev\x01x/engine");
   m.topic = ctl_topic;
   EXPECT_EQ(router->Route(m, kT0).reason, RejectReason::kBadSubject);

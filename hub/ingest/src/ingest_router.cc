@@ -68,6 +68,14 @@ class IdFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, IdFinder
   bool want_ = false;
 };
 
+// At most `max` bytes of `s`, never ending inside a UTF-8 sequence (headers must stay valid MQTT strings).
+std::string_view Utf8Prefix(std::string_view s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // s[n] continues a sequence
+  return s.substr(0, n);
+}
+
 // Ids and subjects travel as MQTT strings, CloudEvents attributes and log lines: printable UTF-8 only.
 // Returns what is wrong, or nullptr.
 const char* BadIdentifier(std::string_view v, size_t max_bytes) {
@@ -176,8 +184,8 @@ RouteDecision IngestRouter::Reject(const CompiledRoute* route, const InboundMess
   e.type = "ferry.deadletter";
   e.datacontenttype = std::string(msg.content_type.empty() ? route->config.content_type : msg.content_type);
   e.headers.emplace_back(kDlqReasonHeader, RejectReasonName(reason));
-  e.headers.emplace_back(kDlqDetailHeader, d.detail.substr(0, 512));
-  e.headers.emplace_back(kDlqTopicHeader, std::string(msg.topic.substr(0, 1024)));
+  e.headers.emplace_back(kDlqDetailHeader, std::string(Utf8Prefix(d.detail, 512)));
+  e.headers.emplace_back(kDlqTopicHeader, std::string(Utf8Prefix(msg.topic, 1024)));
   e.headers.emplace_back(kDlqSizeHeader, std::to_string(msg.payload.size()));
   e.payload = std::string(msg.payload.substr(0, reason == RejectReason::kOversize ? kDlqPayloadPrefix
                                                                                     : msg.payload.size()));
