@@ -342,7 +342,7 @@ std::string EventToJson(const WireEvent& event) {
 
 Result<WireEvent> EventFromJson(std::string_view json) {
   rapidjson::Document doc;
-  JsonStatus st = ParseJsonDocument<kWireJsonFlags>(doc, json, kMaxJsonDepthLimit);
+  JsonStatus st = ParseJsonDocument<kWireJsonFlags>(doc, json, kMaxJsonDepthLimit + 1);  // the envelope object around data
   if (!st.ok()) return Corruption("CloudEvent: " + st.message);
   return EventFromValue(doc);
 }
@@ -358,7 +358,7 @@ std::string EventsToJsonBatch(const std::vector<WireEvent>& events) {
 
 Result<std::vector<WireEvent>> EventsFromJsonBatch(std::string_view json) {
   rapidjson::Document doc;
-  JsonStatus st = ParseJsonDocument<kWireJsonFlags>(doc, json, kMaxJsonDepthLimit);
+  JsonStatus st = ParseJsonDocument<kWireJsonFlags>(doc, json, kMaxJsonDepthLimit + 2);  // the batch array and each envelope around data
   if (!st.ok()) return Corruption("batch body: " + st.message);
   if (!doc.IsArray()) return Corruption("batch body is not a JSON array");
   std::vector<WireEvent> out;
