@@ -22,6 +22,8 @@ packages=(
   libpaho-mqttpp-dev libpaho-mqtt-dev liblmdb-dev lmdb-utils libmbedtls-dev librdkafka-dev libzstd-dev
   libtomlplusplus-dev libcli11-dev rapidjson-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # libFuzzer targets (tests/fuzz)
+  clang-14 libclang-rt-14-dev
   # the brokers the tests and the demo start on loopback, and tools they use
   mosquitto mosquitto-clients python3 python3-paho-mqtt iproute2 procps strace gnuplot-nox openssl
 )
