@@ -125,12 +125,22 @@ void CrashGuard::Leave(size_t slot) { file_->slot[slot % kSlots].state.store(0, 
 void CrashGuard::BindThread(size_t slot) {
   t_state = &file_->slot[slot % kSlots].state;
   if (!t_altstack) {
-    // A stack overflow cannot run a handler on the overflowed stack.
-    static thread_local char stack[64 * 1024];
+    // A stack overflow cannot run a handler on the overflowed stack. Keep an alternate stack someone else set
+    // (AddressSanitizer sets one per thread and unmaps it when the thread ends); otherwise map one, page-aligned,
+    // for the life of the thread (ingest threads live as long as ferryd).
+    stack_t cur{};
+    if (sigaltstack(nullptr, &cur) == 0 && !(cur.ss_flags & SS_DISABLE)) {
+      t_altstack = true;
+      return;
+    }
+    const size_t size = 64 * 1024;
+    void* mem = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return;
     stack_t ss{};
-    ss.ss_sp = stack;
-    ss.ss_size = sizeof stack;
+    ss.ss_sp = mem;
+    ss.ss_size = size;
     t_altstack = sigaltstack(&ss, nullptr) == 0;
+    if (!t_altstack) ::munmap(mem, size);
   }
 }
 

@@ -86,13 +86,13 @@ class IngestListener {
  private:
   struct Connection;
   struct Completion {
-    uint64_t conn_id;
-    uint64_t entry;        // the connection's acknowledgement slot; 0: none (QoS 0)
+    uint64_t conn_id = 0;
+    uint64_t entry = 0;    // the connection's acknowledgement slot; 0: none (QoS 0)
     std::string dedupe;    // stream \x1f id while the id is pending, else empty
     std::string stream;
     std::string id;
-    ErrorCode code;        // valid when !ok
-    bool ok;
+    ErrorCode code = ErrorCode::kIoError;  // valid when !ok
+    bool ok = false;
   };
   struct Waiter {
     uint64_t conn_id;
