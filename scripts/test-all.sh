@@ -57,6 +57,7 @@ done
 # open ones are fixed.
 fuzz_known="crash-rapidjson-cached-power-oob crash-rapidjson-zero-exponent crash-rfc3339-year-overflow"
 fuzz_known+=" crash-toml-deep-dotted-key crash-toml-nonascii-key crash-dedupe-forget-reinsert"
+fuzz_known+=" crash-json-lone-surrogate crash-rapidjson-strtod-segv crash-json-depth-envelope"
 fuzz_start=$(date +%s)
 if fuzz_out=$(FUZZ_OUT=build/fuzz FUZZ_KNOWN="$fuzz_known" tests/fuzz/run.sh "${FERRY_FUZZ_SECONDS:-30}" 2>&1); then
   fuzz_result="passed"

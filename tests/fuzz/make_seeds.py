@@ -104,14 +104,15 @@ def ingest_route():
           route_msg("telemetry/dev-1/gps", '{"id":"s-1"}', dup=True, minutes=4) +
           route_msg("raw/engine/x", b"r", props=[("msg-id", "s-1")], minutes=3) +
           route_msg("telemetry/dev-1/gps", '{"id":"s-1"}', minutes=3))
-    # The redelivery window forgets a re-stored id early (see README "Findings"): store, forget (the append
-    # failed), store again 5 min later, then a redelivery 11 min after the first store, 6 min after the second.
+    # The redelivery window forgets a re-stored id early (README "Reproducers in the corpus"): store, forget
+    # (the append failed), store again 5 min later, then a redelivery 11 min after the first store, 6 after the
+    # second.
     write(t, "crash-dedupe-forget-reinsert",
           route_msg("telemetry/dev-1/gps", '{"id":"d-1"}', forget=True) +
           route_msg("telemetry/dev-1/gps", '{"id":"d-1"}', minutes=5) +
           route_msg("telemetry/dev-1/gps", '{"id":"d-1"}', dup=True, minutes=6))
-    # A dead letter's ferry_dlq_topic header keeps the first 1024 bytes of the topic, cutting a UTF-8 character
-    # in two (README "Findings"). The topic is 13 + 2 x 600 bytes; byte 1024 is the first half of an "\u00e9".
+    # A dead letter's ferry_dlq_topic header keeps the first 1024 bytes of the topic; it used to cut a UTF-8
+    # character in two (fixed). The topic is 13 + 2 x 600 bytes; byte 1024 is the first half of an "\u00e9".
     write(t, "crash-dlq-topic-utf8-cut", route_msg("telemetry/dx/" + "\u00e9" * 600, "{"))
 
 
@@ -178,7 +179,7 @@ def wire_batch():
                           data=[1, -0.0, 1e300, "\u00e9", None, True, {"a": {}}])], 1, 1, 0))
     write(t, "build_not_array", build_input(b'{"specversion":"1.0"}', 1, 1, 0))
     write(t, "build_empty_gateway", build_input(GOLDEN_BODY, 2, 41, 1, gateway="", stream=""))
-    # Reported bug (README "Findings"), here as the centre meets it: a batch whose event time is after 2262.
+    # Reported bug (README "Reproducers in the corpus"), as the centre meets it: an event time after 2262.
     write(t, "crash-rfc3339-year-overflow",
           build_input([ce(id="a", source="s", type="t", time="2263-01-01T00:00:00Z", ferryseq="1",
                           ferryingesttime="2024-01-01T00:00:00Z")], 1, 1, 0))
@@ -227,7 +228,7 @@ def cloudevents():
                            "application/json", "Application/Problem+JSON ; q=1", "text/json", "+json",
                            "Firmware-Version", "DATA"]):
         write(t, "attr_%02d" % i, b"\x03" + b(s))
-    # Reported bugs (README "Findings").
+    # Reported bugs (README "Reproducers in the corpus").
     write(t, "crash-rfc3339-year-overflow", b"\x03" + b"2263-01-01T00:00:00Z")
     write(t, "crash-rapidjson-zero-exponent",
           b"\x00" + js(ce(id="a", source="s", type="t", datacontenttype="application/json")).rstrip(b"}") +
@@ -238,6 +239,17 @@ def cloudevents():
           b"\x00" + js(ce(id="a", source="s", type="t", datacontenttype="application/json")).rstrip(b"}") +
           b',"data":{"t":%s}}' % (b"7770002" + b"9" * 32 + b"7777700000000124814605299999999999999997793251097793251"
                                     b"00000124884461e0259"))
+    # A device's JSON payload whose number makes the full-precision parser index its cached powers far out of
+    # bounds: SIGSEGV in a GCC -O2 build, in ferryd's batched uplink (CompactJson) and in the centre's decoder.
+    write(t, "crash-rapidjson-strtod-segv",
+          mqtt_input([("specversion", "1.0"), ("id", "i"), ("source", "s"), ("type", "t")],
+                     b'{"t":1' + b"0" * 66 + b'.0000000010000184467e-404}', "application/json"))
+    # rapidjson 1.1.0 decodes a lone low surrogate escape into bytes that are not UTF-8, even with
+    # kParseValidateEncodingFlag: ingest accepts this payload, and CompactJson writes it into a batch the centre
+    # refuses. (An attribute holding one is written back raw too.)
+    write(t, "crash-json-lone-surrogate",
+          mqtt_input([("specversion", "1.0"), ("id", "i"), ("source", "s"), ("type", "t")], b'{"t":"\\udc00"}',
+                     "application/json"))
     write(t, "crash-json-depth-envelope",
           mqtt_input([("specversion", "1.0"), ("id", "i"), ("source", "s"), ("type", "t")],
                      b"[" * 256 + b"]" * 256, "application/json"))
@@ -272,7 +284,7 @@ def config():
     write(t, "strings.toml",
           "[gateway]\nid = 'literal'\n[storage]\npath = \"\"\"\nmulti\\\n   line\"\"\"\n"
           "map_size = 1_073_741_824\n[log]\nlevel = \"\\u0064ebug\"\n")
-    # Reported bugs (README "Findings").
+    # Reported bugs (README "Reproducers in the corpus").
     write(t, "crash-toml-nonascii-key", '[storage]\npath = "/var/lib/ferry"\nm\u00e4p_size = "1GiB"\n')
     write(t, "crash-toml-deep-dotted-key", "a." * 100000 + "a = 1\n")
 
@@ -383,7 +395,7 @@ def central_receiver():
     write(t, "hashed_ids",
           b"\x04" + central_msg(b"", props=per_event) + central_msg(g, "application/vnd.ferry.batch.v1"))
     write(t, "bad_per_event", b"\x00" + central_msg(b"", props=[("specversion", "0.3"), ("id", "i")]))
-    # Reported bug (README "Findings"): a per-event message whose time property is after 2262.
+    # Reported bug (README "Reproducers in the corpus"): a per-event message whose time property is after 2262.
     write(t, "crash-rfc3339-year-overflow",
           b"\x00" + central_msg(b"", props=per_event + [("time", "2263-01-01T00:00:00Z")]))
 

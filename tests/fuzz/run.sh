@@ -19,6 +19,8 @@
 #   FUZZ_KNOWN    names of crash-* seeds to leave out of the seed check (a reported bug whose fix is pending),
 #                 e.g. FUZZ_KNOWN="crash-toml-deep-dotted-key"; the summary line lists them
 #   FUZZ_IGNORELIST  the clang -fsanitize-ignorelist file (default tests/fuzz/ubsan_ignorelist.txt)
+#   FUZZ_CXXFLAGS further compiler flags for every target, e.g. -D'RAPIDJSON_ASSERT(x)=((void)0)' as in release
+#   FUZZ_CXX, FUZZ_CC  the compilers (default clang++-14, clang-14)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -111,10 +113,10 @@ build() {
   echo "build $t" >&2
   if [ "$lang" = c ]; then
     # shellcheck disable=SC2086
-    $CC -std=c99 -g -O1 $SAN $incflags "$here/$harness" -o "$bin" $libs
+    $CC -std=c99 -g -O1 $SAN ${FUZZ_CXXFLAGS:-} $incflags "$here/$harness" -o "$bin" $libs
   else
     # shellcheck disable=SC2086
-    $CXX -std=c++17 -g -O1 $SAN $defines $incflags -I"$here" $files "$here/$harness" -o "$bin" $libs
+    $CXX -std=c++17 -g -O1 $SAN ${FUZZ_CXXFLAGS:-} $defines $incflags -I"$here" $files "$here/$harness" -o "$bin" $libs
   fi
 }
 
