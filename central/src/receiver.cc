@@ -4,8 +4,6 @@
 #include <exception>
 
 #include <mqtt/async_client.h>
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include "ferry/json_bounded.h"
 
@@ -29,18 +27,16 @@ bool HasUserProperty(const CentralMessage& m, std::string_view name) {
 // The top-level "id" of a device's JSON object: a string (as an ingest route's
 // id_json_field reads it).
 Result<std::string> DeviceJsonId(std::string_view payload) {
-  rapidjson::Document doc;
-  JsonStatus st = ParseJsonDocument(doc, payload, kMaxJsonDepthLimit);
+  rapidjson::Reader reader;
+  TopLevelStringFinder finder("id");
+  JsonStatus st = ParseJsonBounded(reader, payload, finder, kMaxJsonDepthLimit);
   if (!st.ok()) return Corruption("device payload: " + st.message);
-  if (!doc.IsObject()) return Corruption("device payload is not a JSON object");
-  auto it = doc.FindMember("id");
-  if (it == doc.MemberEnd()) return Corruption("device payload has no \"id\" member");
-  if (it->value.IsString()) {
-    std::string id(it->value.GetString(), it->value.GetStringLength());
-    if (id.empty()) return Corruption("device payload has an empty \"id\"");
-    return id;
-  }
-  return Corruption("device payload's \"id\" is not a string (event ids are strings, as ferryd's routes read them)");
+  if (!finder.top_is_object()) return Corruption("device payload is not a JSON object");
+  if (finder.wrong_type())
+    return Corruption("device payload's \"id\" is not a string (event ids are strings, as ferryd's routes read them)");
+  if (!finder.found()) return Corruption("device payload has no \"id\" member");
+  if (finder.value().empty()) return Corruption("device payload has an empty \"id\"");
+  return std::move(finder.value());
 }
 
 }  // namespace

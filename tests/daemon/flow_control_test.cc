@@ -1,5 +1,7 @@
 #include "ferry/flow_control.h"
 
+#include <deque>
+#include <random>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -109,6 +111,75 @@ TEST(DedupeWindow, ManyIdsWrapTheRingAndExpireInOrder) {
   EXPECT_EQ(e.size(), 10u);  // ids inserted at t = 90..99 s are within 10 s of t = 100 s
   EXPECT_TRUE(e.Contains("x95"));
   EXPECT_FALSE(e.Contains("x85"));
+}
+
+// Forget (an event that could not be stored) and a later store of the same id: the old arrival's expiry must
+// not take the new one with it (tests/fuzz/ingest_route/corpus/crash-dedupe-forget-reinsert).
+TEST(DedupeWindow, ForgottenThenStoredAgainOutlivesTheFirstArrival) {
+  DedupeWindow w(std::chrono::seconds(10), 100);
+  auto at = [](int s) { return TimeNs{int64_t{s} * 1'000'000'000}; };
+  EXPECT_TRUE(w.Insert("a", at(0)));
+  EXPECT_TRUE(w.Insert("b", at(1)));
+  w.Forget("a");
+  EXPECT_FALSE(w.Contains("a"));
+  EXPECT_TRUE(w.Insert("a", at(5)));  // the device re-sent it and it was stored this time
+  EXPECT_TRUE(w.Insert("c", at(11)));  // the first "a" (t = 0) ages out here
+  EXPECT_FALSE(w.Insert("a", at(12))) << "a redelivery of the stored \"a\" inside its window";
+  EXPECT_FALSE(w.Contains("b"));
+  EXPECT_TRUE(w.Insert("a", at(16)));  // 11 s after its stored arrival
+  // The same through the capacity bound: a forgotten entry pushed out of the ring leaves the new one alone.
+  DedupeWindow c(std::chrono::hours(1), 3);
+  EXPECT_TRUE(c.Insert("x", at(0)));
+  c.Forget("x");
+  c.Forget("x");        // twice, and an id never seen: no effect
+  c.Forget("never");
+  EXPECT_TRUE(c.Insert("x", at(1)));
+  EXPECT_TRUE(c.Insert("y", at(2)));
+  EXPECT_TRUE(c.Insert("z", at(3)));  // pushes the forgotten "x" out
+  EXPECT_TRUE(c.Contains("x"));
+  EXPECT_FALSE(c.Insert("x", at(4)));
+  EXPECT_TRUE(c.Insert("w", at(5)));  // now the stored "x" goes
+  EXPECT_FALSE(c.Contains("x"));
+}
+
+// Against a model (a map of id to arrival time), over random inserts, forgets and clock steps.
+TEST(DedupeWindow, AgreesWithAModel) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 20; ++round) {
+    const size_t cap = 1 + rng() % 40;
+    const int64_t window = 1 + rng() % 50;
+    DedupeWindow w(std::chrono::nanoseconds(window), cap);
+    std::deque<std::pair<std::string, int64_t>> ring;   // every arrival still in the ring
+    int64_t now = 0;
+    for (int op = 0; op < 2000; ++op) {
+      now += rng() % 4;
+      std::string id = "i" + std::to_string(rng() % 30);
+      // The model: expire by time, then by capacity (the ring counts forgotten arrivals too).
+      auto expire = [&] {
+        while (!ring.empty() && now - ring.front().second > window) ring.pop_front();
+      };
+      auto live = [&](const std::string& x) {
+        for (const auto& [k, t] : ring)
+          if (k == x) return true;
+        return false;
+      };
+      if (rng() % 4 == 0) {
+        for (auto& [k, t] : ring)
+          if (k == id) k = "\x01";  // forgotten: keeps its place in the ring under no id
+        w.Forget(id);
+        ASSERT_FALSE(w.Contains(id));
+        continue;
+      }
+      expire();
+      bool expect_new = !live(id);
+      if (expect_new) {
+        if (ring.size() == cap) ring.pop_front();
+        ring.emplace_back(id, now);
+      }
+      ASSERT_EQ(w.Insert(id, TimeNs{now}), expect_new) << "round " << round << " op " << op << " id " << id;
+      ASSERT_EQ(w.size(), ring.size());
+    }
+  }
 }
 
 }  // namespace

@@ -116,6 +116,38 @@ TEST(IngestRouter, MalformedJsonGoesToDeadLetterWithReason) {
   EXPECT_EQ(d.event.payload, m.payload);
 }
 
+// JSON whose strings do not decode to UTF-8 (a lone low-surrogate escape) or that holds a raw NUL is refused
+// at the door with its reason, never stored to break a batch at the centre later.
+TEST(IngestRouter, JsonThatCannotTravelIsDeadLettered) {
+  auto router = IngestRouter::Create(TestConfig());
+  ASSERT_TRUE(router);
+  InboundMessage m;
+  m.topic = "telemetry/dev-2/engine";
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"id":"a","s":"\udc00"})", "unpaired UTF-16 surrogate"},
+      {R"({"id":"\udfff"})", "unpaired UTF-16 surrogate"},
+      {R"({"\udc00":1})", "unpaired UTF-16 surrogate"},
+      {std::string("{\"id\":\"a\"}\0{}", 13), "NUL byte"},
+  };
+  for (const auto& [payload, why] : cases) {
+    m.payload = payload;
+    auto d = router->Route(m, kT0);
+    ASSERT_EQ(d.outcome, RouteOutcome::kDeadLetter) << payload;
+    EXPECT_EQ(d.reason, RejectReason::kBadContent);
+    EXPECT_NE(d.detail.find(why), std::string::npos) << d.detail;
+    EXPECT_EQ(d.event.payload, payload);
+  }
+  // Numbers are checked for grammar but stored as sent, however rapidjson 1.1.0 would have converted them.
+  const std::string crafted = "{\"id\":\"n1\",\"t\":1" + std::string(66, '0') + ".0000000010000184467e-404}";
+  m.payload = crafted;
+  auto d = router->Route(m, kT0);
+  ASSERT_EQ(d.outcome, RouteOutcome::kStore) << d.detail;
+  EXPECT_EQ(d.event.payload, m.payload);
+  EXPECT_EQ(d.event.id, "n1");
+  m.payload = R"({"id":"n2","t":01})";
+  EXPECT_EQ(router->Route(m, kT0).reason, RejectReason::kBadContent);
+}
+
 // Runs fn on a thread with a 512 KiB stack: a parser that recursed per nesting level would overflow it.
 void RunOnSmallStack(const std::function<void()>& fn) {
   pthread_attr_t attr;

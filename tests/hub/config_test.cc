@@ -378,3 +378,63 @@ TEST(TopicPattern, ExpandTemplate) {
 
 }  // namespace
 }  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// toml++ 3.3.0 hits TOML_UNREACHABLE on a non-ASCII character where a key continues, and recurses once per part
+// of a dotted key (tests/fuzz/config/corpus/crash-toml-*): both are refused before it parses, with the place.
+TEST(ConfigToml, InputThatCrashesTomlPlusPlusIsRefusedWithItsPlace) {
+  auto nonascii = LoadConfigString("[storage]\npath = \"/var/lib/ferry\"\nm\xc3\xa4p_size = \"1GiB\"\n", "f.toml");
+  ASSERT_FALSE(nonascii);
+  EXPECT_EQ(nonascii.error().message.substr(0, 11), "f.toml:3:2:") << nonascii.error().message;
+  EXPECT_NE(nonascii.error().message.find("non-ASCII character outside a string"), std::string::npos);
+
+  std::string deep;
+  for (int i = 0; i < 100'000; ++i) deep += "a.";
+  auto dotted = LoadConfigString(deep + "a = 1\n", "f.toml");
+  ASSERT_FALSE(dotted);
+  EXPECT_NE(dotted.error().message.find("more than 64 parts"), std::string::npos) << dotted.error().message;
+  auto header = LoadConfigString("[" + deep + "a]\n", "f.toml");
+  ASSERT_FALSE(header);
+  EXPECT_NE(header.error().message.find("more than 64 parts"), std::string::npos);
+
+  auto escape = LoadConfigString("[log]\nlevel = \"\"\"x\\\xc2\xa0\n\"\"\"\n", "f.toml");
+  ASSERT_FALSE(escape);
+  EXPECT_NE(escape.error().message.find("backslash before a non-ASCII"), std::string::npos)
+      << escape.error().message;
+}
+
+// What TOML allows is not refused: non-ASCII in strings and comments, quoted keys, dotted keys with spaces,
+// floats and dates next to dots, multi-line strings with quotes and escapes.
+TEST(ConfigToml, PrecheckLeavesValidTomlAlone) {
+  auto cfg = LoadConfigString(R"(# Gäteway für den Maschinenraum ✓
+[gateway]
+id = "schiff"   # ümlaut
+[ gateway . labels ]
+"deck" = 'Maschinenraum "unten"'
+"a.b" = """x""y\"ü
+"""
+note = '''
+C:\ü '' '''
+[[stream]]
+name = "telemetry"
+[ingest]
+dedupe_window = "10m"
+)", "f.toml");
+  // Only the keys ferryd knows are accepted: the scan must have let every line through to toml++ and the
+  // key table, which names the first unknown key.
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find("labels"), std::string::npos) << cfg.error().message;
+  EXPECT_EQ(cfg.error().message.find("non-ASCII"), std::string::npos) << cfg.error().message;
+  EXPECT_EQ(cfg.error().message.find("parts"), std::string::npos) << cfg.error().message;
+
+  std::string chain = "a";
+  for (int i = 1; i < 64; ++i) chain += ".a";
+  auto at_limit = LoadConfigString("[x]\n" + chain + " = 1.5e+3\n", "f.toml");
+  ASSERT_FALSE(at_limit);
+  EXPECT_EQ(at_limit.error().message.find("parts"), std::string::npos) << at_limit.error().message;
+}
+
+}  // namespace
+}  // namespace ferry

@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <limits>
+
 #include <gtest/gtest.h>
 #include <mbedtls/sha256.h>
 #include <zstd.h>
@@ -293,6 +295,20 @@ TEST(Wire, Rfc3339) {
   EXPECT_EQ(ParseRfc3339("2023-11-14T22:13:20.123456789Z")->ns, 1'700'000'000'123'456'789);
   EXPECT_EQ(ParseRfc3339("2023-11-14T23:13:20.5+01:00")->ns, 1'700'000'000'500'000'000);
   EXPECT_EQ(ParseRfc3339("1969-12-31T23:59:59.999999999Z")->ns, -1);
+  // The ends of what an int64_t of nanoseconds holds parse exactly; a second past either is refused, not
+  // wrapped (tests/fuzz/cloudevents/corpus/crash-rfc3339-year-overflow).
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max(), kMin = std::numeric_limits<int64_t>::min();
+  EXPECT_EQ(FormatRfc3339(TimeNs{kMax}), "2262-04-11T23:47:16.854775807Z");
+  EXPECT_EQ(FormatRfc3339(TimeNs{kMin}), "1677-09-21T00:12:43.145224192Z");
+  EXPECT_EQ(ParseRfc3339("2262-04-11T23:47:16.854775807Z")->ns, kMax);
+  EXPECT_EQ(ParseRfc3339("1677-09-21T00:12:43.145224192Z")->ns, kMin);
+  EXPECT_EQ(ParseRfc3339("2262-04-12T01:47:16.854775807+02:00")->ns, kMax);
+  for (const char* out : {"2262-04-11T23:47:16.854775808Z", "1677-09-21T00:12:43.145224191Z", "9999-12-31T23:59:60Z",
+                          "0000-01-01T00:00:00Z", "2262-04-11T23:47:16.854775807-00:01"}) {
+    auto t = ParseRfc3339(out);
+    ASSERT_FALSE(t) << out;
+    EXPECT_NE(t.error().message.find("outside the range"), std::string::npos) << t.error().message;
+  }
   EXPECT_FALSE(ParseRfc3339("2023-11-14 22:13"));
   EXPECT_FALSE(ParseRfc3339("2023-13-14T22:13:20Z"));
   EXPECT_FALSE(ParseRfc3339("2023-11-14T22:13:20"));
@@ -354,7 +370,7 @@ namespace {
 // The centre's bytes are parsed as carefully as a device's: nesting cannot recurse the decoder into a crash.
 TEST(WireJson, DeeplyNestedInputIsCorruptionNotACrash) {
   std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
-  auto batch = EventsFromJsonBatch(deep);
+  auto batch = EventsFromJsonBatch("[{\"specversion\":\"1.0\",\"data\":" + deep + "}]");
   ASSERT_FALSE(batch);
   EXPECT_EQ(batch.error().code, ErrorCode::kCorruption);
   EXPECT_NE(batch.error().message.find("nested deeper"), std::string::npos) << batch.error().message;
@@ -362,6 +378,109 @@ TEST(WireJson, DeeplyNestedInputIsCorruptionNotACrash) {
   auto one = EventFromJson(event);
   ASSERT_FALSE(one);
   EXPECT_NE(one.error().message.find("nested deeper"), std::string::npos) << one.error().message;
+  // Nesting where no event can be is refused before it gets deep.
+  auto flat = EventsFromJsonBatch(deep);
+  ASSERT_FALSE(flat);
+  EXPECT_EQ(flat.error().message, "batch event 0: CloudEvent is not a JSON object");
+}
+
+WireEvent JsonEvent(std::string payload) {
+  WireEvent e;
+  e.id = "gw/s/1";
+  e.source = "ferry://gw/s";
+  e.type = "t";
+  e.datacontenttype = "application/json";
+  e.seq = Seq{1};
+  e.ingest_time = TimeNs{1'700'000'000'000'000'000};
+  e.payload = std::move(payload);
+  return e;
+}
+
+// Numbers are forwarded as written. rapidjson 1.1.0's full-precision strtod read out of bounds and crashed on
+// the first one (tests/fuzz/cloudevents/corpus/crash-rapidjson-strtod-segv); its normal-precision one drifts.
+TEST(WireJson, NumbersTravelDigitForDigit) {
+  const std::string numbers[] = {
+      "1" + std::string(66, '0') + ".0000000010000184467e-404",
+      "5.555555555555555e41",
+      "0e100",
+      "-0.000000000000000000000000",
+      "18446744073709551616",
+      "-9223372036854775809",
+      "123456789012345678901234567890.123456789012345678901234567890",
+      "1E-400",
+      "1e308",
+  };
+  for (const std::string& n : numbers) {
+    std::string payload = "{\"t\":" + n + ",\"a\":[" + n + "]}";
+    std::string json = EventToJson(JsonEvent(payload));
+    EXPECT_NE(json.find("\"data\":" + payload), std::string::npos) << json;
+    auto back = EventFromJson(json);
+    ASSERT_TRUE(back) << n << ": " << back.error().message;
+    EXPECT_EQ(back->payload, payload);
+    auto batch = EventsFromJsonBatch(EventsToJsonBatch({JsonEvent(payload), JsonEvent(n)}));
+    ASSERT_TRUE(batch) << n << ": " << batch.error().message;
+    ASSERT_EQ(batch->size(), 2u);
+    EXPECT_EQ((*batch)[0].payload, payload);
+    EXPECT_EQ((*batch)[1].payload, n);
+  }
+  // Whitespace goes, digits stay.
+  auto e = EventFromJson(EventToJson(JsonEvent("{ \"t\" : 1.50 ,\n \"u\": [ 2E3 ] }")));
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->payload, R"({"t":1.50,"u":[2E3]})");
+}
+
+// A lone low-surrogate escape decodes (in rapidjson 1.1.0) to bytes that are not UTF-8: such a payload travels
+// as data_base64, byte for byte, and an attribute holding one is refused, so a centre never sees the bytes.
+TEST(WireJson, LoneSurrogateEscapesNeverBecomeBadUtf8) {
+  const std::string payload = R"({"s":"\udc00"})";
+  std::string json = EventToJson(JsonEvent(payload));
+  EXPECT_NE(json.find("\"data_base64\""), std::string::npos) << json;
+  auto back = EventFromJson(json);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->payload, payload);
+  // A valid pair passes as JSON.
+  std::string pair = R"({"s":"\ud83d\ude00"})";
+  EXPECT_EQ(EventToJson(JsonEvent(pair)).find("data_base64"), std::string::npos);
+
+  std::string attr = R"({"specversion":"1.0","id":"\udc00","source":"s","type":"t"})";
+  auto bad = EventFromJson(attr);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("unpaired UTF-16 surrogate"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(EventsFromJsonBatch("[" + attr + "]"));
+}
+
+// A raw NUL ends no JSON text: refused, not read as the end of the input.
+TEST(WireJson, NulByteIsRefusedNotTakenForTheEnd) {
+  std::string json = EventToJson(JsonEvent("{}"));
+  auto bad = EventFromJson(json + std::string(1, '\0') + "garbage");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("NUL byte"), std::string::npos) << bad.error().message;
+  std::string payload = std::string("{}\0x", 4);
+  EXPECT_NE(EventToJson(JsonEvent(payload)).find("data_base64"), std::string::npos);
+}
+
+// Attributes keep their meaning without a DOM: strings only, the last of a repeated one wins, errors name the
+// event of a batch.
+TEST(WireJson, EnvelopeErrorsNameTheProblem) {
+  EXPECT_EQ(EventFromJson("[]").error().message, "CloudEvent is not a JSON object");
+  EXPECT_EQ(EventFromJson("7").error().message, "CloudEvent is not a JSON object");
+  EXPECT_EQ(EventsFromJsonBatch("{}").error().message, "batch body is not a JSON array");
+  EXPECT_EQ(EventsFromJsonBatch("\"x\"").error().message, "batch body is not a JSON array");
+  EXPECT_EQ(EventFromJson(R"({"specversion":"1.0","id":5})").error().message,
+            "CloudEvent attribute \"id\" is not a string");
+  EXPECT_EQ(EventFromJson(R"({"specversion":"1.0","id":{}})").error().message,
+            "CloudEvent attribute \"id\" is not a string");
+  EXPECT_EQ(EventFromJson(R"({"specversion":"1.0","id":"a"})").error().message,
+            "CloudEvent lacks one of specversion, id, source, type");
+  std::string ok = EventToJson(JsonEvent("[1,{\"a\":null},true]"));
+  auto batch = EventsFromJsonBatch("[" + ok + "," + ok + ",3]");
+  ASSERT_FALSE(batch);
+  EXPECT_EQ(batch.error().message, "batch event 2: CloudEvent is not a JSON object");
+  auto twice = EventFromJson(R"({"specversion":"1.0","id":"a","id":"b","source":"s","type":"t","data":1,"data":[2]})");
+  ASSERT_TRUE(twice) << twice.error().message;
+  EXPECT_EQ(twice->id, "b");
+  EXPECT_EQ(twice->payload, "[2]");
+  EXPECT_EQ(EventsFromJsonBatch("[]")->size(), 0u);
 }
 
 }  // namespace

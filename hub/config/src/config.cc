@@ -13,6 +13,8 @@
 
 #include <toml++/toml.h>
 
+#include "toml_precheck.h"
+
 namespace ferry {
 namespace {
 
@@ -490,6 +492,7 @@ const UplinkConfig* Config::FindUplink(std::string_view name) const {
 }
 
 Result<Config> LoadConfigString(std::string_view text, const std::string& name) {
+  if (Status st = PrecheckToml(text, name); !st) return tl::make_unexpected(st.error());
   toml::table root;
   try {
     root = toml::parse(text, name);

@@ -80,19 +80,19 @@ uint64_t DedupeWindow::Hash(std::string_view id) {
 size_t DedupeWindow::Find(uint64_t h) const {
   if (table_.empty()) return kNone;
   const size_t mask = table_.size() - 1;
-  for (size_t i = h & mask;; i = (i + 1) & mask) {
-    if (table_[i] == h) return i;
-    if (table_[i] == 0) return kNone;
+  const uint64_t high = h >> 32;
+  for (size_t i = static_cast<size_t>(high) & mask;; i = (i + 1) & mask) {
+    const uint64_t slot = table_[i];
+    if (slot == 0) return kNone;
+    if (slot >> 32 == high && ring_[Pos(slot)].hash == h) return i;
   }
 }
 
-void DedupeWindow::Erase(uint64_t h) {
-  size_t i = Find(h);
-  if (i == kNone) return;
+void DedupeWindow::EraseSlot(size_t i) {
   // Backward-shift deletion keeps every probe sequence unbroken without tombstones.
   const size_t mask = table_.size() - 1;
   for (size_t j = (i + 1) & mask; table_[j] != 0; j = (j + 1) & mask) {
-    size_t home = table_[j] & mask;
+    size_t home = Home(table_[j]);
     // Move j back to i if its home is not in (i, j] (cyclically).
     bool in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
     if (!in_range) {
@@ -103,8 +103,19 @@ void DedupeWindow::Erase(uint64_t h) {
   table_[i] = 0;
 }
 
+void DedupeWindow::Forget(std::string_view id) {
+  size_t i = Find(Hash(id));
+  if (i == kNone) return;
+  ring_[Pos(table_[i])].hash = 0;
+  EraseSlot(i);
+}
+
 void DedupeWindow::PopOldest() {
-  Erase(ring_[head_].hash);
+  // A forgotten entry is no longer in the table (and its id may be there again, at a newer position).
+  if (ring_[head_].hash != 0) {
+    size_t i = Find(ring_[head_].hash);
+    if (i != kNone && Pos(table_[i]) == head_) EraseSlot(i);
+  }
   head_ = (head_ + 1) % capacity_;
   --count_;
 }
@@ -119,11 +130,12 @@ bool DedupeWindow::Insert(std::string_view id, TimeNs now) {
   uint64_t h = Hash(id);
   if (Find(h) != kNone) return false;
   if (count_ == capacity_) PopOldest();
+  const size_t pos = (head_ + count_) % capacity_;
   const size_t mask = table_.size() - 1;
-  size_t i = h & mask;
+  size_t i = static_cast<size_t>(h >> 32) & mask;
   while (table_[i] != 0) i = (i + 1) & mask;
-  table_[i] = h;
-  ring_[(head_ + count_) % capacity_] = Entry{now.ns, h};
+  table_[i] = Slot(h, pos);
+  ring_[pos] = Entry{now.ns, h};
   ++count_;
   return true;
 }

@@ -18,56 +18,6 @@ std::string DedupeKey(std::string_view stream, std::string_view id) {
   return key;
 }
 
-// Validates JSON and picks one top-level member's value as the event id, without building a DOM: no
-// allocation per message once the reader's stack has grown.
-class IdFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, IdFinder> {
- public:
-  explicit IdFinder(const std::string& field) : field_(field) {}
-  // Any value of the id member but a string: ids are strings (docs/config.md), so that 12345 and "12345" can
-  // never be taken for one id.
-  bool Default() {
-    if (want_) wrong_type_ = true;
-    want_ = false;
-    return true;
-  }
-  bool String(const char* str, rapidjson::SizeType len, bool) {
-    if (want_ && !found_) {
-      id_.assign(str, len);
-      found_ = true;
-    }
-    want_ = false;
-    return true;
-  }
-  bool Key(const char* str, rapidjson::SizeType len, bool) {
-    want_ = depth_ == 1 && !field_.empty() && std::string_view(str, len) == field_;
-    return true;
-  }
-  bool StartObject() { return Enter(); }
-  bool EndObject(rapidjson::SizeType) {
-    --depth_;
-    return true;
-  }
-  bool StartArray() { return Enter(); }
-  bool EndArray(rapidjson::SizeType) {
-    --depth_;
-    return true;
-  }
-  std::string id_;
-  bool found_ = false;
-  bool wrong_type_ = false;
-
- private:
-  bool Enter() {
-    if (want_) wrong_type_ = true;
-    ++depth_;
-    want_ = false;
-    return true;
-  }
-  const std::string& field_;
-  int depth_ = 0;
-  bool want_ = false;
-};
-
 // At most `max` bytes of `s`, never ending inside a UTF-8 sequence (headers must stay valid MQTT strings).
 std::string_view Utf8Prefix(std::string_view s, size_t max) {
   if (s.size() <= max) return s;
@@ -231,16 +181,16 @@ RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {
   }
   if (route->json) {
     static const std::string kNoField;
-    IdFinder finder(id.empty() ? route->config.id_json_field : kNoField);
-    JsonStatus st = ParseJsonBounded<rapidjson::kParseValidateEncodingFlag>(json_->reader, msg.payload, finder,
-                                                                            max_json_depth_);
+    // Validates the JSON and picks the id member, without a DOM.
+    TopLevelStringFinder finder(id.empty() ? route->config.id_json_field : kNoField);
+    JsonStatus st = ParseJsonBounded(json_->reader, msg.payload, finder, max_json_depth_);
     if (!st.ok())
       return Reject(route, msg, st.failure == JsonFailure::kTooDeep ? RejectReason::kTooDeep : RejectReason::kBadContent,
                     std::move(st.message));
-    if (finder.wrong_type_)
+    if (finder.wrong_type())
       return Reject(route, msg, RejectReason::kBadEventId,
                     "member \"" + route->config.id_json_field + "\" is not a JSON string (event ids are strings)");
-    if (id.empty()) id = std::move(finder.id_);
+    if (id.empty()) id = std::move(finder.value());
   }
   if (const char* why = BadIdentifier(id, kMaxEventIdBytes))
     return Reject(route, msg, RejectReason::kBadEventId,

@@ -11,12 +11,13 @@
 #include <utility>
 
 #include "ferry/mqtt/types.h"
+#include "ferry/utf8.h"
 
 namespace ferry::mqtt::internal {
 
 // Unicode well-formedness (RFC 3629 / Unicode table 3-7): no overlong forms, no surrogates D800-DFFF, nothing
 // above U+10FFFF. MQTT UTF-8 Encoded Strings (1.5.4) also forbid U+0000; payloads flagged UTF-8 do not.
-bool IsWellFormedUtf8(std::string_view s, bool allow_nul) noexcept;
+inline bool IsWellFormedUtf8(std::string_view s, bool allow_nul) noexcept { return ferry::IsUtf8(s, allow_nul); }
 
 enum class VbiStatus { kOk, kTruncated, kMalformed };
 

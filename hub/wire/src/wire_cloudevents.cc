@@ -8,7 +8,6 @@
 #include <ctime>
 #include <string>
 
-#include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -145,7 +144,17 @@ Result<TimeNs> ParseRfc3339(std::string_view s) {
   if (pos != s.size()) return bad();
   int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - offset_s;
-  return TimeNs{secs * 1'000'000'000 + frac};
+  // Ferry keeps nanoseconds since 1970 in an int64_t: 1677-09-21T00:12:43.145224192Z to
+  // 2262-04-11T23:47:16.854775807Z. A year outside is refused, not wrapped.
+  if (secs < 0 && frac > 0) {
+    secs += 1;
+    frac -= 1'000'000'000;
+  }
+  int64_t ns;
+  if (__builtin_mul_overflow(secs, int64_t{1'000'000'000}, &ns) || __builtin_add_overflow(ns, frac, &ns))
+    return InvalidArgument("RFC 3339 time \"" + std::string(s) +
+                           "\" is outside the range Ferry keeps (1677-09-21 to 2262-04-11)");
+  return TimeNs{ns};
 }
 
 namespace {
@@ -210,14 +219,14 @@ bool Base64Decode(std::string_view in, std::string* out) {
   return true;
 }
 
-// Compact re-serialization of a JSON text; false when it is not exactly one valid JSON value.
+// Compact re-serialization of a JSON text, numbers as written; false when it is not exactly one valid JSON value.
 bool CompactJson(std::string_view text, std::string* out) {
-  if (text.empty() || text.find('\0') != std::string_view::npos) return false;
-  rapidjson::Document doc;
-  if (!ParseJsonDocument<kWireJsonFlags>(doc, text, kMaxJsonDepthLimit).ok()) return false;
+  if (text.empty()) return false;
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-  doc.Accept(w);
+  CompactingHandler<rapidjson::Writer<rapidjson::StringBuffer>> h(w);
+  rapidjson::Reader reader;
+  if (!ParseJsonBounded(reader, text, h, kMaxJsonDepthLimit).ok()) return false;
   out->assign(sb.GetString(), sb.GetSize());
   return true;
 }
@@ -299,36 +308,132 @@ class CeAttributes {
   bool have_spec_ = false, have_id_ = false, have_source_ = false, have_type_ = false;
 };
 
-Result<WireEvent> EventFromValue(const rapidjson::Value& v) {
-  if (!v.IsObject()) return Corruption("CloudEvent is not a JSON object");
-  WireEvent e;
-  CeAttributes attrs("CloudEvent attribute");
-  for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
-    std::string name(it->name.GetString(), it->name.GetStringLength());
-    const rapidjson::Value& val = it->value;
-    if (name == "data") {
-      rapidjson::StringBuffer sb;
-      rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-      val.Accept(w);
-      e.payload.assign(sb.GetString(), sb.GetSize());
-      continue;
+// Builds WireEvents from the SAX events of one CloudEvent object, or of a batch array of them, without a DOM:
+// attributes must be strings; `data` is re-serialised compactly with its numbers as written.
+class CeEnvelopeHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, CeEnvelopeHandler> {
+ public:
+  explicit CeEnvelopeHandler(bool batch) : batch_(batch), member_depth_(batch ? 2 : 1) {}
+
+  bool Null() { return Scalar([&] { return data_writer_.Null(); }); }
+  bool Bool(bool b) { return Scalar([&] { return data_writer_.Bool(b); }); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    return Scalar([&] { return data_writer_.RawValue(s, n, rapidjson::kNumberType); });
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    if (in_data_ > 0) return data_writer_.String(s, n);
+    if (depth_ == member_depth_ && key_ != "data") return Attribute(std::string(s, n));
+    return Scalar([&] { return data_writer_.String(s, n); });
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    if (in_data_ > 0) return data_writer_.Key(s, n);
+    key_.assign(s, n);
+    return true;
+  }
+  bool StartObject() {
+    if (in_data_ > 0) {
+      ++in_data_;
+      return data_writer_.StartObject();
     }
-    if (!val.IsString()) return Corruption("CloudEvent attribute \"" + name + "\" is not a string");
-    std::string s(val.GetString(), val.GetStringLength());
-    if (name == "datacontenttype") {
-      e.datacontenttype = std::move(s);
-    } else if (name == "data_base64") {
-      if (!Base64Decode(s, &e.payload)) return Corruption("data_base64 is not valid base64");
+    if (depth_ + 1 == member_depth_) {  // an envelope
+      ++depth_;
+      event_ = WireEvent{};
+      attrs_ = CeAttributes("CloudEvent attribute");
+      return true;
+    }
+    if (depth_ == 0) return Fail("batch body is not a JSON array");  // only in a batch: member_depth_ is 2
+    return StartData() && data_writer_.StartObject();
+  }
+  bool EndObject(rapidjson::SizeType n) {
+    if (in_data_ > 0) return data_writer_.EndObject(n) && EndData();
+    --depth_;
+    if (!attrs_.complete()) return Fail("CloudEvent lacks one of specversion, id, source, type");
+    events_.push_back(std::move(event_));
+    return true;
+  }
+  bool StartArray() {
+    if (in_data_ > 0) {
+      ++in_data_;
+      return data_writer_.StartArray();
+    }
+    if (depth_ == 0 && batch_) {
+      ++depth_;
+      return true;
+    }
+    if (depth_ + 1 == member_depth_) return Fail("CloudEvent is not a JSON object");
+    return StartData() && data_writer_.StartArray();
+  }
+  bool EndArray(rapidjson::SizeType n) {
+    if (in_data_ > 0) return data_writer_.EndArray(n) && EndData();
+    --depth_;  // the batch
+    return true;
+  }
+
+  std::vector<WireEvent>& events() { return events_; }
+  // Why the handler stopped the parse; empty when the parse failed on the JSON itself.
+  const std::string& error() const { return error_; }
+
+ private:
+  template <typename Write>
+  bool Scalar(Write write) {
+    if (in_data_ > 0) return write();
+    if (depth_ + 1 == member_depth_) return Fail("CloudEvent is not a JSON object");
+    if (depth_ == 0) return Fail("batch body is not a JSON array");
+    if (key_ != "data") return Fail("CloudEvent attribute \"" + key_ + "\" is not a string");
+    return StartData() && write() && EndData();
+  }
+  bool StartData() {
+    if (key_ != "data") return Fail("CloudEvent attribute \"" + key_ + "\" is not a string");
+    data_buffer_.Clear();
+    data_writer_.Reset(data_buffer_);
+    in_data_ = 1;
+    return true;
+  }
+  // After each value written inside data: the value that closes data puts it in the event.
+  bool EndData() {
+    if (--in_data_ > 0) return true;
+    event_.payload.assign(data_buffer_.GetString(), data_buffer_.GetSize());
+    return true;
+  }
+  bool Attribute(std::string s) {
+    if (key_ == "datacontenttype") {
+      event_.datacontenttype = std::move(s);
+    } else if (key_ == "data_base64") {
+      if (!Base64Decode(s, &event_.payload)) return Fail("data_base64 is not valid base64");
     } else {
-      auto known = attrs.Set(e, name, s);
-      if (!known) return tl::make_unexpected(known.error());
-      if (!*known) e.headers.emplace_back(std::move(name), std::move(s));
+      auto known = attrs_.Set(event_, key_, s);
+      if (!known) return Fail(known.error().message);
+      if (!*known) event_.headers.emplace_back(key_, std::move(s));
     }
+    return true;
   }
-  if (!attrs.complete()) {
-    return Corruption("CloudEvent lacks one of specversion, id, source, type");
+  bool Fail(std::string why) {
+    if (batch_ && depth_ >= 1 && why != "batch body is not a JSON array")
+      why = "batch event " + std::to_string(events_.size()) + ": " + why;
+    error_ = std::move(why);
+    return false;
   }
-  return e;
+
+  const bool batch_;
+  const int member_depth_;  // the depth of an envelope's members: 1, or 2 in a batch
+  int depth_ = 0;           // containers open around us, data's not counted
+  int in_data_ = 0;         // containers open inside data, +1 while data is being written
+  std::string key_;
+  WireEvent event_;
+  CeAttributes attrs_{"CloudEvent attribute"};
+  rapidjson::StringBuffer data_buffer_;
+  rapidjson::Writer<rapidjson::StringBuffer> data_writer_{data_buffer_};
+  std::vector<WireEvent> events_;
+  std::string error_;
+};
+
+Result<std::vector<WireEvent>> ParseCloudEvents(std::string_view json, bool batch) {
+  CeEnvelopeHandler h(batch);
+  rapidjson::Reader reader;
+  // Data may nest as deep as ingest stores it: the envelope object, and a batch's array, come on top.
+  JsonStatus st = ParseJsonBounded(reader, json, h, kMaxJsonDepthLimit + (batch ? 2 : 1));
+  if (!h.error().empty()) return Corruption(h.error());
+  if (!st.ok()) return Corruption((batch ? "batch body: " : "CloudEvent: ") + st.message);
+  return std::move(h.events());
 }
 
 }  // namespace
@@ -341,10 +446,9 @@ std::string EventToJson(const WireEvent& event) {
 }
 
 Result<WireEvent> EventFromJson(std::string_view json) {
-  rapidjson::Document doc;
-  JsonStatus st = ParseJsonDocument<kWireJsonFlags>(doc, json, kMaxJsonDepthLimit + 1);  // the envelope object around data
-  if (!st.ok()) return Corruption("CloudEvent: " + st.message);
-  return EventFromValue(doc);
+  auto events = ParseCloudEvents(json, false);
+  if (!events) return tl::make_unexpected(events.error());
+  return std::move(events->front());
 }
 
 std::string EventsToJsonBatch(const std::vector<WireEvent>& events) {
@@ -356,20 +460,7 @@ std::string EventsToJsonBatch(const std::vector<WireEvent>& events) {
   return std::string(sb.GetString(), sb.GetSize());
 }
 
-Result<std::vector<WireEvent>> EventsFromJsonBatch(std::string_view json) {
-  rapidjson::Document doc;
-  JsonStatus st = ParseJsonDocument<kWireJsonFlags>(doc, json, kMaxJsonDepthLimit + 2);  // the batch array and each envelope around data
-  if (!st.ok()) return Corruption("batch body: " + st.message);
-  if (!doc.IsArray()) return Corruption("batch body is not a JSON array");
-  std::vector<WireEvent> out;
-  out.reserve(doc.Size());
-  for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
-    auto e = EventFromValue(doc[i]);
-    if (!e) return Corruption("batch event " + std::to_string(i) + ": " + e.error().message);
-    out.push_back(std::move(*e));
-  }
-  return out;
-}
+Result<std::vector<WireEvent>> EventsFromJsonBatch(std::string_view json) { return ParseCloudEvents(json, true); }
 
 MqttEventProperties ToMqttProperties(const WireEvent& e) {
   MqttEventProperties p;

@@ -4,17 +4,30 @@
 // ~150,000 stack frames and killed ferryd with SIGSEGV. Every parse of outside bytes goes through here
 // instead: rapidjson's iterative parser (constant stack) and a handler that refuses more than `max_depth`
 // nested objects/arrays, so neither the stack nor the DOM grows with an attacker's nesting.
+//
+// Numbers are checked against JSON's grammar but never converted: handlers get each number's exact text
+// (RawNumber). Debian's rapidjson 1.1.0 converts some numbers wrongly and one crafted number
+// (`1<66 zeros>.0000000010000184467e-404`) made its full-precision strtod read far out of bounds and SIGSEGV
+// (fixed upstream after 1.1.0, Tencent/rapidjson#1249, #1441); its normal-precision strtod is not correctly
+// rounded, so a number re-serialised through it drifts. Ferry never needs a number's value from outside JSON,
+// only its text, which it forwards byte for byte.
+//
+// Strings must decode to UTF-8: rapidjson 1.1.0 decodes a lone low-surrogate escape ("\udc00") into bytes
+// that are not UTF-8, even when validating, and a centre refuses a batch holding them. Such a string fails
+// the parse here like any other syntax error.
 // Thread: stateless; any thread.
 #pragma once
 
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 
-#include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
+
+#include "ferry/utf8.h"
 
 namespace ferry {
 
@@ -22,10 +35,11 @@ namespace ferry {
 // downstream (a DOM walk, a Lua table) has to worry about depth.
 inline constexpr unsigned kDefaultMaxJsonDepth = 64;
 // The most ingest.max_json_depth may be. Decoders of the centre's bytes and re-serialisation of stored
-// payloads (whose Accept() walk recurses) use it, so whatever ingest stored can be forwarded.
+// payloads use it, so whatever ingest stored can be forwarded.
 inline constexpr unsigned kMaxJsonDepthLimit = 256;
-// The flags wire decoders parse with.
-inline constexpr unsigned kWireJsonFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseValidateEncodingFlag;
+// The flags every parse of outside bytes uses (ParseJsonBounded adds the iterative flag).
+inline constexpr unsigned kOutsideJsonFlags =
+    rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag;
 
 enum class JsonFailure {
   kNone,
@@ -49,14 +63,15 @@ class DepthLimitedHandler {
   DepthLimitedHandler(Inner& inner, unsigned max_depth) : inner_(inner), max_depth_(max_depth) {}
   bool Null() { return inner_.Null(); }
   bool Bool(bool b) { return inner_.Bool(b); }
-  bool Int(int i) { return inner_.Int(i); }
-  bool Uint(unsigned u) { return inner_.Uint(u); }
-  bool Int64(int64_t i) { return inner_.Int64(i); }
-  bool Uint64(uint64_t u) { return inner_.Uint64(u); }
-  bool Double(double d) { return inner_.Double(d); }
+  // kParseNumbersAsStringsFlag: numbers arrive only as RawNumber.
+  bool Int(int) { return Unexpected(); }
+  bool Uint(unsigned) { return Unexpected(); }
+  bool Int64(int64_t) { return Unexpected(); }
+  bool Uint64(uint64_t) { return Unexpected(); }
+  bool Double(double) { return Unexpected(); }
   bool RawNumber(const Ch* s, rapidjson::SizeType n, bool copy) { return inner_.RawNumber(s, n, copy); }
-  bool String(const Ch* s, rapidjson::SizeType n, bool copy) { return inner_.String(s, n, copy); }
-  bool Key(const Ch* s, rapidjson::SizeType n, bool copy) { return inner_.Key(s, n, copy); }
+  bool String(const Ch* s, rapidjson::SizeType n, bool copy) { return Utf8(s, n) && inner_.String(s, n, copy); }
+  bool Key(const Ch* s, rapidjson::SizeType n, bool copy) { return Utf8(s, n) && inner_.Key(s, n, copy); }
   bool StartObject() { return Enter() && inner_.StartObject(); }
   bool EndObject(rapidjson::SizeType n) {
     --depth_;
@@ -68,8 +83,17 @@ class DepthLimitedHandler {
     return inner_.EndArray(n);
   }
   bool too_deep() const { return too_deep_; }
+  bool bad_string() const { return bad_string_; }
 
  private:
+  // Only an escape can produce bytes that are not UTF-8 (the reader validates the rest), and the one that
+  // does, a lone low surrogate, always decodes to a lead byte 0xED.
+  bool Utf8(const Ch* s, rapidjson::SizeType n) {
+    if (std::memchr(s, 0xED, n) == nullptr || IsUtf8(std::string_view(s, n))) return true;
+    bad_string_ = true;
+    return false;
+  }
+  bool Unexpected() { return false; }
   bool Enter() {
     if (++depth_ > max_depth_) {
       too_deep_ = true;
@@ -81,18 +105,26 @@ class DepthLimitedHandler {
   const unsigned max_depth_;
   unsigned depth_ = 0;
   bool too_deep_ = false;
+  bool bad_string_ = false;
 };
 
 // Parses `text` with `reader` (reuse one reader to keep its stack between messages) into the SAX `handler`,
-// iteratively, refusing nesting deeper than max_depth.
-template <unsigned kFlags, typename Handler>
+// iteratively, refusing nesting deeper than max_depth. Numbers reach the handler as RawNumber only.
+template <typename Handler>
 JsonStatus ParseJsonBounded(rapidjson::Reader& reader, std::string_view text, Handler& handler,
                             unsigned max_depth) {
+  JsonStatus st;
+  // A JSON text holds no raw NUL (a string escapes it); the reader would take one for the end of the text.
+  if (const void* nul = std::memchr(text.data(), '\0', text.size())) {
+    st.failure = JsonFailure::kSyntax;
+    st.offset = static_cast<size_t>(static_cast<const char*>(nul) - text.data());
+    st.message = "invalid JSON at offset " + std::to_string(st.offset) + ": a NUL byte";
+    return st;
+  }
   DepthLimitedHandler<Handler> limited(handler, max_depth);
   // The text need not be NUL-terminated: a MemoryStream reads exactly its bytes, without a copy.
   rapidjson::MemoryStream ms(text.data(), text.size());
-  rapidjson::ParseResult r = reader.Parse<kFlags | rapidjson::kParseIterativeFlag>(ms, limited);
-  JsonStatus st;
+  rapidjson::ParseResult r = reader.Parse<kOutsideJsonFlags | rapidjson::kParseIterativeFlag>(ms, limited);
   if (r) return st;
   st.offset = r.Offset();
   if (limited.too_deep()) {
@@ -101,25 +133,83 @@ JsonStatus ParseJsonBounded(rapidjson::Reader& reader, std::string_view text, Ha
                  std::to_string(r.Offset()) + ")";
   } else {
     st.failure = JsonFailure::kSyntax;
-    st.message = "invalid JSON at offset " + std::to_string(r.Offset()) + ": " + rapidjson::GetParseError_En(r.Code());
+    st.message = "invalid JSON at offset " + std::to_string(r.Offset()) + ": " +
+                 (limited.bad_string() ? "a \\u escape of an unpaired UTF-16 surrogate"
+                                       : rapidjson::GetParseError_En(r.Code()));
   }
   return st;
 }
 
-// Parses `text` into `doc` (replacing its value), iteratively and depth-bounded. On failure doc is null.
-template <unsigned kFlags = rapidjson::kParseValidateEncodingFlag>
-JsonStatus ParseJsonDocument(rapidjson::Document& doc, std::string_view text,
-                             unsigned max_depth = kDefaultMaxJsonDepth) {
-  rapidjson::Reader reader;
-  JsonStatus st;
-  // Populate() lets the document collect the SAX events into its own value stack, then takes the result.
-  auto generate = [&](rapidjson::Document& d) {
-    st = ParseJsonBounded<kFlags>(reader, text, d, max_depth);
-    return st.ok();
-  };
-  doc.Populate(generate);
-  if (!st.ok()) doc.SetNull();
-  return st;
-}
+// Finds one top-level member of a JSON object whose value is a string, without building a DOM (no allocation
+// per message once the reader's stack has grown). Any other type of that member sets wrong_type: ids are
+// strings, so that 12345 and "12345" can never be taken for one id. The first occurrence wins.
+class TopLevelStringFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLevelStringFinder> {
+ public:
+  explicit TopLevelStringFinder(std::string_view field) : field_(field) {}
+  bool Default() {
+    if (want_) wrong_type_ = true;
+    want_ = false;
+    return true;
+  }
+  bool RawNumber(const char*, rapidjson::SizeType, bool) { return Default(); }
+  bool String(const char* str, rapidjson::SizeType len, bool) {
+    if (want_ && !found_) {
+      value_.assign(str, len);
+      found_ = true;
+    }
+    want_ = false;
+    return true;
+  }
+  bool Key(const char* str, rapidjson::SizeType len, bool) {
+    want_ = depth_ == 1 && !field_.empty() && std::string_view(str, len) == field_;
+    return true;
+  }
+  bool StartObject() { return Enter(true); }
+  bool EndObject(rapidjson::SizeType) { return Leave(); }
+  bool StartArray() { return Enter(false); }
+  bool EndArray(rapidjson::SizeType) { return Leave(); }
+
+  bool top_is_object() const { return top_is_object_; }
+  bool found() const { return found_; }
+  bool wrong_type() const { return wrong_type_; }
+  std::string& value() { return value_; }
+
+ private:
+  bool Enter(bool object) {
+    if (depth_ == 0) top_is_object_ = object;
+    Default();
+    ++depth_;
+    return true;
+  }
+  bool Leave() {
+    --depth_;
+    return true;
+  }
+  std::string_view field_;
+  std::string value_;
+  int depth_ = 0;
+  bool want_ = false, found_ = false, wrong_type_ = false, top_is_object_ = false;
+};
+
+// Forwards SAX events to a rapidjson Writer, numbers as their exact text: re-serialises outside JSON compactly
+// without changing a digit.
+template <typename Writer>
+class CompactingHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, CompactingHandler<Writer>> {
+ public:
+  explicit CompactingHandler(Writer& w) : w_(w) {}
+  bool Null() { return w_.Null(); }
+  bool Bool(bool b) { return w_.Bool(b); }
+  // Writer::RawNumber of rapidjson 1.1.0 quotes the number; RawValue writes it as it is.
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) { return w_.RawValue(s, n, rapidjson::kNumberType); }
+  bool String(const char* s, rapidjson::SizeType n, bool) { return w_.String(s, n); }
+  bool Key(const char* s, rapidjson::SizeType n, bool) { return w_.Key(s, n); }
+  bool StartObject() { return w_.StartObject(); }
+  bool EndObject(rapidjson::SizeType n) { return w_.EndObject(n); }
+  bool StartArray() { return w_.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return w_.EndArray(n); }
+
+ private:
+  Writer& w_;
+};
 
 }  // namespace ferry
