@@ -5,6 +5,10 @@
 
 #include <limits>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cstdio>
 #include <gtest/gtest.h>
 #include <mbedtls/sha256.h>
 #include <zstd.h>
@@ -229,6 +233,58 @@ TEST_F(WireDamage, BadContentBehindAValidDigest) {
               "batch event 0");
   ExpectError(Forge(Zstd(one), kBatchMaxBodyBytes + 1, 1, 5, 5), ErrorCode::kCorruption, "exceeds the limit");
   ExpectError(Forge(Zstd(one), static_cast<uint32_t>(one.size()), 0, 5, 5), ErrorCode::kCorruption, "count is 0");
+}
+
+// A zstd frame that does not state its size (legal: streaming compressors omit it).
+std::string ZstdUnsized(const std::string& s) {
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
+  std::string out(ZSTD_compressBound(s.size()), '\0');
+  out.resize(ZSTD_compress2(c, out.data(), out.size(), s.data(), s.size()));
+  ZSTD_freeCCtx(c);
+  return out;
+}
+
+// Anyone can sign a batch with a plain SHA-256: one that declares a 64 MiB body in a few bytes is refused
+// without allocating 64 MiB. Checked in a child process whose address space has no room for 64 MiB more.
+TEST_F(WireDamage, DeclaredBodySizeIsNotAllocatedUpFront) {
+  const std::string one = R"([{"specversion":"1.0","id":"a","source":"s","type":"t","ferryseq":"5"}])";
+  auto sized = DecodeBatch(Forge(ZstdUnsized(one), static_cast<uint32_t>(one.size()), 1, 5, 5));
+  ASSERT_TRUE(sized) << sized.error().message;  // an unsized frame of the right length decodes
+  const std::string bomb = Forge(ZstdUnsized(one), kBatchMaxBodyBytes, 1, 5, 5);
+  ExpectError(bomb, ErrorCode::kCorruption, "header says 67108864");
+  ExpectError(Forge(ZstdUnsized(one), static_cast<uint32_t>(one.size()) - 1, 1, 5, 5), ErrorCode::kCorruption,
+              "more than");
+  ExpectError(Forge(Zstd(one) + "xx", static_cast<uint32_t>(one.size()), 1, 5, 5), ErrorCode::kCorruption,
+              "after the zstd frame");
+  std::string cut = ZstdUnsized(one);
+  cut.resize(cut.size() - 3);
+  ExpectError(Forge(cut, static_cast<uint32_t>(one.size()), 1, 5, 5), ErrorCode::kCorruption, "zstd");
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot be used";
+#else
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    long pages = 0;
+    FILE* f = std::fopen("/proc/self/statm", "r");
+    if (f == nullptr || std::fscanf(f, "%ld", &pages) != 1) _exit(3);
+    std::fclose(f);
+    rlimit lim{};
+    lim.rlim_cur = lim.rlim_max = static_cast<rlim_t>(pages) * static_cast<rlim_t>(sysconf(_SC_PAGESIZE)) + (16u << 20);
+    if (setrlimit(RLIMIT_AS, &lim) != 0) _exit(4);
+    try {
+      auto r = DecodeBatch(bomb);
+      _exit(!r && r.error().code == ErrorCode::kCorruption ? 0 : 1);
+    } catch (const std::bad_alloc&) {
+      _exit(2);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: the decoder tried to allocate the declared 64 MiB";
+#endif
 }
 
 TEST(Wire, CloudEventsJson) {

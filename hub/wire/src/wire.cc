@@ -1,6 +1,7 @@
 // The batched uplink payload ("FRYB" v1): header, digest/HMAC, zstd body. Layout in docs/wire.md.
 #include "ferry/wire.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -195,12 +196,34 @@ Result<DecodedBatch> BatchDecoder::Decode(std::string_view in) {
     return Corruption("batch: zstd frame holds " + std::to_string(declared) + " bytes, header says " +
                       std::to_string(h.body_bytes));
   }
-  std::string body(h.body_bytes, '\0');
-  size_t n = ZSTD_decompressDCtx(dctx_, body.data(), body.size(), frame.data(), frame.size());
-  if (ZSTD_isError(n)) return Corruption(std::string("batch: zstd: ") + ZSTD_getErrorName(n));
-  if (n != h.body_bytes) {
-    return Corruption("batch: body is " + std::to_string(n) + " bytes, header says " + std::to_string(h.body_bytes));
+  // Decompress into a buffer that grows with what the frame really yields, up to the declared size: a batch
+  // anyone can sign with a plain SHA-256 may declare 64 MiB in a few bytes, and must not cost 64 MiB to refuse.
+  // One byte of room past the declared size tells "more than declared" from "exactly".
+  const size_t limit = size_t{h.body_bytes} + 1;
+  std::string body(std::min(limit, std::max<size_t>(64 * 1024, frame.size() * 8)), '\0');
+  ZSTD_DCtx_reset(dctx_, ZSTD_reset_session_only);
+  ZSTD_inBuffer zin{frame.data(), frame.size(), 0};
+  ZSTD_outBuffer zout{body.data(), body.size(), 0};
+  for (;;) {
+    size_t r = ZSTD_decompressStream(dctx_, &zout, &zin);
+    if (ZSTD_isError(r)) return Corruption(std::string("batch: zstd: ") + ZSTD_getErrorName(r));
+    if (r == 0) break;  // the frame is complete
+    if (zout.pos == zout.size) {
+      if (body.size() == limit) break;  // more than declared: refused below
+      body.resize(std::min(limit, body.size() * 2));
+      zout.dst = body.data();
+      zout.size = body.size();
+    } else if (zin.pos == zin.size) {
+      return Corruption("batch: zstd frame is truncated");
+    }
   }
+  if (zin.pos != zin.size) return Corruption("batch: bytes after the zstd frame");
+  if (zout.pos != h.body_bytes) {
+    return Corruption("batch: body is " + (zout.pos == limit ? "more than " + std::to_string(h.body_bytes)
+                                                              : std::to_string(zout.pos)) +
+                      " bytes, header says " + std::to_string(h.body_bytes));
+  }
+  body.resize(zout.pos);
   auto events = EventsFromJsonBatch(body);
   if (!events) return tl::unexpected(events.error());
   if (events->size() != h.count) {
