@@ -49,14 +49,19 @@ int main(int argc, char** argv) {
   std::string key_file;
   bool summary = false;
   app.add_option("file", input, "Payload file; - or nothing reads stdin");
-  app.add_option("--hmac-key-file", key_file, "Key file for HMAC-signed batches (its bytes, as is)");
+  app.add_option("--hmac-key-file", key_file,
+                 "Key file for HMAC-signed batches (its bytes, trailing newlines removed, as ferryd reads it)");
   app.add_flag("-s,--summary", summary, "Print the header instead of the events");
   CLI11_PARSE(app, argc, argv);
 
   std::string key;
-  if (!key_file.empty() && !ReadAll(key_file, &key)) {
-    std::fprintf(stderr, "ferry-decode: cannot read key file %s\n", key_file.c_str());
-    return 2;
+  if (!key_file.empty()) {
+    auto k = ferry::ReadHmacKeyFile(key_file);
+    if (!k) {
+      std::fprintf(stderr, "ferry-decode: %s\n", k.error().message.c_str());
+      return 2;
+    }
+    key = std::move(*k);
   }
   std::string payload;
   if (!ReadAll(input, &payload)) {

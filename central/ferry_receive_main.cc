@@ -107,15 +107,12 @@ int main(int argc, char** argv) {
 
   std::string key;
   if (!hmac_key_file.empty()) {
-    std::ifstream in(hmac_key_file, std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "ferry-receive: cannot read %s\n", hmac_key_file.c_str());
+    auto k = ferry::ReadHmacKeyFile(hmac_key_file);
+    if (!k) {
+      std::fprintf(stderr, "ferry-receive: %s\n", k.error().message.c_str());
       return 1;
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    key = ss.str();
-    while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+    key = std::move(*k);
   }
   FILE* id_log = nullptr;
   if (!id_log_path.empty() && !(id_log = std::fopen(id_log_path.c_str(), "a"))) {

@@ -75,7 +75,9 @@ int main(int argc, char** argv) {
   tail->add_option("--from", tail_opts.from, "Start at a seq number or an RFC 3339 time (ingest time)");
   CLI::Option* n_opt = tail->add_option("-n", tail_n, "Records in the first batch (default 10; all with --from)");
   tail->add_flag("-f,--follow", tail_opts.follow, "Keep polling for new records until SIGINT");
-  tail->add_flag("--json", tail_opts.json, "CloudEvents JSON, one object per line");
+  tail->add_flag("--json", tail_opts.json, "CloudEvents JSON, one object per line, as an uplink sends it");
+  CLI::Option* gateway_opt =
+      tail->add_option("--gateway", tail_opts.gateway, "With --json: the gateway id (default: the config's gateway.id)");
   tail->add_flag("--full", tail_opts.full, "Do not truncate payloads");
   tail->add_option("--width", tail_opts.payload_width, "Payload characters shown without --full")
       ->capture_default_str();
@@ -173,5 +175,6 @@ int main(int argc, char** argv) {
   if (status->parsed()) {
     return ctl::RunStatus(**log, target->config ? &*target->config : nullptr, status_opts, env, std::cout, std::cerr);
   }
+  if (gateway_opt->count() == 0 && target->config) tail_opts.gateway = target->config->gateway.id;
   return ctl::RunTail(**log, tail_opts, env, std::cout, std::cerr);
 }

@@ -1,5 +1,6 @@
 // ferryctl tail: last N, from a seq or a time, JSON, follow driven by the wait hook, damaged records.
 #include "ctl_fixture.h"
+#include "ferry/stream_iterator.h"
 #include "ferry/wire.h"
 
 namespace ferry::ctl::testing {
@@ -86,18 +87,33 @@ TEST_F(TailTest, JsonIsCloudEventsThatParse) {
   Event e = MakeEvent("{\"t\":21.5}", "sensor-1");
   e.datacontenttype = "application/json";
   e.headers = {{"site", "north"}};
+  e.id.clear();  // no producer id: the uplink names it <gateway>/<stream>/<seq>, and so must tail
   ASSERT_TRUE(log_->Append("telemetry", e));
   Event binary = MakeEvent(std::string("\x00\xff", 2));
   binary.id = "dev-1/bin";
   ASSERT_TRUE(log_->Append("telemetry", binary));
   TailOptions o = Opts("1");
   o.json = true;
+  EXPECT_EQ(Tail(o), kExitUsage);  // ids and source name the gateway: without it, say so
+  EXPECT_NE(err_.str().find("--gateway"), std::string::npos) << err_.str();
+  o.gateway = "gw-1";
   ASSERT_EQ(Tail(o), kExitOk);
   const auto lines = Lines(out_.str());
   ASSERT_EQ(lines.size(), 2u);
   auto first = EventFromJson(lines[0]);
   ASSERT_TRUE(first) << first.error().ToString() << "\n" << lines[0];
   EXPECT_EQ(first->seq, Seq{1});
+  // What the uplink sends for the same record, byte for byte: the id it derives, the absolute source.
+  auto it = log_->NewIterator("telemetry");
+  ASSERT_TRUE(it);
+  (*it)->Seek(Seq{1});
+  ASSERT_TRUE((*it)->Valid());
+  const RecordView& r = (*it)->record();
+  EXPECT_EQ(lines[0], EventToJson(CloudEventOf("gw-1", "telemetry", r.seq, r.ingest_time, r.ToEvent())));
+  EXPECT_EQ(first->id, "gw-1/telemetry/1");
+  EXPECT_EQ(first->source, "ferry://gw-1/telemetry");
+  EXPECT_EQ(first->headers, (std::vector<std::pair<std::string, std::string>>{{"ferrytopic", "urn:dev:1"},
+                                                                              {"site", "north"}}));
   EXPECT_EQ(first->subject, "sensor-1");
   EXPECT_EQ(first->payload, "{\"t\":21.5}");
   auto second = EventFromJson(lines[1]);

@@ -413,24 +413,9 @@ void PrintStatusJson(const StatusData& d, const std::string& path, TimeNs now, s
 
 // ---- tail ---------------------------------------------------------------------------------------------------
 
-WireEvent ToWire(const RecordView& r) {
-  WireEvent w;
-  w.id = std::string(r.id);
-  w.source = std::string(r.source);
-  w.type = std::string(r.type);
-  w.time = r.time;
-  w.subject = std::string(r.subject);
-  w.datacontenttype = std::string(r.datacontenttype);
-  w.seq = r.seq;
-  w.ingest_time = r.ingest_time;
-  for (const auto& [k, v] : r.headers) w.headers.emplace_back(std::string(k), std::string(v));
-  w.payload = std::string(r.payload);
-  return w;
-}
-
 void PrintRecord(const RecordView& r, const TailOptions& o, std::ostream& out) {
   if (o.json) {
-    out << EventToJson(ToWire(r)) << "\n";
+    out << EventToJson(CloudEventOf(o.gateway, o.stream, r.seq, r.ingest_time, r.ToEvent())) << "\n";
     return;
   }
   out << r.seq.value << "  " << FormatRfc3339(r.ingest_time) << "  " << (r.id.empty() ? "-" : r.id) << "  "
@@ -586,6 +571,9 @@ int RunStatus(EventLog& log, const Config* config, const StatusOptions& options,
 }
 
 int RunTail(EventLog& log, const TailOptions& o, const CtlEnv& env, std::ostream& out, std::ostream& err) {
+  if (o.json && o.gateway.empty())
+    return Fail(err, "tail --json names events as the uplinks do, by the gateway id: give the config (-c FILE) or "
+                     "--gateway ID", kExitUsage);
   auto stats = log.GetStreamStats(o.stream);
   if (!stats) return Fail(err, StreamError(log, o.stream, stats.error()));
 

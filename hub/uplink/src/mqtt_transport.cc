@@ -9,6 +9,7 @@
 #include "ferry/log.h"
 #include "ferry/paho_glue.h"
 #include "ferry/uplink_mqtt.h"
+#include "ferry/utf8.h"
 
 namespace ferry {
 namespace {
@@ -23,82 +24,6 @@ class PublishListener final : public mqtt::iaction_listener {
  private:
   std::function<void()> wake_;
 };
-
-// Decodes one UTF-8 character at s[i]. Returns its length, or 0 for an invalid sequence (a stray or missing
-// continuation byte, an overlong form, a surrogate, beyond U+10FFFF).
-size_t DecodeUtf8(std::string_view s, size_t i, uint32_t* cp) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  size_t len;
-  uint32_t v;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if ((c & 0xE0) == 0xC0) {
-    len = 2, v = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3, v = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4, v = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (b(i + k) & 0x3F);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (v < kMin[len] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  *cp = v;
-  return len;
-}
-
-// What Mosquitto refuses in an MQTT string (lib/utf8_mosq.c: "Malformed UTF-8" and the connection is
-// dropped), beyond invalid UTF-8: U+0000, the C0 and C1 controls and the Unicode noncharacters.
-bool Refused(uint32_t cp) {
-  return cp <= 0x1F || (cp >= 0x7F && cp <= 0x9F) || (cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE;
-}
-
-// Legal strings go out unchanged; others have every refused character's bytes (or invalid byte) and every
-// '%' percent-encoded, so the result is legal and the same input always gives the same output.
-std::string Legalize(std::string_view s, bool topic) {
-  const auto bad = [topic](uint32_t cp) { return Refused(cp) || (topic && (cp == '+' || cp == '#')); };
-  bool needed = false;
-  for (size_t i = 0; i < s.size() && !needed;) {
-    uint32_t cp = 0;
-    size_t n = DecodeUtf8(s, i, &cp);
-    needed = n == 0 || bad(cp);
-    i += std::max<size_t>(n, 1);
-  }
-  if (!needed) return std::string(s);
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size() + 16);
-  auto escape = [&](size_t from, size_t n) {
-    for (size_t k = from; k < from + n; ++k) {
-      const auto c = static_cast<unsigned char>(s[k]);
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
-    }
-  };
-  for (size_t i = 0; i < s.size();) {
-    uint32_t cp = 0;
-    size_t n = DecodeUtf8(s, i, &cp);
-    if (n == 0) {
-      escape(i, 1);
-      i += 1;
-    } else if (bad(cp) || cp == '%') {
-      escape(i, n);
-      i += n;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -124,8 +49,8 @@ PublishVerdict ClassifyPublish(int token_rc, int reason_code) {
   }
 }
 
-std::string MqttLegalString(std::string_view s) { return Legalize(s, /*topic=*/false); }
-std::string MqttLegalTopic(std::string_view topic) { return Legalize(topic, /*topic=*/true); }
+std::string MqttLegalString(std::string_view s) { return LegalUnicodeString(s); }
+std::string MqttLegalTopic(std::string_view topic) { return LegalUnicodeString(topic, "+#"); }
 
 MqttTransport::MqttTransport(const Config& config, const UplinkConfig& uplink, const Clock& clock)
     : config_(config), uplink_(uplink), clock_(clock) {}

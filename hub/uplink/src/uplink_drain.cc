@@ -328,19 +328,7 @@ std::string UplinkEngine::TopicFor(const StreamState& s, const std::string& subj
 
 WireEvent UplinkEngine::ToWire(const StreamState& s, StoredRecord&& r) const {
   // Moves the strings out of the record copy the read made: one copy per event from the map to the wire.
-  WireEvent w;
-  Event& e = r.event;
-  w.id = e.id.empty() ? config_.gateway.id + "/" + s.name + "/" + std::to_string(r.seq.value) : std::move(e.id);
-  w.source = e.source.empty() ? "/" + config_.gateway.id + "/" + s.name : std::move(e.source);
-  w.type = e.type.empty() ? "ferry.event" : std::move(e.type);
-  w.time = e.time;
-  w.subject = std::move(e.subject);
-  w.datacontenttype = std::move(e.datacontenttype);
-  w.seq = r.seq;
-  w.ingest_time = r.ingest_time;
-  w.headers = std::move(e.headers);
-  w.payload = std::move(e.payload);
-  return w;
+  return CloudEventOf(config_.gateway.id, s.name, r.seq, r.ingest_time, std::move(r.event));
 }
 
 }  // namespace ferry

@@ -7,8 +7,6 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "ferry/log.h"
 
@@ -93,13 +91,9 @@ Status UplinkEngine::Start() {
   EncoderOptions eo;
   eo.compression_level = static_cast<int>(uplink_.compression_level);
   if (!uplink_.hmac_key_file.empty()) {
-    std::ifstream in(uplink_.hmac_key_file, std::ios::binary);
-    if (!in) return InvalidArgument("uplink " + uplink_.name + ": cannot read hmac_key_file " + uplink_.hmac_key_file);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    eo.hmac_key = ss.str();
-    while (!eo.hmac_key.empty() && (eo.hmac_key.back() == '\n' || eo.hmac_key.back() == '\r')) eo.hmac_key.pop_back();
-    if (eo.hmac_key.empty()) return InvalidArgument("uplink " + uplink_.name + ": hmac_key_file is empty");
+    auto key = ReadHmacKeyFile(uplink_.hmac_key_file);
+    if (!key) return InvalidArgument("uplink " + uplink_.name + ": " + key.error().message);
+    eo.hmac_key = std::move(*key);
   }
   encoder_ = std::make_unique<BatchEncoder>(eo);
   next_connect_ = clock_.Steady();

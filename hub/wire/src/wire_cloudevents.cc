@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include <rapidjson/error/en.h>
@@ -13,6 +15,7 @@
 #include <rapidjson/writer.h>
 
 #include "ferry/json_bounded.h"
+#include "ferry/utf8.h"
 #include "ferry/wire.h"
 
 namespace ferry {
@@ -25,9 +28,11 @@ bool operator==(const WireEvent& a, const WireEvent& b) {
 
 namespace {
 
-constexpr const char* kReserved[] = {"specversion", "id",   "source",      "type",     "time",
-                                     "subject",     "datacontenttype", "data", "data_base64", "ferryseq",
-                                     "ferryingesttime"};
+// Every context attribute CloudEvents 1.0 defines (required and optional), its two data members, and Ferry's
+// own: a header can never pose as one of them.
+constexpr const char* kReserved[] = {"specversion", "id",          "source",   "type",           "time",
+                                     "subject",     "datacontenttype", "dataschema", "data", "data_base64",
+                                     "ferryseq",    "ferryingesttime"};
 
 bool IsReserved(std::string_view name) {
   for (const char* r : kReserved) {
@@ -49,6 +54,74 @@ int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 }  // namespace
+
+std::string CloudEventSource(std::string_view gateway, std::string_view stream) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out = "ferry://";
+  auto put = [&](std::string_view part) {
+    for (char c : part) {
+      unsigned char u = static_cast<unsigned char>(c);
+      if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+        out += c;
+      } else {
+        out += '%';
+        out += kHex[u >> 4];
+        out += kHex[u & 15];
+      }
+    }
+  };
+  put(gateway);
+  out += '/';
+  put(stream);
+  return out;
+}
+
+WireEvent CloudEventOf(std::string_view gateway, std::string_view stream, Seq seq, TimeNs ingest_time, Event e) {
+  // Attribute values are CloudEvents Strings: allowable Unicode only. Ingest bounds ids and subjects already;
+  // a header or topic from a device may still hold a control character, percent-encoded here (deterministic,
+  // and a no-op on legal strings, so what the centre de-duplicates on stays stable). Legal strings move.
+  auto legal = [](std::string& s) -> std::string&& {
+    if (!IsLegalUnicodeString(s)) s = LegalUnicodeString(s);
+    return std::move(s);
+  };
+  WireEvent w;
+  w.id = e.id.empty() ? std::string(gateway) + "/" + std::string(stream) + "/" + std::to_string(seq.value)
+                      : legal(e.id);
+  w.source = CloudEventSource(gateway, stream);
+  w.type = e.type.empty() ? "ferry.event" : legal(e.type);
+  w.time = e.time;
+  w.subject = legal(e.subject);
+  w.datacontenttype = legal(e.datacontenttype);
+  w.seq = seq;
+  w.ingest_time = ingest_time;
+  if (e.source.empty()) {
+    w.headers = std::move(e.headers);
+  } else {
+    w.headers.reserve(e.headers.size() + 1);
+    w.headers.emplace_back(kCeTopicAttribute, legal(e.source));
+    for (auto& h : e.headers) w.headers.push_back(std::move(h));
+  }
+  for (auto& h : w.headers)
+    if (!IsLegalUnicodeString(h.second)) h.second = LegalUnicodeString(h.second);
+  w.payload = std::move(e.payload);
+  return w;
+}
+
+Result<std::string> ReadHmacKeyFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    if (err == ENOENT) return NotFound("hmac key file " + path + ": no such file");
+    return IoError("hmac key file " + path + ": " + std::strerror(err));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return IoError("hmac key file " + path + ": read failed");
+  std::string key = ss.str();
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+  if (key.empty()) return InvalidArgument("hmac key file " + path + " is empty");
+  return key;
+}
 
 std::string CeExtensionName(std::string_view header_name) {
   std::string out;

@@ -99,7 +99,8 @@ struct TailOptions {
   std::string stream;
   std::string from;                  // empty: the last `limit` records
   std::optional<uint64_t> limit;     // -n: the first batch; default 10 without --from, all with it
-  bool json = false;                 // CloudEvents JSON, one object per line
+  bool json = false;                 // CloudEvents JSON, one object per line, as an uplink sends it
+  std::string gateway;               // json: the gateway id that names events (ids, source); required then
   bool full = false;                 // do not truncate payloads
   size_t payload_width = 80;         // printed payload bytes (after escaping) unless full
   bool follow = false;

@@ -22,6 +22,7 @@
 
 #include "ferry/clock.h"
 #include "ferry/error.h"
+#include "ferry/record.h"
 #include "ferry/types.h"
 
 struct ZSTD_CCtx_s;
@@ -132,6 +133,25 @@ Result<BatchHeader> ParseBatchHeader(std::string_view bytes);
 // One-shot helpers (allocate a zstd context per call).
 Result<std::string> EncodeBatch(const Batch& batch, const EncoderOptions& options = {});
 Result<DecodedBatch> DecodeBatch(std::string_view bytes, const std::string& hmac_key = {});
+
+// ---- A stored event as a CloudEvent: the one mapping uplinks and ferryctl share (docs/wire.md) -------------
+
+// "ferry://<gateway>/<stream>": an absolute URI (RFC 3986) naming the stream an event was stored in. Bytes
+// outside RFC 3986's unreserved set are percent-encoded (gateway ids and stream names rarely have any).
+std::string CloudEventSource(std::string_view gateway, std::string_view stream);
+// The CloudEvent of a stored event:
+//   id      the producer's id when it gave one, else "<gateway>/<stream>/<seq>";
+//   source  CloudEventSource(gateway, stream); the MQTT topic the event arrived on (the stored source) travels
+//           as the extension attribute `ferrytopic`, before the event's own headers;
+//   type    the stored type, else "ferry.event";  time, subject, datacontenttype, headers, payload as stored.
+WireEvent CloudEventOf(std::string_view gateway, std::string_view stream, Seq seq, TimeNs ingest_time, Event event);
+// The extension attribute carrying the MQTT topic an event arrived on.
+inline constexpr const char* kCeTopicAttribute = "ferrytopic";
+
+// The HMAC key in a key file: the file's bytes with trailing CR and LF removed (so `echo secret > key` and
+// `printf secret > key` give the same key). One reading for ferryd, ferry-decode and ferry-receive.
+// Errors: kNotFound / kIoError naming the file, kInvalidArgument when the key is empty.
+Result<std::string> ReadHmacKeyFile(const std::string& path);
 
 // ---- CloudEvents JSON (structured mode), as in the batch body ----------------------------------------------
 
