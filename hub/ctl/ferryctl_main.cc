@@ -84,6 +84,10 @@ int main(int argc, char** argv) {
   CLI::Option* count_opt = tail->add_option("--count", tail_count, "Stop after printing this many records");
   CLI::Option* max_wait_opt = tail->add_option("--max-wait", tail_max_wait, "With --follow: stop after this long (30s)");
 
+  CLI::App* poisoned = app.add_subcommand("poisoned", "Events uplinks set aside as undeliverable (read-only)");
+  ctl::PoisonedOptions poisoned_opts;
+  poisoned->add_option("uplink", poisoned_opts.uplink, "Only this uplink");
+  poisoned->add_flag("--json", poisoned_opts.json, "One JSON object per line");
   CLI::App* replay = app.add_subcommand("replay", "Ask ferryd to re-send a stream to an uplink from a seq or time");
   ctl::ReplayOptions replay_opts;
   std::string replay_wait = "5s";
@@ -175,6 +179,7 @@ int main(int argc, char** argv) {
   if (status->parsed()) {
     return ctl::RunStatus(**log, target->config ? &*target->config : nullptr, status_opts, env, std::cout, std::cerr);
   }
+  if (poisoned->parsed()) return ctl::RunPoisoned(**log, poisoned_opts, std::cout, std::cerr);
   if (gateway_opt->count() == 0 && target->config) tail_opts.gateway = target->config->gateway.id;
   return ctl::RunTail(**log, tail_opts, env, std::cout, std::cerr);
 }

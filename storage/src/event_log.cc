@@ -379,6 +379,27 @@ Result<std::string> EventLog::GetState(std::string_view key) {
   return std::string(View(val));
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> EventLog::ListState(std::string_view prefix, size_t limit) {
+  if (prefix.size() > detail::kMaxKeySize) return InvalidArgument("state key prefix longer than 511 bytes");
+  auto txn = BeginReadTxn();
+  if (!txn) return tl::unexpected(txn.error());
+  ReadTxnGuard guard{*txn};
+  MDB_cursor* cur = nullptr;
+  if (int rc = mdb_cursor_open(*txn, state_dbi_, &cur); rc != 0) return MdbFail(rc, "state cursor");
+  std::vector<std::pair<std::string, std::string>> out;
+  MDB_val k{}, v{};
+  int rc = prefix.empty() ? mdb_cursor_get(cur, &k, &v, MDB_FIRST)
+                          : (k = Val(prefix), mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE));
+  for (; rc == 0 && out.size() < limit; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    std::string_view key = View(k);
+    if (key.substr(0, prefix.size()) != prefix) break;
+    out.emplace_back(std::string(key), std::string(View(v)));
+  }
+  mdb_cursor_close(cur);
+  if (rc != 0 && rc != MDB_NOTFOUND && out.size() < limit) return MdbFail(rc, "list state");
+  return out;
+}
+
 Result<StreamStats> EventLog::GetStreamStats(std::string_view stream) {
   auto h = FindStream(stream);
   if (!h) return tl::unexpected(h.error());

@@ -150,3 +150,49 @@ TEST_F(ReplayTest, RefusesToSkipForwardAndMalformedFrom) {
 
 }  // namespace
 }  // namespace ferry::ctl::testing
+
+namespace ferry::ctl::testing {
+namespace {
+
+// ferryctl poisoned lists what uplinks recorded under PoisonedStateKey, as a table or JSON lines, and ignores
+// other uplink/ state keys.
+TEST_F(CtlTest, PoisonedListsWhatUplinksSetAside) {
+  std::ostringstream out, err;
+  ASSERT_EQ(RunPoisoned(*log_, {}, out, err), kExitOk) << err.str();
+  EXPECT_EQ(out.str(), "no events set aside\n");
+  ASSERT_TRUE(log_->Update([](WriteTxn& txn) -> Status {
+    if (Status st = txn.PutState(PoisonedStateKey("central", "telemetry", Seq{101}), "101-101 packet_too_large"); !st)
+      return st;
+    if (Status st = txn.PutState(PoisonedStateKey("central", "telemetry", Seq{7}), "7-9 refused_by_client"); !st)
+      return st;
+    if (Status st = txn.PutState(PoisonedStateKey("backup", "state", Seq{3}), "3-3 topic_name_invalid"); !st)
+      return st;
+    return txn.PutState("uplink/central/other", "x");
+  }));
+  out.str("");
+  ASSERT_EQ(RunPoisoned(*log_, {}, out, err), kExitOk) << err.str();
+  EXPECT_EQ(out.str(),
+            "UPLINK   STREAM     SEQS     EVENTS  REASON\n"
+            "backup   state      3-3      1       topic_name_invalid\n"
+            "central  telemetry  7-9      3       refused_by_client\n"
+            "central  telemetry  101-101  1       packet_too_large\n"
+            "(the records stay in the log until retention: ferryctl tail STREAM --from FIRST -n EVENTS --full)\n");
+  out.str("");
+  PoisonedOptions o;
+  o.uplink = "central";
+  o.json = true;
+  ASSERT_EQ(RunPoisoned(*log_, o, out, err), kExitOk);
+  EXPECT_EQ(out.str(),
+            R"({"uplink":"central","stream":"telemetry","first_seq":7,"last_seq":9,"events":3,"reason":"refused_by_client"})"
+            "\n"
+            R"({"uplink":"central","stream":"telemetry","first_seq":101,"last_seq":101,"events":1,"reason":"packet_too_large"})"
+            "\n");
+  o.uplink = "nobody";
+  o.json = false;
+  out.str("");
+  ASSERT_EQ(RunPoisoned(*log_, o, out, err), kExitOk);
+  EXPECT_EQ(out.str(), "no events set aside by uplink 'nobody'\n");
+}
+
+}  // namespace
+}  // namespace ferry::ctl::testing

@@ -69,6 +69,7 @@ class PoisonGateway {
 
   double Metric(const std::string& sample) { return MetricValue(HttpGet(metrics_port_, "/metrics"), sample); }
   ChildProcess& ferryd() { return ferryd_; }
+  std::string config_path() const { return dir_.path() + "/ferry.toml"; }
 
  private:
   static MosquittoBroker::Options CentralOptions(std::string extra) {
@@ -150,6 +151,16 @@ TEST(UplinkPoison, AMessageTheCentreRefusesIsSetAsideAndTheRestArrives) {
   EXPECT_FALSE(rx.Has("too-big"));
   EXPECT_NE(gw.ferryd().log().find("set aside (packet_too_large)"), std::string::npos) << gw.ferryd().log();
   EXPECT_TRUE(gw.ferryd().running());
+  // ferryctl lists it beside the running ferryd: the uplink, the stream, its seq (the 101st event) and why.
+  ChildProcess ctl;
+  ASSERT_TRUE(ctl.Start(ToolCommand(FERRY_FERRYCTL_PATH, "FERRY_TEST_FERRYCTL",
+                                    {"-c", gw.config_path(), "poisoned", "--json"}),
+                        gw.config_path() + ".poisoned.log"));
+  ASSERT_EQ(ctl.Wait(30s), 0) << ctl.log();
+  EXPECT_NE(ctl.log().find(R"({"uplink":"central","stream":"telemetry","first_seq":101,"last_seq":101,"events":1,)"
+                           R"("reason":"packet_too_large"})"),
+            std::string::npos)
+      << ctl.log();
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
 }
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "ferry/stream_iterator.h"
-#include "ferry/uplink_mqtt.h"
+#include "ferry/uplink_engine.h"
 #include "ferry/wire.h"
 
 namespace ferry::ctl {
@@ -691,6 +691,73 @@ Result<ReplayPlan> PlanReplay(EventLog& log, const Config& config, const ReplayO
     return tl::unexpected(pending.error());
   }
   return plan;
+}
+
+int RunPoisoned(EventLog& log, const PoisonedOptions& o, std::ostream& out, std::ostream& err) {
+  // Keys: uplink/<uplink>/poisoned/<stream>/<first seq, 20 digits>; values: "<first>-<last> <reason>".
+  const std::string prefix = o.uplink.empty() ? "uplink/" : "uplink/" + o.uplink + "/poisoned/";
+  auto entries = log.ListState(prefix);
+  if (!entries) return Fail(err, "reading the log's state: " + entries.error().message);
+  struct Row {
+    std::string uplink, stream, reason;
+    uint64_t first = 0, last = 0;
+  };
+  std::vector<Row> rows;
+  static const std::string kMid = "/poisoned/";
+  for (const auto& [key, value] : *entries) {
+    const size_t mid = key.find(kMid, 7);
+    const size_t slash = mid == std::string::npos ? mid : key.rfind('/');
+    if (mid == std::string::npos || slash <= mid + kMid.size()) continue;  // another uplink/ key
+    Row r;
+    r.uplink = key.substr(7, mid - 7);
+    r.stream = key.substr(mid + kMid.size(), slash - mid - kMid.size());
+    char* end = nullptr;
+    r.first = std::strtoull(value.c_str(), &end, 10);
+    r.last = *end == '-' ? std::strtoull(end + 1, &end, 10) : r.first;
+    r.reason = *end == ' ' ? std::string(end + 1) : std::string("?");
+    rows.push_back(std::move(r));
+  }
+  if (o.json) {
+    for (const Row& r : rows) {
+      rapidjson::StringBuffer sb;
+      JsonWriter w(sb);
+      w.StartObject();
+      Key(w, "uplink");
+      JsonString(w, r.uplink);
+      Key(w, "stream");
+      JsonString(w, r.stream);
+      Key(w, "first_seq");
+      w.Uint64(r.first);
+      Key(w, "last_seq");
+      w.Uint64(r.last);
+      Key(w, "events");
+      w.Uint64(r.last >= r.first ? r.last - r.first + 1 : 0);
+      Key(w, "reason");
+      JsonString(w, r.reason);
+      w.EndObject();
+      out << sb.GetString() << "\n";
+    }
+    return kExitOk;
+  }
+  if (rows.empty()) {
+    out << "no events set aside" << (o.uplink.empty() ? "" : " by uplink '" + o.uplink + "'") << "\n";
+    return kExitOk;
+  }
+  size_t wu = 6, ws = 6, wq = 4;
+  for (const Row& r : rows) {
+    wu = std::max(wu, r.uplink.size());
+    ws = std::max(ws, r.stream.size());
+    wq = std::max(wq, std::to_string(r.first).size() + 1 + std::to_string(r.last).size());
+  }
+  auto pad = [](const std::string& x, size_t w) { return x + std::string(w > x.size() ? w - x.size() : 0, ' '); };
+  out << pad("UPLINK", wu) << "  " << pad("STREAM", ws) << "  " << pad("SEQS", wq) << "  EVENTS  REASON\n";
+  for (const Row& r : rows) {
+    out << pad(r.uplink, wu) << "  " << pad(r.stream, ws) << "  "
+        << pad(std::to_string(r.first) + "-" + std::to_string(r.last), wq) << "  "
+        << pad(std::to_string(r.last >= r.first ? r.last - r.first + 1 : 0), 6) << "  " << r.reason << "\n";
+  }
+  out << "(the records stay in the log until retention: ferryctl tail STREAM --from FIRST -n EVENTS --full)\n";
+  return kExitOk;
 }
 
 int RunReplay(EventLog& log, const Config& config, const ReplayOptions& o, const CtlEnv& env, std::istream& in,

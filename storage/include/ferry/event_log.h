@@ -139,6 +139,9 @@ class EventLog {
   Result<Seq> GetCursor(std::string_view stream, std::string_view cursor);
   // Generic processing state. Errors: NotFound.
   Result<std::string> GetState(std::string_view key);
+  // State keys starting with `prefix`, in key order, with their values; at most `limit` of them (one short read
+  // transaction).
+  Result<std::vector<std::pair<std::string, std::string>>> ListState(std::string_view prefix, size_t limit = SIZE_MAX);
 
   // Cheap: one meta lookup, one first-record lookup, one cursor range scan.
   Result<StreamStats> GetStreamStats(std::string_view stream);

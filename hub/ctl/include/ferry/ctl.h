@@ -3,6 +3,7 @@
 //   status   env usage, per-stream counts/ages/evictions, cursors, uplink backlogs   (read-only open)
 //   tail     records of one stream, from a seq or a time, optionally following      (read-only open)
 //   replay   asks ferryd to rewind an uplink's cursor on a stream                    (one state key write)
+//   poisoned events uplinks set aside (refused for good by the centre or the client)  (read-only open)
 //
 // The commands live here, writing to std::ostream, so tests call them on a log in a temp dir; the main in
 // hub/ctl/ferryctl_main.cc only parses the command line and opens the log.
@@ -92,6 +93,17 @@ struct StatusOptions {
 // Env, streams, cursors and (with a config) uplink backlogs. REQUIRES: `config` may be null.
 int RunStatus(EventLog& log, const Config* config, const StatusOptions& options, const CtlEnv& env,
               std::ostream& out, std::ostream& err);
+
+// ---- poisoned ------------------------------------------------------------------------------------------------
+
+struct PoisonedOptions {
+  std::string uplink;  // empty: every uplink
+  bool json = false;   // one JSON object per line: uplink, stream, first_seq, last_seq, events, reason
+};
+
+// The units uplinks set aside (poison isolation, ferry/uplink_engine.h): uplink, stream, seq range, reason, as
+// recorded under PoisonedStateKey. The records stay in the log until retention. Exit kExitOk also when none.
+int RunPoisoned(EventLog& log, const PoisonedOptions& options, std::ostream& out, std::ostream& err);
 
 // ---- tail ----------------------------------------------------------------------------------------------------
 
