@@ -137,6 +137,8 @@ int main(int argc, char** argv) {
       auto plan = daemon.Reload(*next);
       if (!plan) {
         FERRY_LOG_ERROR("reload: %s", plan.error().ToString().c_str());
+        daemon.metrics().GetCounter("ferry_config_reloads_total", ferry::FerryMetric("ferry_config_reloads_total").help,
+                                    {{"result", "error"}}).Inc();
         continue;
       }
       for (const auto& k : plan->reload) FERRY_LOG_INFO("reload: applied %s", k.c_str());

@@ -878,3 +878,49 @@ TEST(StoreAndForward, FerryctlStatusAndReplayAgainstARunningFerryd) {
 
 }  // namespace
 }  // namespace ferry::test
+
+namespace ferry::test {
+namespace {
+
+// A reload whose uplink settings cannot start (the HMAC key file removed since ferryd started) is refused,
+// logged and counted, and the running uplink keeps forwarding under its previous settings: before the fix, the
+// uplinks were stopped first and forwarding stayed off. /healthz answers throughout.
+TEST(StoreAndForward, AReloadWhoseUplinksCannotStartKeepsForwarding) {
+  TempDir keys("ferry-key");
+  const std::string key_file = keys.path() + "/hmac.key";
+  WriteFile(key_file, "s3cret\n");
+  GatewayOptions o;
+  o.uplink_mode = "batched";
+  o.uplink_extra_keys = "hmac_key_file = \"" + key_file + "\"\n";
+  Gateway gw(o);
+  ASSERT_TRUE(gw.local().start());
+  ASSERT_TRUE(gw.central().start());
+  CentralReceiverOptions ro;
+  ro.client_id = "central-hmac";
+  ro.hmac_key = "s3cret";
+  ro.record_arrivals = true;
+  ferry::CentralReceiver rx(ro);
+  ASSERT_TRUE(rx.Connect(gw.central().uri(), "ferry/#"));
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  ASSERT_EQ(gw.RunSim(200, 0, gw.path("ids1.txt")), 0) << SimSummary(gw);
+  ASSERT_TRUE(poll_until([&] { return rx.unique() >= 200; }, 60s)) << rx.unique() << "\n" << gw.ferryd().log();
+
+  ASSERT_EQ(std::remove(key_file.c_str()), 0);
+  std::ofstream(gw.config_path(), std::ios::app) << "bytes_per_sec = \"1MiB\"\n";  // into the [[uplink]] table
+  ASSERT_EQ(kill(gw.ferryd().pid(), SIGHUP), 0);
+  ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_config_reloads_total{result=\"error\"}") == 1; }, 30s))
+      << gw.ferryd().log();
+  EXPECT_NE(gw.ferryd().log().find("the uplinks keep their previous settings"), std::string::npos)
+      << gw.ferryd().log();
+  const std::string health = HttpGet(gw.metrics_port(), "/healthz");
+  EXPECT_NE(health.find("uplink central"), std::string::npos) << health;
+  EXPECT_EQ(health.find("uplinks stopped"), std::string::npos) << health;
+
+  ASSERT_EQ(gw.RunSim(200, 0, gw.path("ids2.txt")), 0) << SimSummary(gw);  // a new boot: new ids
+  EXPECT_TRUE(poll_until([&] { return rx.unique() >= 400; }, 60s)) << rx.unique() << "\n" << gw.ferryd().log();
+  EXPECT_TRUE(gw.ferryd().running());
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+}  // namespace
+}  // namespace ferry::test

@@ -158,16 +158,41 @@ Status Daemon::SeedDedupe(IngestRouter& router) {
   return Ok();
 }
 
-Status Daemon::BuildUplinks() {
-  uplinks_.clear();
+Result<std::vector<std::unique_ptr<UplinkMqtt>>> Daemon::MakeUplinks() {
+  std::vector<std::unique_ptr<UplinkMqtt>> built;
   for (const auto& uc : config_.uplinks) {
     if (uc.type != UplinkType::kMqtt)
       return InvalidArgument("uplink " + uc.name + ": type kafka is not available in this build");
     auto up = std::make_unique<UplinkMqtt>(config_, uc, *log_, *writer_, metrics_, clock_);
-    if (Status st = up->Start(); !st) return st;
-    uplinks_.push_back(std::move(up));
+    if (Status st = up->Start(); !st) return tl::make_unexpected(st.error());
+    built.push_back(std::move(up));
   }
+  return built;
+}
+
+Status Daemon::TryUplinks() {
+  auto trial = MakeUplinks();
+  if (!trial) return tl::make_unexpected(trial.error());
   return Ok();
+}
+
+Status Daemon::BuildUplinks() {
+  // Built and started aside, then swapped in: /healthz never sees a half-built list.
+  auto built = MakeUplinks();
+  if (!built) return tl::make_unexpected(built.error());
+  std::lock_guard<std::mutex> lock(uplinks_mu_);
+  uplinks_.swap(*built);
+  uplinks_error_.clear();
+  return Ok();
+}
+
+void Daemon::StopUplinks() {
+  std::vector<std::unique_ptr<UplinkMqtt>> old;
+  {
+    std::lock_guard<std::mutex> lock(uplinks_mu_);
+    old.swap(uplinks_);
+  }
+  for (auto& u : old) u->Stop();  // hands the last cursor positions to the writer
 }
 
 void Daemon::RegisterMetrics() {
@@ -239,7 +264,14 @@ HealthStatus Daemon::Health() {
     text += std::string("ingest listener ") + (listener_->listening() ? "listening on port " : "down, port ") +
             std::to_string(listener_->port()) + ", " + std::to_string(listener_->connections()) + " connections\n";
   }
-  for (const auto& u : uplinks_) text += "uplink " + u->name() + " " + (u->link_up() ? "up" : "down") + "\n";
+  {
+    std::lock_guard<std::mutex> lock(uplinks_mu_);
+    for (const auto& u : uplinks_) text += "uplink " + u->name() + " " + (u->link_up() ? "up" : "down") + "\n";
+    if (!uplinks_error_.empty()) {
+      h.ok = false;  // stored events are not forwarded until a reload or restart fixes it
+      text += "uplinks stopped: " + uplinks_error_ + "\n";
+    }
+  }
   auto es = log_->GetEnvStats();
   if (!es) {
     h.ok = false;
@@ -422,6 +454,9 @@ Result<ReloadPlan> Daemon::Reload(const Config& next) {
 
   // Uplinks keep all their state in the log (cursors), so rebuilding them applies their reloadable settings.
   if (changed("uplink")) {
+    // The new settings are tried first, on uplinks that are never run: if they cannot start (a key or TLS file
+    // gone since start), the running uplinks are left alone and keep forwarding under the previous settings.
+    const std::vector<UplinkConfig> previous = config_.uplinks;
     for (auto& uc : config_.uplinks) {
       const UplinkConfig* n = next.FindUplink(uc.name);
       if (!n) continue;
@@ -431,9 +466,25 @@ Result<ReloadPlan> Daemon::Reload(const Config& next) {
       uc.bytes_per_sec = n->bytes_per_sec;
       uc.backoff = n->backoff;
     }
-    for (auto& u : uplinks_) u->Stop();
-    if (Status st = BuildUplinks(); !st) return tl::make_unexpected(st.error());
+    if (Status st = TryUplinks(); !st) {
+      config_.uplinks = previous;
+      return MakeError(st.error().code, st.error().message + " (the uplinks keep their previous settings)");
+    }
+    StopUplinks();
+    // The stopped uplinks handed their cursors to the writer; the new ones must read them back, not older ones.
+    auto flushed = writer_->Submit([](WriteTxn&) { return Ok(); });
+    if (flushed.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
+      FERRY_LOG_WARN("reload: the uplinks' cursors were not committed within 30 s; some events may be re-sent");
+    Status built = BuildUplinks();
+    std::lock_guard<std::mutex> lock(uplinks_mu_);
+    if (!built) {
+      // Only if a file vanished between the trial and now: say so where operators look.
+      uplinks_error_ = built.error().ToString();
+      FERRY_LOG_ERROR("reload: uplinks could not start: %s: forwarding is stopped until a reload or restart "
+                      "succeeds", uplinks_error_.c_str());
+    }
     for (auto& u : uplinks_) u->Run();
+    if (!built) return tl::make_unexpected(built.error());
   }
   return plan;
 }
@@ -444,8 +495,8 @@ void Daemon::Stop() {
   if (started_) SdNotify("STOPPING=1");
   if (ingest_) ingest_->Stop();
   if (listener_) listener_->Stop();
-  for (auto& u : uplinks_) u->Stop();  // hands its last cursor positions to the writer
-  if (writer_) writer_->Stop();        // commits everything queued, ingest and cursors alike
+  StopUplinks();                 // hands their last cursor positions to the writer
+  if (writer_) writer_->Stop();  // commits everything queued, ingest and cursors alike
   if (maintainer_) maintainer_->Stop();
   if (http_) http_->Stop();
   if (http_thread_.joinable()) http_thread_.join();

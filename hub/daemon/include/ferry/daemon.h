@@ -61,7 +61,11 @@ class Daemon final : public IngestSink {
  private:
   Status ApplyStreams(const Config& config);
   Status SeedDedupe(IngestRouter& router);
-  Status BuildUplinks();
+  // Uplinks for config_.uplinks, started (cursors loaded, clients made; nothing connects until Run).
+  Result<std::vector<std::unique_ptr<UplinkMqtt>>> MakeUplinks();
+  Status TryUplinks();    // MakeUplinks, and the result thrown away: can the settings start?
+  Status BuildUplinks();  // MakeUplinks, swapped in for uplinks_ (which must be stopped); on error nothing changes
+  void StopUplinks();     // takes the uplinks out (under uplinks_mu_) and stops them
   void RegisterMetrics();
   HealthStatus Health();
   void WarnRejected(const std::string& stream, const Error& error);
@@ -76,7 +80,11 @@ class Daemon final : public IngestSink {
   std::unique_ptr<CrashGuard> crash_guard_;     // before the ingest paths that use it
   std::unique_ptr<MqttIngest> ingest_;          // mode subscribe / both
   std::unique_ptr<IngestListener> listener_;   // mode listen / both
+  // Replaced whole by Reload (on the thread that calls it) while the HTTP thread reads it for /healthz: both
+  // hold uplinks_mu_ for the swap and the read; only the thread that owns the Daemon mutates the uplinks.
   std::vector<std::unique_ptr<UplinkMqtt>> uplinks_;
+  std::mutex uplinks_mu_;
+  std::string uplinks_error_;  // under uplinks_mu_: why the last reload left no uplinks running ("" = none)
   std::unique_ptr<HttpServer> http_;
   std::thread http_thread_;
   Histogram* commit_latency_ = nullptr;
