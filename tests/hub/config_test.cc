@@ -438,3 +438,42 @@ dedupe_window = "10m"
 
 }  // namespace
 }  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// {topic} in an uplink topic is the topic the event arrived on (the tee). Pointed back at the broker ingest
+// subscribes to, it would loop: refused with the reason.
+TEST(ConfigUplinkTopic, TopicPlaceholderAndTheTeeLoop) {
+  const std::string base = R"([gateway]
+id = "gw"
+[storage]
+path = "/tmp/x"
+[[stream]]
+name = "t"
+[[route]]
+filter = "telemetry/#"
+stream = "t"
+)";
+  auto tee = LoadConfigString(base + "[ingest]\nmode = \"listen\"\naddress = \"tcp://127.0.0.1:1884\"\n"
+                                     "[[uplink]]\nname = \"tee\"\naddress = \"tcp://127.0.0.1:1884\"\ntopic = \"{topic}\"\n",
+                              "f.toml");
+  ASSERT_TRUE(tee) << tee.error().message;
+  EXPECT_EQ(tee->uplinks[0].topic, "{topic}");
+  for (const char* mode : {"subscribe", "both"}) {
+    auto loop = LoadConfigString(base + "[ingest]\nmode = \"" + mode +
+                                     "\"\naddress = \"tcp://127.0.0.1:1884\"\n[[uplink]]\nname = \"tee\"\n"
+                                     "address = \"tcp://127.0.0.1:1884\"\ntopic = \"x/{topic}\"\n",
+                                 "f.toml");
+    ASSERT_FALSE(loop) << mode;
+    EXPECT_NE(loop.error().message.find("every event would come back"), std::string::npos) << loop.error().message;
+  }
+  auto other = LoadConfigString(base + "[[uplink]]\nname = \"c\"\naddress = \"tcp://127.0.0.1:1\"\ntopic = \"{nope}\"\n",
+                                "f.toml");
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error().message.find("{gateway}, {stream}, {subject} or {topic}"), std::string::npos)
+      << other.error().message;
+}
+
+}  // namespace
+}  // namespace ferry

@@ -30,6 +30,7 @@ struct Options {
   std::string storage_path;           // default: <dir>/log
   std::string fsync_delay_ms;         // through the fsync shim, when it is built
   std::string extra_ingest;
+  std::string extra_uplinks;  // more [[uplink]] tables
   std::string full_policy = "drop_oldest";
   std::vector<std::string> env;  // NAME=value for ferryd
 };
@@ -51,6 +52,7 @@ class ListenerGateway {
     c += "[[stream]]\nname = \"telemetry\"\nfull_policy = \"" + opt_.full_policy + "\"\n[[stream]]\nname = \"dead\"\n";
     c += "[[route]]\nfilter = \"telemetry/{device}/#\"\nstream = \"telemetry\"\nsubject = \"{device}\"\n"
          "content_type = \"application/json\"\ndead_letter = \"dead\"\nid_json_field = \"id\"\n";
+    c += opt_.extra_uplinks;
     if (opt_.uplink) {
       c += "[[uplink]]\nname = \"central\"\naddress = \"" + central_.uri() +
            "\"\nmode = \"batched\"\ntopic = \"ferry/{gateway}/{stream}\"\nbatch.max_delay = \"20ms\"\n"
@@ -444,6 +446,37 @@ TEST(ListenerE2E, DiskFullHoldsEventsAndRecovers) {
               static_cast<unsigned long long>(kEvents), refused_while_full, missing.size());
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
   ::umount2(mnt.path().c_str(), MNT_DETACH);
+}
+
+// The tee: local consumers that subscribed to a local Mosquitto keep getting the devices' events, now from
+// ferryd once each is on disk, on the topic the device used and with its payload as sent (an uplink with
+// topic = "{topic}", docs/ingest-listener.md). A subscriber started first sees each event published to ferryd.
+TEST(ListenerE2E, TheTeeRepublishesStoredEventsOnTheirOwnTopics) {
+  MosquittoBroker local;
+  ASSERT_TRUE(local.start());
+  Options o;
+  o.extra_uplinks = "[[uplink]]\nname = \"local-tee\"\naddress = \"" + local.uri() +
+                    "\"\nmode = \"per_event\"\ntopic = \"{topic}\"\nstreams = [\"telemetry\"]\n"
+                    "backoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+  ListenerGateway gw(o);
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  ChildProcess sub;
+  ASSERT_TRUE(sub.Start({"stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(local.port()), "-V", "mqttv5",
+                         "-t", "telemetry/#", "-v", "-d", "-C", "3", "-W", "120"},
+                        gw.path("sub.log")));
+  ASSERT_TRUE(poll_until([&] { return sub.log().find("SUBACK") != std::string::npos; }, 60s)) << sub.log();
+  const std::string port = std::to_string(gw.port());
+  for (const char* dev : {"dev-a", "dev-b", "dev-c"}) {
+    std::string cmd = "mosquitto_pub -h 127.0.0.1 -p " + port + " -V mqttv5 -q 1 -t telemetry/" + dev +
+                      "/env -m '{\"id\":\"tee-" + dev + "\",\"t\":1.50}'";
+    ASSERT_EQ(Shell(cmd), 0) << cmd << "\n" << gw.ferryd().log();
+  }
+  ASSERT_EQ(sub.Wait(120s), 0) << sub.log() << gw.ferryd().log();
+  for (const char* dev : {"dev-a", "dev-b", "dev-c"}) {
+    const std::string line = std::string("telemetry/") + dev + "/env {\"id\":\"tee-" + dev + "\",\"t\":1.50}";
+    EXPECT_NE(sub.log().find(line), std::string::npos) << line << "\n" << sub.log();
+  }
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
 }
 
 }  // namespace

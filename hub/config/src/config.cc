@@ -438,6 +438,14 @@ class Parser {
         }
       }
       if (auto st = check_backoff(path, u.backoff); !st) return st;
+      // A tee that republishes on the devices' own topics to the broker ingest subscribes to would ingest every
+      // event again as a new one, for ever.
+      if (u.type == UplinkType::kMqtt && c.ingest.mode != IngestMode::kListen && u.address == c.ingest.address &&
+          u.topic.find("{topic}") != std::string::npos) {
+        return ErrorAt(path + ".topic", "republishes on {topic} to " + u.address +
+                                            ", the broker ingest subscribes to: every event would come back as a "
+                                            "new one. Use ingest.mode = \"listen\", or another topic or broker");
+      }
       if (u.type == UplinkType::kMqtt) {
         if (auto st = check_tls(path, u.address, u.tls); !st) return st;
       }

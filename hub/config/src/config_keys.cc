@@ -128,8 +128,8 @@ std::string CheckUplinkTopic(const ConfigValue& v) {
   auto p = TemplatePlaceholders(v.s);
   if (!p) return p.error().message;
   for (const auto& name : *p) {
-    if (name != "gateway" && name != "stream" && name != "subject") {
-      return "unknown placeholder {" + name + "}; use {gateway}, {stream} or {subject}";
+    if (name != "gateway" && name != "stream" && name != "subject" && name != "topic") {
+      return "unknown placeholder {" + name + "}; use {gateway}, {stream}, {subject} or {topic}";
     }
   }
   return v.s.empty() ? "must not be empty" : "";
@@ -347,7 +347,8 @@ std::vector<ConfigKey> BuildKeys() {
                    "CloudEvents batches (docs/wire.md); mqtt only.",
                    FERRY_FIELD(UplinkConfig, mode)));
   k.push_back(Str("uplink", "topic", "ferry/{gateway}/{stream}", kRestart,
-                  "Topic (Kafka: topic name) template over {gateway}, {stream} and {subject}.",
+                  "Topic (Kafka: topic name) template over {gateway}, {stream}, {subject} and {topic} (the MQTT topic the event "
+                  "arrived on; ferry/{gateway}/{stream} for batches and events that did not come over MQTT).",
                   FERRY_FIELD(UplinkConfig, topic), CheckUplinkTopic));
   k.push_back(List("uplink", "streams", "", kRestart, "Streams this uplink forwards. Empty: every stream.",
                    FERRY_FIELD(UplinkConfig, streams)));

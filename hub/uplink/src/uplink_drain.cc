@@ -270,7 +270,7 @@ UplinkEngine::SendResult UplinkEngine::SendFrom(size_t index, Seq from, Seq limi
       a = ReadAhead{};  // the records went into the batch: read them again when the cap allows
       return SendResult::kBlocked;
     }
-    unit.topic = TopicFor(s, "");
+    unit.topic = TopicFor(s, "", "");
     unit.content_type = kBatchContentType;
     unit.payload = std::move(*encoded);
   } else {
@@ -281,7 +281,9 @@ UplinkEngine::SendResult UplinkEngine::SendFrom(size_t index, Seq from, Seq limi
     WireEvent w = ToWire(s, std::move(a.records.front().record));
     Consume(a, 1);
     MqttEventProperties mp = ToMqttProperties(w);
-    unit.topic = TopicFor(s, w.subject);
+    // CloudEventOf puts the topic the event arrived on first, as the ferrytopic attribute.
+    const bool has_origin = !w.headers.empty() && w.headers.front().first == kCeTopicAttribute;
+    unit.topic = TopicFor(s, w.subject, has_origin ? w.headers.front().second : std::string());
     unit.key = std::move(w.subject);
     unit.content_type = std::move(mp.content_type);
     unit.attributes = std::move(mp.user_properties);
@@ -317,8 +319,11 @@ UplinkEngine::SendResult UplinkEngine::SendFrom(size_t index, Seq from, Seq limi
   return SendResult::kSent;
 }
 
-std::string UplinkEngine::TopicFor(const StreamState& s, const std::string& subject) const {
-  TopicCaptures caps{{"gateway", config_.gateway.id}, {"stream", s.name}, {"subject", subject}};
+std::string UplinkEngine::TopicFor(const StreamState& s, const std::string& subject, const std::string& origin) const {
+  TopicCaptures caps{{"gateway", config_.gateway.id},
+                     {"stream", s.name},
+                     {"subject", subject},
+                     {"topic", origin.empty() ? "ferry/" + config_.gateway.id + "/" + s.name : origin}};
   auto t = ExpandTemplate(uplink_.topic, caps);
   std::string topic = t ? *t : "ferry/" + config_.gateway.id + "/" + s.name;
   // An empty {subject} must not leave an empty or trailing level behind.

@@ -200,7 +200,8 @@ class UplinkEngine {
   static void Consume(ReadAhead& a, size_t n);
   Seq SkipAcked(const StreamState& s, Seq from) const;
   size_t Window() const;
-  std::string TopicFor(const StreamState& s, const std::string& subject) const;
+  // The uplink's topic template expanded; `origin`: the MQTT topic the event arrived on ("" for batches).
+  std::string TopicFor(const StreamState& s, const std::string& subject, const std::string& origin) const;
   WireEvent ToWire(const StreamState& s, StoredRecord&& r) const;
 
   const Config config_;
