@@ -27,6 +27,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 src=$(cd "${FUZZ_SRC:-$root}" && pwd)
 out=${FUZZ_OUT:-$root/build/fuzz}
+case $out in /*) ;; *) out=$PWD/$out ;; esac  # the runs cd into it: a relative path would not survive that
 jobs=${FUZZ_JOBS:-1}
 CXX=${FUZZ_CXX:-clang++-14}
 CC=${FUZZ_CC:-clang-14}
