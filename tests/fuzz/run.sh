@@ -60,16 +60,16 @@ describe() {
     ingest_route)
       sources="hub/ingest/src/ingest_router.cc hub/config/src/*.cc hub/flow/src/flow_control.cc
                hub/wire/src/wire_cloudevents.cc storage/src/record.cc storage/src/crc32c.cc storage/src/error.cc
-               storage/src/utf8.cc"
+               storage/src/utf8.cc storage/src/rfc3339.cc"
       includes="hub/ingest/include hub/config/include hub/flow/include hub/wire/include storage/include"
       # The config is parsed once per process: toml++ as ferryd links it is enough.
       defines=-DTOML_HEADER_ONLY=0 libs=-ltomlplusplus max_len=8192 ;;
     wire_batch)
-      sources="hub/wire/src/*.cc storage/src/error.cc storage/src/utf8.cc"
+      sources="hub/wire/src/*.cc storage/src/error.cc storage/src/utf8.cc storage/src/rfc3339.cc"
       includes="hub/wire/include storage/include"
       libs="-lzstd -lmbedcrypto" max_len=16384 ;;
     cloudevents)
-      sources="hub/wire/src/wire_cloudevents.cc storage/src/error.cc storage/src/utf8.cc"
+      sources="hub/wire/src/wire_cloudevents.cc storage/src/error.cc storage/src/utf8.cc storage/src/rfc3339.cc"
       includes="hub/wire/include storage/include" ;;
     config)
       sources="hub/config/src/*.cc storage/src/error.cc"
@@ -86,7 +86,7 @@ describe() {
       sources=  # the harness #includes firmware/src/ferry_id.c to reach its static parser
       includes="firmware/include firmware/src" max_len=256 ;;
     central_receiver)
-      sources="central/src/receiver.cc hub/wire/src/*.cc storage/src/error.cc storage/src/utf8.cc"
+      sources="central/src/receiver.cc hub/wire/src/*.cc storage/src/error.cc storage/src/utf8.cc storage/src/rfc3339.cc"
       includes="central/include hub/wire/include storage/include"
       libs="-lpaho-mqttpp3 -lpaho-mqtt3as -lzstd -lmbedcrypto" max_len=16384 ;;
     *) return 1 ;;

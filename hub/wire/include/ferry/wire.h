@@ -23,6 +23,7 @@
 #include "ferry/clock.h"
 #include "ferry/error.h"
 #include "ferry/record.h"
+#include "ferry/rfc3339.h"
 #include "ferry/types.h"
 
 struct ZSTD_CCtx_s;
@@ -169,10 +170,7 @@ std::string CeExtensionName(std::string_view header_name);
 // True for application/json, text/json and any */*+json type (parameters such as "; charset=" ignored).
 bool IsJsonContentType(std::string_view content_type);
 
-// RFC 3339 in UTC: "2023-11-14T22:13:20Z" or with 9 fractional digits when the time has nanoseconds.
-std::string FormatRfc3339(TimeNs t);
-// Accepts 0-9 fractional digits and a 'Z' or ±hh:mm offset. Errors: kInvalidArgument.
-Result<TimeNs> ParseRfc3339(std::string_view text);
+// FormatRfc3339, ParseRfc3339: ferry/rfc3339.h.
 
 // ---- Per-event MQTT v5 mapping (CloudEvents MQTT binding, binary content mode) ------------------------------
 
