@@ -134,6 +134,8 @@ subject = "{{device}}"
 content_type = "application/json"
 dead_letter = "dead_letter"
 id_json_field = "id"
+time_json_field = "ts"
+time_format = "unix_ms"
 [[uplink]]
 name = "central"
 address = "tcp://127.0.0.1:{self.central_port}"

@@ -28,15 +28,16 @@ bool HasUserProperty(const CentralMessage& m, std::string_view name) {
 // id_json_field reads it).
 Result<std::string> DeviceJsonId(std::string_view payload) {
   rapidjson::Reader reader;
-  TopLevelStringFinder finder("id");
+  TopLevelFinder finder("id");
   JsonStatus st = ParseJsonBounded(reader, payload, finder, kMaxJsonDepthLimit);
   if (!st.ok()) return Corruption("device payload: " + st.message);
   if (!finder.top_is_object()) return Corruption("device payload is not a JSON object");
-  if (finder.wrong_type())
+  TopLevelFinder::Member& id = finder.member(0);
+  if (id.kind == TopLevelFinder::Member::kAbsent) return Corruption("device payload has no \"id\" member");
+  if (!finder.IdIsString())
     return Corruption("device payload's \"id\" is not a string (event ids are strings, as ferryd's routes read them)");
-  if (!finder.found()) return Corruption("device payload has no \"id\" member");
-  if (finder.value().empty()) return Corruption("device payload has an empty \"id\"");
-  return std::move(finder.value());
+  if (id.text.empty()) return Corruption("device payload has an empty \"id\"");
+  return std::move(id.text);
 }
 
 }  // namespace

@@ -395,3 +395,99 @@ stream = "raw"
 
 }  // namespace
 }  // namespace ferry
+
+namespace ferry {
+namespace {
+
+Config TimeConfig(const std::string& route_keys, const std::string& ingest_keys = "") {
+  auto cfg = LoadConfigString("[gateway]\nid = \"gw1\"\n[ingest]\nmax_future_skew = \"5m\"\n" + ingest_keys +
+                                  "[[stream]]\nname = \"t\"\n[[route]]\nfilter = \"telemetry/{device}/#\"\n"
+                                  "stream = \"t\"\nsubject = \"{device}\"\ncontent_type = \"application/json\"\n" +
+                                  route_keys,
+                              "test.toml");
+  EXPECT_TRUE(cfg.has_value()) << cfg.error().ToString();
+  return *cfg;
+}
+
+// The producer's time becomes the event's time when it is plausible; otherwise the ingest time, flagged with
+// the reason and the time as sent (issue 12: devices at 1970, a day ahead, or writing garbage).
+TEST(IngestRouterTime, ProducerTimeIsReadCheckedAndFlagged) {
+  auto router = IngestRouter::Create(TimeConfig("time_json_field = \"ts\"\ntime_format = \"unix_ms\"\n"));
+  ASSERT_TRUE(router) << router.error().ToString();
+  const TimeNs now{1'700'000'000'000'000'000};
+  InboundMessage m;
+  m.topic = "telemetry/dev-1/env";
+  struct Case {
+    std::string payload;
+    TimeReplaced replaced;
+    int64_t time_ns;  // when not replaced
+  };
+  const Case cases[] = {
+      {R"({"ts":1699999999123,"t":1})", TimeReplaced::kNo, 1'699'999'999'123'000'000},
+      {R"({"ts":"1699999999123"})", TimeReplaced::kNo, 1'699'999'999'123'000'000},  // a numeric string
+      {R"({"ts":1699999999123.456789})", TimeReplaced::kNo, 1'699'999'999'123'456'789},
+      {R"({"ts":1700000299999})", TimeReplaced::kNo, 1'700'000'299'999'000'000},  // just inside the skew
+      {R"({"ts":1700000300001})", TimeReplaced::kFuture, 0},
+      {R"({"ts":86400000})", TimeReplaced::kBeforeFloor, 0},  // a device that booted at 1970
+      {R"({"ts":-5})", TimeReplaced::kBeforeFloor, 0},
+      {R"({"ts":"yesterday"})", TimeReplaced::kUnreadable, 0},
+      {R"({"ts":1.7e12})", TimeReplaced::kUnreadable, 0},  // no exponents
+      {R"({"ts":99999999999999999999999})", TimeReplaced::kUnreadable, 0},
+      {R"({"ts":{"ms":1}})", TimeReplaced::kUnreadable, 0},
+      {R"({"ts":1699999999123,"ts":"x"})", TimeReplaced::kUnreadable, 0},  // two kinds: ambiguous
+      {R"({"t":1})", TimeReplaced::kNo, 0},  // no time: none stored
+  };
+  for (const Case& c : cases) {
+    m.payload = c.payload;
+    auto d = router->Route(m, now);
+    ASSERT_EQ(d.outcome, RouteOutcome::kStore) << c.payload << ": " << d.detail;
+    EXPECT_EQ(d.time_replaced, c.replaced) << c.payload;
+    if (c.replaced == TimeReplaced::kNo) {
+      EXPECT_EQ(d.event.time.ns, c.time_ns) << c.payload;
+      EXPECT_EQ(Header(d.event, kTimeReplacedHeader), "<absent>") << c.payload;
+    } else {
+      EXPECT_EQ(d.event.time.ns, now.ns) << c.payload;
+      EXPECT_EQ(Header(d.event, kTimeReplacedHeader), TimeReplacedName(c.replaced)) << c.payload;
+      EXPECT_NE(Header(d.event, kTimeOriginalHeader), "<absent>") << c.payload;
+    }
+  }
+  m.payload = R"({"ts":86400000})";
+  EXPECT_EQ(Header(router->Route(m, now).event, kTimeOriginalHeader), "86400000");
+  m.payload = R"({"ts":[1]})";
+  EXPECT_EQ(Header(router->Route(m, now).event, kTimeOriginalHeader), "(not a string or number)");
+}
+
+TEST(IngestRouterTime, UserPropertyFirstAndEveryFormat) {
+  auto router = IngestRouter::Create(
+      TimeConfig("time_json_field = \"ts\"\ntime_user_property = \"time\"\n", "time_floor = \"2001-01-01T00:00:00Z\"\n"));
+  ASSERT_TRUE(router);
+  const TimeNs now{1'700'000'000'000'000'000};
+  InboundMessage m;
+  m.topic = "telemetry/dev-1/env";
+  m.payload = R"({"ts":"2023-11-14T22:00:00Z"})";
+  m.user_properties = {{"time", "2023-11-14T22:13:20.5+00:00"}};
+  auto d = router->Route(m, now);
+  EXPECT_EQ(d.event.time.ns, 1'700'000'000'500'000'000);  // the property wins
+  m.user_properties.clear();
+  EXPECT_EQ(router->Route(m, now).event.time.ns, 1'699'999'200'000'000'000);
+  m.payload = R"({"ts":"2000-12-31T23:59:59Z"})";  // before this config's floor
+  EXPECT_EQ(router->Route(m, now).time_replaced, TimeReplaced::kBeforeFloor);
+  m.payload = R"({"ts":1699999999})";  // a number is no RFC 3339 time
+  EXPECT_EQ(router->Route(m, now).time_replaced, TimeReplaced::kUnreadable);
+
+  const std::pair<const char*, int64_t> units[] = {
+      {"unix_s", 1'000'000'000}, {"unix_ms", 1'000'000}, {"unix_us", 1'000}, {"unix_ns", 1}};
+  for (const auto& [format, unit] : units) {
+    auto r = IngestRouter::Create(TimeConfig(std::string("time_json_field = \"ts\"\ntime_format = \"") + format + "\"\n"));
+    ASSERT_TRUE(r);
+    const std::string payload = "{\"ts\":" + std::to_string(1'699'999'999'000'000'000 / unit) + "}";
+    m.payload = payload;  // a view: the string must outlive the Route call
+    EXPECT_EQ(r->Route(m, now).event.time.ns, 1'699'999'999'000'000'000) << format;
+  }
+  auto bad = LoadConfigString("[ingest]\ntime_floor = \"last year\"\n[[stream]]\nname = \"t\"\n", "x.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("ingest.time_floor"), std::string::npos) << bad.error().message;
+}
+
+}  // namespace
+}  // namespace ferry

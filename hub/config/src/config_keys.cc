@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ferry/config.h"
+#include "ferry/rfc3339.h"
 
 namespace ferry {
 namespace {
@@ -98,6 +99,10 @@ std::string CheckName(const ConfigValue& v) {
   return "";
 }
 std::string CheckOptionalName(const ConfigValue& v) { return v.s.empty() ? "" : CheckName(v); }
+std::string CheckRfc3339(const ConfigValue& v) {
+  auto t = ParseRfc3339(v.s);
+  return t ? "" : "must be an RFC 3339 time such as \"2020-01-01T00:00:00Z\"";
+}
 std::string CheckBrokerAddress(const ConfigValue& v) {
   static const char* const kSchemes[] = {"tcp://", "ssl://", "mqtt://", "mqtts://", "ws://", "wss://"};
   for (const char* scheme : kSchemes) {
@@ -257,6 +262,15 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Int("ingest", "dedupe_capacity", "50000", 0, 100'000'000, kRestart,
                   "Most event ids remembered for deduplication (oldest forgotten first); about 32 bytes each.",
                   FERRY_FIELD(IngestConfig, dedupe_capacity)));
+  k.push_back(Dur("ingest", "max_future_skew", "5m", 0, 30 * kDay, kReload,
+                  "A producer time (a route's time_json_field / time_user_property) further than this ahead of the "
+                  "gateway clock is replaced by the ingest time, flagged in header ferry_time_replaced (future) and "
+                  "counted in ferry_ingest_time_replaced_total.",
+                  FERRY_FIELD(IngestConfig, max_future_skew)));
+  k.push_back(Str("ingest", "time_floor", "2020-01-01T00:00:00Z", kReload,
+                  "RFC 3339: a producer time before this (a device that booted without a clock, at 1970) is replaced "
+                  "by the ingest time, flagged (before_floor) and counted.",
+                  FERRY_FIELD(IngestConfig, time_floor), CheckRfc3339));
   k.push_back(Dur("ingest", "backoff.min", "200ms", kMs, 3600 * kSec, kReload,
                   "First reconnect delay; doubles per failure, with jitter.",
                   FERRY_FIELD(IngestConfig, backoff.min)));
@@ -298,6 +312,19 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Str("route", "id_user_property", "", kRestart,
                   "MQTT v5 user property holding a device event id (checked before the JSON field). Empty: none.",
                   FERRY_FIELD(RouteConfig, id_user_property)));
+  k.push_back(Str("route", "time_json_field", "", kRestart,
+                  "Top-level JSON field holding the producer's time, read as time_format: the event's CloudEvents "
+                  "time. Empty: none (the event has no time; retention and ferryctl use ingest time anyway).",
+                  FERRY_FIELD(RouteConfig, time_json_field)));
+  k.push_back(Str("route", "time_user_property", "", kRestart,
+                  "MQTT v5 user property holding the producer's time, read as time_format (checked before the "
+                  "JSON field). Empty: none.",
+                  FERRY_FIELD(RouteConfig, time_user_property)));
+  k.push_back(Enum("route", "time_format", "rfc3339", "rfc3339|unix_s|unix_ms|unix_us|unix_ns", kRestart,
+                   "How the producer's time is written: an RFC 3339 string, or a number (or numeric string) of "
+                   "seconds, milliseconds, microseconds or nanoseconds since 1970 (a fraction is allowed). A time "
+                   "that cannot be read is replaced by the ingest time, flagged (unreadable) and counted.",
+                   FERRY_FIELD(RouteConfig, time_format)));
   // [[stream]]
   k.push_back(Str("stream", "name", nullptr, kRestart, "Stream name: letters, digits, '_', '-', '.'.",
                   FERRY_FIELD(StreamConfig, name), CheckName));

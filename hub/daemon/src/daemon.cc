@@ -442,6 +442,8 @@ Result<ReloadPlan> Daemon::Reload(const Config& next) {
     config_.ingest.max_payload = next.ingest.max_payload;
     config_.ingest.dedupe_window = next.ingest.dedupe_window;
     config_.ingest.backoff = next.ingest.backoff;
+    config_.ingest.max_future_skew = next.ingest.max_future_skew;
+    config_.ingest.time_floor = next.ingest.time_floor;
     for (int i = 0; i < 2; ++i) {
       if ((i == 0 && !ingest_) || (i == 1 && !listener_)) continue;
       auto router = IngestRouter::Create(config_);

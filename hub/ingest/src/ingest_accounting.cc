@@ -42,6 +42,11 @@ void IngestAccounting::Account(const RouteDecision& d) {
       Counter*& c = ingested_[d.stream];
       if (!c) c = &DeclaredCounter(metrics_, "ferry_stream_ingested_total", {{"stream", d.stream}});
       c->Inc();
+      if (d.time_replaced != TimeReplaced::kNo) {  // a device with a bad clock: a lookup per event is fine there
+        DeclaredCounter(metrics_, "ferry_ingest_time_replaced_total",
+                        {{"stream", d.stream}, {"reason", TimeReplacedName(d.time_replaced)}})
+            .Inc();
+      }
       if (d.missing_id) {  // a misconfigured route: a registry lookup per event is fine there
         DeclaredCounter(metrics_, "ferry_ingest_missing_id_total", {{"stream", d.stream}}).Inc();
         if (d.report_missing_id) FERRY_LOG_WARN("%s: %s", log_prefix_, d.detail.c_str());

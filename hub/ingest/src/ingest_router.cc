@@ -1,8 +1,10 @@
 #include "ferry/ingest_router.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "ferry/json_bounded.h"
+#include "ferry/rfc3339.h"
 
 namespace ferry {
 namespace {
@@ -35,6 +37,42 @@ const char* BadIdentifier(std::string_view v, size_t max_bytes) {
   return nullptr;
 }
 
+// A producer's time as `format` writes it. A number (or numeric string) of units since 1970 may have a
+// fraction and a sign; nothing else is accepted (no exponent). nullopt when it cannot be read or does not fit.
+std::optional<TimeNs> ReadProducerTime(std::string_view text, TimeFormat format) {
+  if (format == TimeFormat::kRfc3339) {
+    auto t = ParseRfc3339(text);
+    return t ? std::optional<TimeNs>(*t) : std::nullopt;
+  }
+  static constexpr int64_t kUnitNs[] = {0, 1'000'000'000, 1'000'000, 1'000, 1};
+  const int64_t unit = kUnitNs[static_cast<int>(format)];
+  size_t i = 0;
+  const bool negative = !text.empty() && text[0] == '-';
+  if (negative) ++i;
+  int64_t whole = 0;
+  size_t digits = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, ++digits) {
+    if (__builtin_mul_overflow(whole, int64_t{10}, &whole) || __builtin_add_overflow(whole, text[i] - '0', &whole))
+      return std::nullopt;
+  }
+  if (digits == 0) return std::nullopt;
+  int64_t frac_ns = 0;  // the fraction of one unit, in ns (digits past a nanosecond are dropped)
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    int64_t scale = unit;
+    size_t frac_digits = 0;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, ++frac_digits) {
+      scale /= 10;
+      frac_ns += (text[i] - '0') * scale;
+    }
+    if (frac_digits == 0) return std::nullopt;
+  }
+  if (i != text.size()) return std::nullopt;
+  int64_t ns;
+  if (__builtin_mul_overflow(whole, unit, &ns) || __builtin_add_overflow(ns, frac_ns, &ns)) return std::nullopt;
+  return TimeNs{negative ? -ns : ns};
+}
+
 const std::string* FindProperty(const InboundMessage& msg, std::string_view name) {
   for (const auto& [k, v] : msg.user_properties)
     if (k == name) return &v;
@@ -42,6 +80,16 @@ const std::string* FindProperty(const InboundMessage& msg, std::string_view name
 }
 
 }  // namespace
+
+const char* TimeReplacedName(TimeReplaced r) {
+  switch (r) {
+    case TimeReplaced::kNo: return "no";
+    case TimeReplaced::kUnreadable: return "unreadable";
+    case TimeReplaced::kFuture: return "future";
+    case TimeReplaced::kBeforeFloor: return "before_floor";
+  }
+  return "unknown";
+}
 
 const char* RejectReasonName(RejectReason reason) {
   switch (reason) {
@@ -68,6 +116,11 @@ IngestRouter::IngestRouter(std::vector<CompiledRoute> routes, std::vector<std::s
                            unsigned max_json_depth, DedupeWindow dedupe)
     : routes_(std::move(routes)), streams_(std::move(streams)), max_payload_(max_payload),
       max_json_depth_(max_json_depth), dedupe_(std::move(dedupe)), json_(std::make_unique<JsonScratch>()) {}
+
+void IngestRouter::SetTimePlausibility(std::chrono::nanoseconds max_future_skew, TimeNs floor) {
+  max_future_skew_ns_ = max_future_skew.count();
+  time_floor_ = floor;
+}
 IngestRouter::~IngestRouter() = default;
 IngestRouter::IngestRouter(IngestRouter&&) noexcept = default;
 IngestRouter& IngestRouter::operator=(IngestRouter&&) noexcept = default;
@@ -92,9 +145,17 @@ Result<IngestRouter> IngestRouter::Create(const Config& config) {
   }
   std::vector<std::string> streams;
   for (const auto& s : config.streams) streams.push_back(s.name);
-  return IngestRouter(std::move(routes), std::move(streams), config.ingest.max_payload,
+  IngestRouter router(std::move(routes), std::move(streams), config.ingest.max_payload,
                       static_cast<unsigned>(config.ingest.max_json_depth),
                       DedupeWindow(config.ingest.dedupe_window, static_cast<size_t>(config.ingest.dedupe_capacity)));
+  TimeNs floor{};
+  if (!config.ingest.time_floor.empty()) {
+    auto f = ParseRfc3339(config.ingest.time_floor);
+    if (!f) return InvalidArgument("ingest.time_floor: " + f.error().message);
+    floor = *f;
+  }
+  router.SetTimePlausibility(config.ingest.max_future_skew, floor);
+  return router;
 }
 
 std::vector<std::string> IngestRouter::Subscriptions() const {
@@ -179,18 +240,31 @@ RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {
   if (!route->config.id_user_property.empty()) {
     if (const std::string* v = FindProperty(msg, route->config.id_user_property)) id = *v;
   }
+  // The producer's time: a user property first, then the JSON member (read in the same pass as the id).
+  const std::string* time_text = nullptr;
+  std::string json_time;
+  bool json_time_readable = true;
+  if (!route->config.time_user_property.empty()) time_text = FindProperty(msg, route->config.time_user_property);
   if (route->json) {
     static const std::string kNoField;
-    // Validates the JSON and picks the id member, without a DOM.
-    TopLevelStringFinder finder(id.empty() ? route->config.id_json_field : kNoField);
+    // Validates the JSON and picks the id and time members, without a DOM.
+    TopLevelFinder finder(id.empty() ? route->config.id_json_field : kNoField,
+                          time_text == nullptr ? route->config.time_json_field : kNoField);
     JsonStatus st = ParseJsonBounded(json_->reader, msg.payload, finder, max_json_depth_);
     if (!st.ok())
       return Reject(route, msg, st.failure == JsonFailure::kTooDeep ? RejectReason::kTooDeep : RejectReason::kBadContent,
                     std::move(st.message));
-    if (finder.wrong_type())
+    TopLevelFinder::Member& idm = finder.member(0);
+    if (idm.kind != TopLevelFinder::Member::kAbsent && !finder.IdIsString())
       return Reject(route, msg, RejectReason::kBadEventId,
                     "member \"" + route->config.id_json_field + "\" is not a JSON string (event ids are strings)");
-    if (id.empty()) id = std::move(finder.value());
+    if (id.empty()) id = std::move(idm.text);
+    TopLevelFinder::Member& tm = finder.member(1);
+    if (tm.kind != TopLevelFinder::Member::kAbsent) {
+      json_time = std::move(tm.text);
+      json_time_readable = tm.kind != TopLevelFinder::Member::kOther && !tm.mixed;
+      time_text = &json_time;
+    }
   }
   if (const char* why = BadIdentifier(id, kMaxEventIdBytes))
     return Reject(route, msg, RejectReason::kBadEventId,
@@ -232,6 +306,23 @@ RouteDecision IngestRouter::Route(const InboundMessage& msg, TimeNs now) {
     }
   }
   Event& e = d.event;
+  if (time_text != nullptr) {
+    std::optional<TimeNs> t;
+    if (json_time_readable) t = ReadProducerTime(*time_text, rc.time_format);
+    d.time_replaced = !t ? TimeReplaced::kUnreadable
+                         : t->ns > now.ns + max_future_skew_ns_ ? TimeReplaced::kFuture
+                         : t->ns < time_floor_.ns              ? TimeReplaced::kBeforeFloor
+                                                                : TimeReplaced::kNo;
+    if (d.time_replaced == TimeReplaced::kNo) {
+      e.time = *t;
+    } else {
+      // Kept, flagged and counted: windows and ferryctl see a plausible time, the centre sees what was sent.
+      e.time = now;
+      e.headers.emplace_back(kTimeReplacedHeader, TimeReplacedName(d.time_replaced));
+      const std::string_view sent = json_time_readable ? std::string_view(*time_text) : "(not a string or number)";
+      e.headers.emplace_back(kTimeOriginalHeader, std::string(Utf8Prefix(sent, 64)));
+    }
+  }
   e.id = std::move(id);
   e.source = std::string(msg.topic);
   e.subject = std::move(*subject);

@@ -31,6 +31,10 @@ const std::vector<MetricDecl>& FerryMetricDecls() {
        "Events stored without a device event id although their route names one (id_json_field or "
        "id_user_property): not de-duplicated. Non-zero usually means a misspelt field; the first one per route "
        "is logged."},
+      {"ferry_ingest_time_replaced_total", T::kCounter, "stream,reason",
+       "Events whose producer time (a route's time_json_field / time_user_property) was replaced by the ingest "
+       "time: reason unreadable, future (past ingest.max_future_skew) or before_floor (before ingest.time_floor). "
+       "The event is stored with header ferry_time_replaced."},
       {"ferry_ingest_link_up", T::kGauge, "",
        "1 while ingest can take events: the listener is listening, or ferryd is subscribed to the local broker "
        "(mode subscribe), else 0."},

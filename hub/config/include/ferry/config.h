@@ -38,6 +38,8 @@ enum class Durability { kBatch, kSync };               // "batch" | "sync"
 enum class IngestMode { kSubscribe, kListen, kBoth };  // "subscribe" | "listen" | "both"
 // StreamKind ("log" | "table") and FullPolicy ("drop_oldest" | "reject_new") are storage's, from ferry/types.h.
 enum class UplinkType { kMqtt, kKafka };                // "mqtt" | "kafka"
+// How a route reads a producer's time: "rfc3339" | "unix_s" | "unix_ms" | "unix_us" | "unix_ns".
+enum class TimeFormat { kRfc3339, kUnixS, kUnixMs, kUnixUs, kUnixNs };
 enum class UplinkMode { kPerEvent, kBatched };          // "per_event" | "batched"
 enum class DrainOrder { kOldestFirst, kNewestFirst };   // "oldest_first" | "newest_first"
 enum class ConfigLogLevel { kDebug, kInfo, kWarn, kError };  // "debug" | "info" | "warn" | "error"
@@ -108,6 +110,8 @@ struct IngestConfig {
   Duration dedupe_window{0};
   int64_t dedupe_capacity = 0;
   BackoffConfig backoff;
+  Duration max_future_skew{0};  // a producer time further ahead of the gateway clock is replaced
+  std::string time_floor;        // RFC 3339: a producer time before it is replaced (a device without a clock)
 };
 
 struct MetricsConfig {
@@ -128,6 +132,9 @@ struct RouteConfig {
   std::string dead_letter;      // stream for rejected messages; empty: rejected messages are dropped
   std::string id_json_field;    // JSON field holding a device event id; empty: none
   std::string id_user_property; // MQTT v5 user property holding a device event id; empty: none
+  std::string time_json_field;    // top-level JSON field holding the producer's time; empty: none
+  std::string time_user_property; // MQTT v5 user property holding the producer's time (checked first); empty: none
+  TimeFormat time_format = TimeFormat::kRfc3339;
 };
 
 // [[stream]]

@@ -44,6 +44,17 @@ enum class RejectReason {
 };
 const char* RejectReasonName(RejectReason reason);
 
+// Whether a producer's time (a route's time_json_field / time_user_property) was replaced by the ingest time,
+// and why; the reason is the value of the "ferry_time_replaced" header and of ferry_ingest_time_replaced_total's
+// reason label.
+enum class TimeReplaced {
+  kNo,
+  kUnreadable,   // not in the route's time_format
+  kFuture,       // more than ingest.max_future_skew ahead of the gateway clock
+  kBeforeFloor,  // before ingest.time_floor (a device without a clock, at 1970)
+};
+const char* TimeReplacedName(TimeReplaced r);
+
 struct RouteDecision {
   RouteOutcome outcome = RouteOutcome::kDrop;
   RejectReason reason = RejectReason::kNone;
@@ -56,6 +67,8 @@ struct RouteDecision {
   // The first such event of its route since this router was built: log `detail`, which names the route and
   // the field (one line per route, not one per event).
   bool report_missing_id = false;
+  // kStore: the producer's time was replaced by the ingest time (flagged in headers). Count it.
+  TimeReplaced time_replaced = TimeReplaced::kNo;
 };
 
 // Header names written on dead-letter records.
@@ -63,6 +76,9 @@ inline constexpr const char* kDlqReasonHeader = "ferry_dlq_reason";
 inline constexpr const char* kDlqDetailHeader = "ferry_dlq_detail";
 inline constexpr const char* kDlqTopicHeader = "ferry_dlq_topic";
 inline constexpr const char* kDlqSizeHeader = "ferry_dlq_original_size";
+// Header names on an event whose producer time was replaced: the reason, and the time as sent (at most 64 bytes).
+inline constexpr const char* kTimeReplacedHeader = "ferry_time_replaced";
+inline constexpr const char* kTimeOriginalHeader = "ferry_time_original";
 // Limits on what travels as MQTT strings, CloudEvents attributes and log lines.
 inline constexpr size_t kMaxEventIdBytes = 256;
 inline constexpr size_t kMaxSubjectBytes = 256;
@@ -108,8 +124,12 @@ class IngestRouter {
                        std::string detail) const;
   bool Declared(std::string_view stream) const;
 
+  void SetTimePlausibility(std::chrono::nanoseconds max_future_skew, TimeNs floor);
+
   std::vector<CompiledRoute> routes_;
   std::vector<std::string> streams_;
+  int64_t max_future_skew_ns_ = 0;
+  TimeNs time_floor_{};
   uint64_t max_payload_;
   unsigned max_json_depth_;
   DedupeWindow dedupe_;

@@ -140,28 +140,26 @@ JsonStatus ParseJsonBounded(rapidjson::Reader& reader, std::string_view text, Ha
   return st;
 }
 
-// Finds one top-level member of a JSON object whose value is a string, without building a DOM (no allocation
-// per message once the reader's stack has grown). Any other type of that member sets wrong_type: ids are
-// strings, so that 12345 and "12345" can never be taken for one id. The first occurrence wins.
-class TopLevelStringFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLevelStringFinder> {
+// Picks up to two top-level members of a JSON object by name, without building a DOM (no allocation per
+// message once the reader's stack has grown): the first occurrence of each, its kind and its text (a string's
+// value, a number's exact text). A later occurrence of another kind marks the member `mixed`.
+class TopLevelFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TopLevelFinder> {
  public:
-  explicit TopLevelStringFinder(std::string_view field) : field_(field) {}
-  bool Default() {
-    if (want_) wrong_type_ = true;
-    want_ = false;
-    return true;
-  }
-  bool RawNumber(const char*, rapidjson::SizeType, bool) { return Default(); }
-  bool String(const char* str, rapidjson::SizeType len, bool) {
-    if (want_ && !found_) {
-      value_.assign(str, len);
-      found_ = true;
-    }
-    want_ = false;
-    return true;
-  }
-  bool Key(const char* str, rapidjson::SizeType len, bool) {
-    want_ = depth_ == 1 && !field_.empty() && std::string_view(str, len) == field_;
+  struct Member {
+    enum Kind { kAbsent, kString, kNumber, kOther } kind = kAbsent;
+    std::string text;
+    bool mixed = false;
+  };
+  explicit TopLevelFinder(std::string_view first, std::string_view second = {}) : names_{first, second} {}
+
+  bool Default() { return Value(Member::kOther, nullptr, 0); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) { return Value(Member::kNumber, s, n); }
+  bool String(const char* s, rapidjson::SizeType n, bool) { return Value(Member::kString, s, n); }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    want_ = -1;
+    if (depth_ != 1) return true;
+    for (int i = 0; i < 2; ++i)
+      if (!names_[i].empty() && std::string_view(s, n) == names_[i]) want_ = i;
     return true;
   }
   bool StartObject() { return Enter(true); }
@@ -170,14 +168,27 @@ class TopLevelStringFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8
   bool EndArray(rapidjson::SizeType) { return Leave(); }
 
   bool top_is_object() const { return top_is_object_; }
-  bool found() const { return found_; }
-  bool wrong_type() const { return wrong_type_; }
-  std::string& value() { return value_; }
+  Member& member(int i) { return members_[i]; }
+  // The first member as an id: present, and a string every time it occurs.
+  bool IdIsString() const { return members_[0].kind == Member::kString && !members_[0].mixed; }
 
  private:
+  bool Value(Member::Kind kind, const char* s, size_t n) {
+    if (want_ >= 0) {
+      Member& m = members_[want_];
+      if (m.kind == Member::kAbsent) {
+        m.kind = kind;
+        if (s != nullptr) m.text.assign(s, n);
+      } else if (m.kind != kind) {
+        m.mixed = true;
+      }
+    }
+    want_ = -1;
+    return true;
+  }
   bool Enter(bool object) {
     if (depth_ == 0) top_is_object_ = object;
-    Default();
+    if (want_ >= 0) Value(Member::kOther, nullptr, 0);
     ++depth_;
     return true;
   }
@@ -185,10 +196,11 @@ class TopLevelStringFinder : public rapidjson::BaseReaderHandler<rapidjson::UTF8
     --depth_;
     return true;
   }
-  std::string_view field_;
-  std::string value_;
+  std::string_view names_[2];
+  Member members_[2];
   int depth_ = 0;
-  bool want_ = false, found_ = false, wrong_type_ = false, top_is_object_ = false;
+  int want_ = -1;
+  bool top_is_object_ = false;
 };
 
 // Forwards SAX events to a rapidjson Writer, numbers as their exact text: re-serialises outside JSON compactly
