@@ -31,6 +31,8 @@ struct Options {
   std::string fsync_delay_ms;         // through the fsync shim, when it is built
   std::string extra_ingest;
   std::string extra_uplinks;  // more [[uplink]] tables
+  std::string route_extra;    // more keys of the telemetry route
+  std::vector<std::string> sim_args;  // more ferry-sim arguments
   std::string full_policy = "drop_oldest";
   std::vector<std::string> env;  // NAME=value for ferryd
 };
@@ -51,7 +53,7 @@ class ListenerGateway {
     c += "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
     c += "[[stream]]\nname = \"telemetry\"\nfull_policy = \"" + opt_.full_policy + "\"\n[[stream]]\nname = \"dead\"\n";
     c += "[[route]]\nfilter = \"telemetry/{device}/#\"\nstream = \"telemetry\"\nsubject = \"{device}\"\n"
-         "content_type = \"application/json\"\ndead_letter = \"dead\"\nid_json_field = \"id\"\n";
+         "content_type = \"application/json\"\ndead_letter = \"dead\"\nid_json_field = \"id\"\n" + opt_.route_extra;
     c += opt_.extra_uplinks;
     if (opt_.uplink) {
       c += "[[uplink]]\nname = \"central\"\naddress = \"" + central_.uri() +
@@ -143,6 +145,7 @@ class ListenerGateway {
       argv.push_back("--connections");
       argv.push_back(std::to_string(connections));
     }
+    argv.insert(argv.end(), opt_.sim_args.begin(), opt_.sim_args.end());
     return sim.Start(argv, dir_.path() + "/sim.log");
   }
   std::string SimTail() {
@@ -477,6 +480,53 @@ TEST(ListenerE2E, TheTeeRepublishesStoredEventsOnTheirOwnTopics) {
     EXPECT_NE(sub.log().find(line), std::string::npos) << line << "\n" << sub.log();
   }
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// Device clocks from the simulator (a quarter of the devices bad: half of those at 1970, half a day or two
+// ahead): their events are stored with the ingest time, flagged and counted per reason; the healthy devices'
+// events carry their own clock's time. Nothing is dropped for a bad clock.
+TEST(ListenerE2E, BadDeviceClocksAreReplacedFlaggedAndCounted) {
+  Options o;
+  o.route_extra = "time_json_field = \"ts\"\ntime_format = \"unix_ms\"\n";
+  o.sim_args = {"--clock-faults", "0.25"};
+  ListenerGateway gw(o);
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  ChildProcess sim;
+  ASSERT_TRUE(gw.StartSim(sim, 2000, 0, 16, gw.path("ids.txt")));
+  ASSERT_EQ(sim.Wait(300s), 0) << gw.SimTail() << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Stored() >= 2000; }, 60s)) << gw.Stored();
+  const double before = gw.Metric("ferry_ingest_time_replaced_total{stream=\"telemetry\",reason=\"before_floor\"}");
+  const double future = gw.Metric("ferry_ingest_time_replaced_total{stream=\"telemetry\",reason=\"future\"}");
+  EXPECT_GT(before, 0) << "no device at 1970 was noticed";
+  EXPECT_GT(future, 0) << "no device ahead was noticed";
+  EXPECT_LT(before + future, 2000) << "healthy devices' times were replaced too";
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+  // In the log: flagged events carry the time ferryd received them and the time as sent; the others a time within seconds
+  // of their ingest.
+  EventLogOptions lo;
+  lo.path = gw.path("log");
+  lo.read_only = true;
+  auto log = EventLog::Open(lo);
+  ASSERT_TRUE(log) << log.error().ToString();
+  auto it = (*log)->NewIterator("telemetry");
+  ASSERT_TRUE(it);
+  size_t flagged = 0, own = 0;
+  for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) {
+    const RecordView& r = (*it)->record();
+    std::string reason;
+    for (const auto& [k, v] : r.headers)
+      if (k == "ferry_time_replaced") reason = std::string(v);
+    if (!reason.empty()) {
+      ++flagged;  // the time ferryd received it: before the commit stamped the ingest time, by little
+      EXPECT_LE(r.time.ns, r.ingest_time.ns);
+      EXPECT_LT(r.ingest_time.ns - r.time.ns, int64_t{60} * 1'000'000'000) << r.seq.value;
+    } else {
+      ++own;
+      EXPECT_LT(std::llabs(r.time.ns - r.ingest_time.ns), int64_t{60} * 1'000'000'000) << r.seq.value;
+    }
+  }
+  EXPECT_EQ(flagged, static_cast<size_t>(before + future));
+  EXPECT_EQ(flagged + own, 2000u);
 }
 
 }  // namespace
