@@ -88,6 +88,16 @@ int main(int argc, char** argv) {
   ctl::PoisonedOptions poisoned_opts;
   poisoned->add_option("uplink", poisoned_opts.uplink, "Only this uplink");
   poisoned->add_flag("--json", poisoned_opts.json, "One JSON object per line");
+  CLI::App* sql = app.add_subcommand("sql", "Query the log with SQLite: a read-only table per stream");
+  ctl::SqlOptions sql_opts;
+  std::string sql_format = "table", sql_timeout = "30s";
+  sql->add_option("query", sql_opts.query, "One SELECT statement")->required();
+  sql->add_option("--format", sql_format, "table, csv or json (one object per line)")
+      ->check(CLI::IsMember({"table", "csv", "json"}))
+      ->capture_default_str();
+  sql->add_option("--max-rows", sql_opts.max_rows, "Print at most this many rows")->capture_default_str();
+  sql->add_option("--width", sql_opts.max_width, "table: cut longer cells")->capture_default_str();
+  sql->add_option("--timeout", sql_timeout, "Stop the query after this long")->capture_default_str();
   CLI::App* replay = app.add_subcommand("replay", "Ask ferryd to re-send a stream to an uplink from a seq or time");
   ctl::ReplayOptions replay_opts;
   std::string replay_wait = "5s";
@@ -180,6 +190,15 @@ int main(int argc, char** argv) {
     return ctl::RunStatus(**log, target->config ? &*target->config : nullptr, status_opts, env, std::cout, std::cerr);
   }
   if (poisoned->parsed()) return ctl::RunPoisoned(**log, poisoned_opts, std::cout, std::cerr);
+  if (sql->parsed()) {
+    sql_opts.format = sql_format == "csv"    ? ctl::SqlOptions::Format::kCsv
+                      : sql_format == "json" ? ctl::SqlOptions::Format::kJson
+                                             : ctl::SqlOptions::Format::kTable;
+    std::chrono::nanoseconds d{};
+    if (!ParseDurationArg("--timeout", sql_timeout, &d)) return ctl::kExitUsage;
+    sql_opts.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(d);
+    return ctl::RunSql(**log, sql_opts, env, std::cout, std::cerr);
+  }
   if (gateway_opt->count() == 0 && target->config) tail_opts.gateway = target->config->gateway.id;
   return ctl::RunTail(**log, tail_opts, env, std::cout, std::cerr);
 }

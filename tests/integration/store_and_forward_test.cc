@@ -863,6 +863,14 @@ TEST(StoreAndForward, FerryctlStatusAndReplayAgainstARunningFerryd) {
   EXPECT_NE(status.log().find("telemetry"), std::string::npos) << status.log();
   EXPECT_NE(status.log().find("central"), std::string::npos) << status.log();
 
+  // SQL over the running ferryd's log, as a second process.
+  ChildProcess sql;
+  ASSERT_TRUE(sql.Start(Ferryctl({"-c", gw.config_path(), "sql", "--format", "csv",
+                                  "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM telemetry"}),
+                        gw.path("sql.log")));
+  ASSERT_EQ(sql.Wait(30s), 0) << sql.log();
+  EXPECT_NE(sql.log().find("n,ids\r\n1000,1000\r\n"), std::string::npos) << sql.log();
+
   ChildProcess replay;
   ASSERT_TRUE(replay.Start(
       Ferryctl({"-c", gw.config_path(), "replay", "central", "telemetry", "--from", "1", "-y", "--wait", "10s"}),

@@ -4,6 +4,7 @@
 //   tail     records of one stream, from a seq or a time, optionally following      (read-only open)
 //   replay   asks ferryd to rewind an uplink's cursor on a stream                    (one state key write)
 //   poisoned events uplinks set aside (refused for good by the centre or the client)  (read-only open)
+//   sql      SQLite over the log, a read-only virtual table per stream (sql.cc)         (read-only open)
 //
 // The commands live here, writing to std::ostream, so tests call them on a log in a temp dir; the main in
 // hub/ctl/ferryctl_main.cc only parses the command line and opens the log.
@@ -104,6 +105,23 @@ struct PoisonedOptions {
 // The units uplinks set aside (poison isolation, ferry/uplink_engine.h): uplink, stream, seq range, reason, as
 // recorded under PoisonedStateKey. The records stay in the log until retention. Exit kExitOk also when none.
 int RunPoisoned(EventLog& log, const PoisonedOptions& options, std::ostream& out, std::ostream& err);
+
+// ---- sql -----------------------------------------------------------------------------------------------------
+
+struct SqlOptions {
+  std::string query;  // one statement
+  enum class Format { kTable, kCsv, kJson } format = Format::kTable;
+  uint64_t max_rows = 10'000;                    // rows printed; more are cut, with a note on err
+  size_t max_width = 60;                         // table: longer cells are cut
+  std::chrono::milliseconds timeout{30'000};     // the query stops here (Steady clock of env)
+  uint64_t* records_read = nullptr;              // when set: how many records the query copied out of the log
+};
+
+// Runs one SELECT over the log's streams (a table per stream: seq, time, ingest_time (ns since 1970), id,
+// subject, type, source, content_type, headers (JSON), payload) with the functions rfc3339(ns), ns(text) and
+// ago(duration). Exit kExitUsage for SQL that does not prepare (the error names it), kExitRuntime for a
+// failure while running (time limit, I/O).
+int RunSql(EventLog& log, const SqlOptions& options, const CtlEnv& env, std::ostream& out, std::ostream& err);
 
 // ---- tail ----------------------------------------------------------------------------------------------------
 
