@@ -161,9 +161,7 @@ Status Daemon::SeedDedupe(IngestRouter& router) {
 Status Daemon::BuildUplinks() {
   uplinks_.clear();
   for (const auto& uc : config_.uplinks) {
-    if (uc.type != UplinkType::kMqtt)
-      return InvalidArgument("uplink " + uc.name + ": type kafka is not available in this build");
-    auto up = std::make_unique<UplinkMqtt>(config_, uc, *log_, *writer_, metrics_, clock_);
+    auto up = std::make_unique<Uplink>(config_, uc, *log_, *writer_, metrics_, clock_);  // MQTT or Kafka by type
     if (Status st = up->Start(); !st) return st;
     uplinks_.push_back(std::move(up));
   }

@@ -24,7 +24,7 @@
 #include "ferry/log_maintainer.h"
 #include "ferry/metrics.h"
 #include "ferry/mqtt_ingest.h"
-#include "ferry/uplink_mqtt.h"
+#include "ferry/uplink.h"
 
 namespace ferry {
 
@@ -76,7 +76,7 @@ class Daemon final : public IngestSink {
   std::unique_ptr<CrashGuard> crash_guard_;     // before the ingest paths that use it
   std::unique_ptr<MqttIngest> ingest_;          // mode subscribe / both
   std::unique_ptr<IngestListener> listener_;   // mode listen / both
-  std::vector<std::unique_ptr<UplinkMqtt>> uplinks_;
+  std::vector<std::unique_ptr<Uplink>> uplinks_;
   std::unique_ptr<HttpServer> http_;
   std::thread http_thread_;
   Histogram* commit_latency_ = nullptr;

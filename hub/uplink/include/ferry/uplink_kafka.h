@@ -1,0 +1,35 @@
+// ferry/uplink_kafka.h: the pure parts of the Kafka uplink transport (hub/uplink/src/kafka_transport.h), public
+// so that they are unit-tested without a cluster: how a delivery report is classified, and how an outbound unit
+// becomes a Kafka record's headers (CloudEvents Kafka protocol binding, binary content mode; docs/wire.md).
+//
+// Threads: pure functions, any thread.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+#include "ferry/uplink_transport.h"
+
+namespace ferry {
+
+// The one place Kafka delivery outcomes are classified (STYLE habit 11), for both a delivery report's error
+// and an error rd_kafka_produce() returns for one message:
+//   kOk     RD_KAFKA_RESP_ERR_NO_ERROR
+//   kDrop   this record can never be stored as it is: message too large, invalid or corrupt record, a record
+//           batch or timestamp the broker refuses. The engine sets it aside (poison isolation) and counts it.
+//   kRetry  everything else: broker transport, timeouts, no leader, not enough replicas, a purged queue... And,
+//           deliberately, authorization failures and an unknown topic: those are the centre's configuration
+//           (an ACL, a topic not yet created) and hit every record alike, so the data is kept and retried
+//           slowly, as ClassifyPublish does for MQTT's "not authorized"; the engine's strike rule then poisons
+//           nothing while the centre refuses everything.
+PublishVerdict ClassifyKafkaDelivery(rd_kafka_resp_err_t err);
+
+// The record headers of `unit`, in order: every CloudEvents attribute as "ce_<name>" (binary content mode),
+// then "content-type" when the unit has one. The record's key is unit.key (the subject; none for a batch) and
+// its value the payload; those need no mapping.
+std::vector<std::pair<std::string, std::string>> KafkaRecordHeaders(const OutboundUnit& unit);
+
+}  // namespace ferry
