@@ -2,6 +2,7 @@
 #include "ferry/kafka_feed.h"
 
 #include <chrono>
+#include <cstring>
 
 #include <librdkafka/rdkafka.h>
 
@@ -50,6 +51,15 @@ Status KafkaFeed::Start() {
       return InvalidArgument(std::string("kafka consumer: ") + name + ": " + errstr);
     }
   }
+  // librdkafka's own log lines go to warn (errors and warnings only; a broker connection failing, FAIL, is
+  // repeated for every reconnect attempt and left out).
+  rd_kafka_conf_set_opaque(conf, this);
+  rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+    auto* self = static_cast<KafkaFeed*>(rd_kafka_opaque(rk));
+    if (self == nullptr || level > 4 || std::strcmp(fac, "FAIL") == 0 || !self->options_.warn) return;
+    self->options_.warn(std::string("kafka: ") + fac + ": " + buf);
+  });
+  rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int, const char*, void*) {});  // in the log already
   rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
   if (rk_ == nullptr) {
     rd_kafka_conf_destroy(conf);

@@ -138,5 +138,15 @@ TEST(KafkaRecordHeaders, ValuesAreCarriedAsTheyAre) {
   EXPECT_EQ(h[0].second, std::string("bad\x01id\0x", 8));
 }
 
+// The key keeps order where Kafka can: per device, else per topic (batches, events without a subject).
+TEST(KafkaRecordKey, TheSubjectElseTheTopic) {
+  OutboundUnit u;
+  u.topic = "ferry.gw-1.telemetry";
+  u.key = "dev-7";
+  EXPECT_EQ(KafkaRecordKey(u), "dev-7");
+  u.key.clear();
+  EXPECT_EQ(KafkaRecordKey(u), "ferry.gw-1.telemetry");
+}
+
 }  // namespace
 }  // namespace ferry

@@ -3,6 +3,7 @@
 #include "kafka_transport.h"
 
 #include <cstdio>
+#include <cstring>
 
 #include "ferry/log.h"
 #include "ferry/uplink_kafka.h"
@@ -77,6 +78,8 @@ std::vector<std::pair<std::string, std::string>> KafkaRecordHeaders(const Outbou
   if (!unit.content_type.empty()) h.emplace_back("content-type", unit.content_type);
   return h;
 }
+
+const std::string& KafkaRecordKey(const OutboundUnit& unit) { return unit.key.empty() ? unit.topic : unit.key; }
 
 // ---- The transport ---------------------------------------------------------------------------------------------
 
@@ -277,9 +280,10 @@ void KafkaTransport::OnError(rd_kafka_t* rk, int err, const char* reason, void* 
 }
 
 void KafkaTransport::OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
-  // syslog levels: 0-3 errors, 4 warnings, 5-6 notices and info, 7 debug.
+  // syslog levels: 0-3 errors, 4 warnings, 5-6 notices and info, 7 debug. A broker connection failing (FAIL) is
+  // logged by librdkafka for every broker and every reconnect attempt; the link's own warning says it once.
   const char* name = rd_kafka_name(rk);
-  if (level <= 4) FERRY_LOG_WARN("kafka %s: %s: %s", name, fac, buf);
+  if (level <= 4 && std::strcmp(fac, "FAIL") != 0) FERRY_LOG_WARN("kafka %s: %s: %s", name, fac, buf);
   else FERRY_LOG_DEBUG("kafka %s: %s: %s", name, fac, buf);
 }
 
@@ -336,11 +340,10 @@ Result<PublishHandle> KafkaTransport::Publish(OutboundUnit unit) {
   vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
   vu[n].u.mem.ptr = unit.payload.data();
   vu[n++].u.mem.size = unit.payload.size();
-  if (!unit.key.empty()) {
-    vu[n].vtype = RD_KAFKA_VTYPE_KEY;
-    vu[n].u.mem.ptr = unit.key.data();
-    vu[n++].u.mem.size = unit.key.size();
-  }
+  const std::string& key = KafkaRecordKey(unit);
+  vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+  vu[n].u.mem.ptr = const_cast<char*>(key.data());
+  vu[n++].u.mem.size = key.size();
   vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
   vu[n++].u.headers = hdrs;
   vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;

@@ -28,8 +28,13 @@ namespace ferry {
 PublishVerdict ClassifyKafkaDelivery(rd_kafka_resp_err_t err);
 
 // The record headers of `unit`, in order: every CloudEvents attribute as "ce_<name>" (binary content mode),
-// then "content-type" when the unit has one. The record's key is unit.key (the subject; none for a batch) and
-// its value the payload; those need no mapping.
+// then "content-type" when the unit has one. The record's value is the payload as it is.
 std::vector<std::pair<std::string, std::string>> KafkaRecordHeaders(const OutboundUnit& unit);
+
+// The record's key: unit.key (the event's subject), or, when it has none (a batch, an event without a subject),
+// the topic. Kafka keeps order only within a partition and the default partitioner hashes the key: one device's
+// events stay in order, and so do a stream's batches and its subject-less events (unkeyed records would be
+// spread over partitions at random and overtake one another).
+const std::string& KafkaRecordKey(const OutboundUnit& unit);
 
 }  // namespace ferry
