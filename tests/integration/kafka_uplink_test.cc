@@ -402,6 +402,28 @@ TEST(KafkaUplink, AnUnknownLibrdkafkaPropertyIsAStartError) {
   EXPECT_NE(gw.ferryd().log().find("no.such.property"), std::string::npos) << gw.ferryd().log();
 }
 
+// A fatal producer error (a Produce answered OUT_OF_ORDER_SEQUENCE_NUMBER: the idempotent producer can no longer
+// guarantee order; INVALID_PRODUCER_EPOCH, by contrast, librdkafka 2.0 recovers from by itself): the link goes
+// down, the next connect creates a new producer, and every id arrives.
+TEST(KafkaUplink, AFatalProducerErrorRecreatesTheProducer) {
+  KafkaGateway gw;
+  ASSERT_TRUE(gw.StartCluster());
+  ASSERT_TRUE(gw.StartFeed());
+  ASSERT_TRUE(gw.StartFerryd()) << gw.ferryd().log();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 100; ++i) ids.push_back(Id(i % kDevices, i));
+  ASSERT_TRUE(gw.Publish(0, 100));
+  ASSERT_TRUE(poll_until([&] { return gw.Missing(ids).empty(); }, 60s, 10ms)) << Head(gw.Missing(ids)) << gw.ferryd().log();
+  rd_kafka_mock_push_request_errors(gw.cluster().get(), kApiKeyProduce, 1, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+  for (int i = 100; i < 1100; ++i) ids.push_back(Id(i % kDevices, i));
+  ASSERT_TRUE(gw.Publish(100, 1000));
+  ASSERT_TRUE(poll_until([&] { return gw.Missing(ids).empty(); }, 120s, 10ms))
+      << Head(gw.Missing(ids)) << "\n" << gw.ferryd().log();
+  EXPECT_NE(gw.ferryd().log().find("fatal Kafka producer error"), std::string::npos) << gw.ferryd().log();
+  EXPECT_EQ(gw.Metric(kPoisoned), 0);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
 // Batched mode: each FRYB batch is one record (keyed by its topic, so batches stay in order); the centre's feed
 // decodes them as it does MQTT batches.
 TEST(KafkaUplink, BatchedModeSendsOneRecordPerBatch) {
