@@ -182,7 +182,7 @@ Result<rd_kafka_conf_t*> KafkaTransport::BuildConf() const {
         error = "uplink " + uplink_.name + ": kafka.properties: \"" + name + "\" is set by Ferry and cannot be changed";
       continue;
     }
-    set("kafka.properties \"" + entry + "\"", name, entry.substr(eq + 1));
+    set("kafka.properties \"" + name + "\"", name, entry.substr(eq + 1));  // the name only: values may be secrets
   }
   if (!error.empty()) {
     rd_kafka_conf_destroy(conf);
