@@ -354,7 +354,8 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Int("uplink", "inflight", "32", 1, 65'535, kRestart,
                   "Most unacknowledged messages; the cursor moves only past acknowledged ones. The broker's Receive "
                   "Maximum (Mosquitto: max_inflight_messages, default 20) caps how many are on the wire at once; the "
-                  "rest wait in the client's queue.",
+                  "rest wait in the client's queue. Kafka: records handed to librdkafka and not yet reported; "
+                  "thousands keep its record batches full.",
                   FERRY_FIELD(UplinkConfig, inflight)));
   k.push_back(Int("uplink", "batch.max_events", "500", 1, 100'000, kReload, "batched: most events per batch.",
                   FERRY_FIELD(UplinkConfig, batch.max_events)));

@@ -15,6 +15,9 @@
 //   kDown       librdkafka reported RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, or a fatal error (rd_kafka_fatal_error:
 //               the idempotent producer cannot guarantee order any more); or Disconnect(). After a fatal error
 //               the next Connect() destroys the producer and creates a new one.
+// One broker down while others answer is not a lost link: librdkafka holds the records of the partitions it led
+// (the cluster moves leadership, or the broker returns) and reports them failed after kafka.message_timeout, when
+// ClassifyKafkaDelivery says retry and the engine sends them again.
 // A link that comes back is a new session: the engine sends again whatever it had in flight (at least once; the
 // centre drops repeats by event id). Records of the old session that librdkafka still holds are not purged (with
 // an idempotent producer that could end in a fatal error): they may still land, as duplicates at worst. Their
