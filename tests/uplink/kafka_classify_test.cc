@@ -2,6 +2,8 @@
 // CloudEvents Kafka binding (binary content mode).
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "ferry/uplink_kafka.h"
 
 namespace ferry {
@@ -136,6 +138,130 @@ TEST(KafkaRecordHeaders, ValuesAreCarriedAsTheyAre) {
   const auto h = KafkaRecordHeaders(u);
   ASSERT_EQ(h.size(), 1u);
   EXPECT_EQ(h[0].second, std::string("bad\x01id\0x", 8));
+}
+
+// ---- The producer's properties (TLS, SASL, the pass-through) ----
+
+UplinkConfig KafkaUplink() {
+  UplinkConfig u;
+  u.name = "central";
+  u.type = UplinkType::kKafka;
+  u.address = "k1:9092,k2:9092";
+  u.kafka.linger = std::chrono::milliseconds(5);
+  u.kafka.batch_messages = 10000;
+  u.kafka.message_timeout = std::chrono::seconds(60);
+  return u;
+}
+
+std::map<std::string, std::string> Props(const UplinkConfig& u) {
+  Config c;
+  c.gateway.id = "gw-1";
+  auto p = KafkaProducerProperties(c, u);
+  EXPECT_TRUE(p) << (p ? "" : p.error().ToString());
+  std::map<std::string, std::string> m;
+  if (p)
+    for (const auto& prop : *p) m[prop.name] = prop.value;  // later entries override, as librdkafka applies them
+  return m;
+}
+
+TEST(KafkaProducerProperties, IdempotentWithAcksAllAndTheConfiguredBatching) {
+  auto m = Props(KafkaUplink());
+  EXPECT_EQ(m["bootstrap.servers"], "k1:9092,k2:9092");
+  EXPECT_EQ(m["client.id"], "ferry-gw-1-central");
+  EXPECT_EQ(m["enable.idempotence"], "true");
+  EXPECT_EQ(m["acks"], "all");
+  EXPECT_EQ(m["linger.ms"], "5.000");
+  EXPECT_EQ(m["batch.num.messages"], "10000");
+  EXPECT_EQ(m["message.timeout.ms"], "60000");
+  EXPECT_EQ(m["compression.codec"], "zstd");
+  EXPECT_EQ(m["security.protocol"], "plaintext");
+  EXPECT_EQ(m.count("sasl.username"), 0u);
+  EXPECT_EQ(m.count("ssl.ca.location"), 0u);
+}
+
+TEST(KafkaProducerProperties, TlsAndSaslFromTheUplinksKeys) {
+  UplinkConfig u = KafkaUplink();
+  u.tls.enabled = true;
+  u.tls.ca_file = "/etc/ferry/ca.pem";
+  u.tls.cert_file = "/etc/ferry/gw.pem";
+  u.tls.key_file = "/etc/ferry/gw.key";
+  u.username = "gw-1";
+  u.password = "secret";
+  u.kafka.sasl_mechanism = KafkaSaslMechanism::kScramSha512;
+  u.kafka.compression = KafkaCompression::kLz4;
+  auto m = Props(u);
+  EXPECT_EQ(m["security.protocol"], "sasl_ssl");
+  EXPECT_EQ(m["sasl.mechanisms"], "SCRAM-SHA-512");
+  EXPECT_EQ(m["sasl.username"], "gw-1");
+  EXPECT_EQ(m["sasl.password"], "secret");
+  EXPECT_EQ(m["ssl.ca.location"], "/etc/ferry/ca.pem");
+  EXPECT_EQ(m["ssl.certificate.location"], "/etc/ferry/gw.pem");
+  EXPECT_EQ(m["ssl.key.location"], "/etc/ferry/gw.key");
+  EXPECT_EQ(m["enable.ssl.certificate.verification"], "true");
+  EXPECT_EQ(m["ssl.endpoint.identification.algorithm"], "https");
+  EXPECT_EQ(m["compression.codec"], "lz4");
+
+  u.tls.enabled = false;  // auto: SASL without TLS
+  EXPECT_EQ(Props(u)["security.protocol"], "sasl_plaintext");
+  EXPECT_EQ(Props(u).count("ssl.ca.location"), 0u);
+  u.username.clear();
+  u.tls.enabled = true;
+  u.tls.verify = false;
+  m = Props(u);
+  EXPECT_EQ(m["security.protocol"], "ssl");
+  EXPECT_EQ(m.count("sasl.mechanisms"), 0u);
+  EXPECT_EQ(m["enable.ssl.certificate.verification"], "false");
+  u.kafka.security_protocol = KafkaSecurityProtocol::kPlaintext;  // explicit wins
+  EXPECT_EQ(Props(u)["security.protocol"], "plaintext");
+}
+
+TEST(KafkaProducerProperties, PassThroughComesLastButCannotUndoTheGuarantees) {
+  UplinkConfig u = KafkaUplink();
+  u.kafka.properties = {"socket.keepalive.enable=true", "linger.ms=20"};
+  auto m = Props(u);
+  EXPECT_EQ(m["socket.keepalive.enable"], "true");
+  EXPECT_EQ(m["linger.ms"], "20");
+  Config c;
+  for (const char* bad : {"enable.idempotence=false", "acks=1", "request.required.acks=1", "bootstrap.servers=x:1",
+                          "dr_msg_cb=0"}) {
+    u.kafka.properties = {bad};
+    auto p = KafkaProducerProperties(c, u);
+    ASSERT_FALSE(p) << bad;
+    EXPECT_NE(p.error().message.find("set by Ferry"), std::string::npos) << p.error().message;
+  }
+  u.kafka.properties = {"linger.ms"};
+  auto p = KafkaProducerProperties(c, u);
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message.find("is not name=value"), std::string::npos) << p.error().message;
+}
+
+// Every property Ferry sets is one this librdkafka knows and accepts (names, values, SSL/SASL/zstd built in).
+TEST(KafkaProducerProperties, LibrdkafkaAcceptsEveryOne) {
+  UplinkConfig u = KafkaUplink();
+  u.tls.enabled = true;
+  u.tls.ca_file = "/etc/ferry/ca.pem";
+  u.username = "gw-1";
+  u.password = "secret";
+  for (auto mech : {KafkaSaslMechanism::kPlain, KafkaSaslMechanism::kScramSha256, KafkaSaslMechanism::kScramSha512}) {
+    for (auto codec : {KafkaCompression::kZstd, KafkaCompression::kLz4, KafkaCompression::kNone}) {
+      u.kafka.sasl_mechanism = mech;
+      u.kafka.compression = codec;
+      auto p = KafkaProducerProperties(Config{}, u);
+      ASSERT_TRUE(p);
+      rd_kafka_conf_t* conf = rd_kafka_conf_new();
+      for (const auto& prop : *p) {
+        char err[512] = "";
+        EXPECT_EQ(rd_kafka_conf_set(conf, prop.name.c_str(), prop.value.c_str(), err, sizeof err), RD_KAFKA_CONF_OK)
+            << prop.name << "=" << prop.value << ": " << err;
+      }
+      rd_kafka_conf_destroy(conf);
+    }
+  }
+  // And an unknown pass-through name is librdkafka's error, which the transport reports naming the entry.
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512] = "";
+  EXPECT_EQ(rd_kafka_conf_set(conf, "no.such.property", "1", err, sizeof err), RD_KAFKA_CONF_UNKNOWN);
+  rd_kafka_conf_destroy(conf);
 }
 
 // The key keeps order where Kafka can: per device, else per topic (batches, events without a subject).

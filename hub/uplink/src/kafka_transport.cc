@@ -131,58 +131,65 @@ KafkaTransport::~KafkaTransport() {
   Destroy();
 }
 
-Result<rd_kafka_conf_t*> KafkaTransport::BuildConf() const {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  std::string error;
-  // `key` names the Ferry config key the value came from, for the message.
-  auto set = [&](const std::string& key, const std::string& name, const std::string& value) {
-    if (!error.empty()) return;
-    char errstr[512] = "";
-    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
-      error = "uplink " + uplink_.name + ": " + key + ": " + errstr;
+Result<std::vector<KafkaProperty>> KafkaProducerProperties(const Config& config, const UplinkConfig& uplink) {
+  std::vector<KafkaProperty> p;
+  auto add = [&](const char* key, const char* name, std::string value) {
+    p.push_back(KafkaProperty{key, name, std::move(value)});
   };
-  const std::string client_id =
-      uplink_.client_id.empty() ? "ferry-" + config_.gateway.id + "-" + uplink_.name : uplink_.client_id;
-  set("address", "bootstrap.servers", uplink_.address);
-  set("client_id", "client.id", client_id);
-  set("(fixed)", "enable.idempotence", "true");
-  set("(fixed)", "acks", "all");
-  set("(fixed)", "log.connection.close", "false");  // an idle broker closing a connection is not news
-  set("kafka.linger", "linger.ms", Millis(uplink_.kafka.linger));
-  set("kafka.batch_messages", "batch.num.messages", std::to_string(uplink_.kafka.batch_messages));
-  set("kafka.message_timeout", "message.timeout.ms", std::to_string(uplink_.kafka.message_timeout.count() / 1'000'000));
-  set("kafka.compression", "compression.codec", Codec(uplink_.kafka.compression));
-  const std::string protocol = SecurityProtocol(uplink_);
-  set("kafka.security_protocol", "security.protocol", protocol);
+  add("address", "bootstrap.servers", uplink.address);
+  add("client_id", "client.id",
+      uplink.client_id.empty() ? "ferry-" + config.gateway.id + "-" + uplink.name : uplink.client_id);
+  add("(fixed)", "enable.idempotence", "true");
+  add("(fixed)", "acks", "all");
+  add("(fixed)", "log.connection.close", "false");  // an idle broker closing a connection is not news
+  add("kafka.linger", "linger.ms", Millis(uplink.kafka.linger));
+  add("kafka.batch_messages", "batch.num.messages", std::to_string(uplink.kafka.batch_messages));
+  add("kafka.message_timeout", "message.timeout.ms", std::to_string(uplink.kafka.message_timeout.count() / 1'000'000));
+  add("kafka.compression", "compression.codec", Codec(uplink.kafka.compression));
+  const std::string protocol = SecurityProtocol(uplink);
+  add("kafka.security_protocol", "security.protocol", protocol);
   if (protocol.rfind("sasl", 0) == 0) {
-    set("kafka.sasl_mechanism", "sasl.mechanisms", SaslMechanism(uplink_.kafka.sasl_mechanism));
-    set("username", "sasl.username", uplink_.username);
-    set("password", "sasl.password", uplink_.password);
+    add("kafka.sasl_mechanism", "sasl.mechanisms", SaslMechanism(uplink.kafka.sasl_mechanism));
+    add("username", "sasl.username", uplink.username);
+    add("password", "sasl.password", uplink.password);
   }
-  if (uplink_.tls.enabled) {
-    if (!uplink_.tls.ca_file.empty()) set("tls.ca_file", "ssl.ca.location", uplink_.tls.ca_file);
-    if (!uplink_.tls.cert_file.empty()) set("tls.cert_file", "ssl.certificate.location", uplink_.tls.cert_file);
-    if (!uplink_.tls.key_file.empty()) set("tls.key_file", "ssl.key.location", uplink_.tls.key_file);
-    set("tls.verify", "enable.ssl.certificate.verification", uplink_.tls.verify ? "true" : "false");
-    set("tls.verify", "ssl.endpoint.identification.algorithm", uplink_.tls.verify ? "https" : "none");
+  if (protocol == "ssl" || protocol == "sasl_ssl") {
+    if (!uplink.tls.ca_file.empty()) add("tls.ca_file", "ssl.ca.location", uplink.tls.ca_file);
+    if (!uplink.tls.cert_file.empty()) add("tls.cert_file", "ssl.certificate.location", uplink.tls.cert_file);
+    if (!uplink.tls.key_file.empty()) add("tls.key_file", "ssl.key.location", uplink.tls.key_file);
+    add("tls.verify", "enable.ssl.certificate.verification", uplink.tls.verify ? "true" : "false");
+    add("tls.verify", "ssl.endpoint.identification.algorithm", uplink.tls.verify ? "https" : "none");
   }
-  // Further librdkafka properties, as given: after ours, so an operator can override a default (not the
-  // idempotence, which the engine's ordering relies on: checked below).
-  for (const auto& entry : uplink_.kafka.properties) {
+  // Further librdkafka properties, as given: after ours, so an operator can override a default -- but not what
+  // the uplink's guarantees rest on (idempotence, acks=all, the servers, the callbacks).
+  for (const auto& entry : uplink.kafka.properties) {
     const auto eq = entry.find('=');
     const std::string name = eq == std::string::npos ? entry : entry.substr(0, eq);
-    if (eq == std::string::npos || name.empty()) {
-      if (error.empty())
-        error = "uplink " + uplink_.name + ": kafka.properties: \"" + entry + "\" is not name=value";
-      continue;
+    if (eq == std::string::npos || name.empty())
+      return InvalidArgument("uplink " + uplink.name + ": kafka.properties: \"" + entry + "\" is not name=value");
+    if (name == "enable.idempotence" || name == "acks" || name == "request.required.acks" ||
+        name == "bootstrap.servers" || name == "metadata.broker.list" || name.find("_cb") != std::string::npos ||
+        name == "opaque") {
+      return InvalidArgument("uplink " + uplink.name + ": kafka.properties: \"" + name +
+                             "\" is set by Ferry and cannot be changed");
     }
-    if (name == "enable.idempotence" || name == "acks" || name == "bootstrap.servers" ||
-        name.find("_cb") != std::string::npos || name == "opaque") {
-      if (error.empty())
-        error = "uplink " + uplink_.name + ": kafka.properties: \"" + name + "\" is set by Ferry and cannot be changed";
-      continue;
+    p.push_back(KafkaProperty{"kafka.properties \"" + name + "\"", name, entry.substr(eq + 1)});
+  }
+  return p;
+}
+
+Result<rd_kafka_conf_t*> KafkaTransport::BuildConf() const {
+  auto props = KafkaProducerProperties(config_, uplink_);
+  if (!props) return tl::make_unexpected(props.error());
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::string error;
+  for (const KafkaProperty& prop : *props) {
+    char errstr[512] = "";
+    // The message names the Ferry key the value came from; librdkafka's text names the property and the problem.
+    if (rd_kafka_conf_set(conf, prop.name.c_str(), prop.value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+      error = "uplink " + uplink_.name + ": " + prop.key + ": " + errstr;
+      break;
     }
-    set("kafka.properties \"" + name + "\"", name, entry.substr(eq + 1));  // the name only: values may be secrets
   }
   if (!error.empty()) {
     rd_kafka_conf_destroy(conf);

@@ -11,6 +11,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "ferry/config.h"
+#include "ferry/error.h"
 #include "ferry/uplink_transport.h"
 
 namespace ferry {
@@ -36,5 +38,20 @@ std::vector<std::pair<std::string, std::string>> KafkaRecordHeaders(const Outbou
 // events stay in order, and so do a stream's batches and its subject-less events (unkeyed records would be
 // spread over partitions at random and overtake one another).
 const std::string& KafkaRecordKey(const OutboundUnit& unit);
+
+// One librdkafka producer property and the Ferry config key it comes from (for error messages).
+struct KafkaProperty {
+  std::string key;    // "kafka.linger", "tls.ca_file", "kafka.properties \"socket.timeout.ms\"", "(fixed)"
+  std::string name;   // librdkafka's property name
+  std::string value;
+};
+
+// The producer's properties for `uplink`, in the order they are set: the servers and client id; the fixed
+// enable.idempotence=true, acks=all; linger, batch size, message timeout, compression; security.protocol (auto:
+// ssl when tls.enabled, sasl_* when a username is set) with the SASL mechanism and credentials and the tls.*
+// files; then kafka.properties. librdkafka checks names and values when they are applied (KafkaTransport).
+// Errors: InvalidArgument for a kafka.properties entry that is not name=value or that would change what Ferry
+// fixes (idempotence, acks, the bootstrap servers, callbacks).
+Result<std::vector<KafkaProperty>> KafkaProducerProperties(const Config& config, const UplinkConfig& uplink);
 
 }  // namespace ferry
