@@ -5,7 +5,8 @@
 // what the broker refuses for good, comes back as an error. Batching (linger.ms, batch.num.messages) and
 // compression (zstd or lz4) are librdkafka's own. One OutboundUnit is one record: per-event mode a CloudEvent in
 // binary content mode (ce_* headers, content-type, key = subject, so a device's events stay in order within a
-// partition), batched mode a FRYB batch with no key (docs/wire.md).
+// partition), batched mode a FRYB batch keyed by its topic (KafkaRecordKey: a stream's batches stay in order;
+// docs/wire.md).
 //
 // The link. Kafka has no single connection: a producer talks to every partition leader and reconnects by
 // itself. What the engine calls the link is:
@@ -16,21 +17,21 @@
 //               the idempotent producer cannot guarantee order any more); or Disconnect(). After a fatal error
 //               the next Connect() destroys the producer and creates a new one.
 // One broker down while others answer is not a lost link: librdkafka holds the records of the partitions it led
-// (the cluster moves leadership, or the broker returns) and reports them failed after kafka.message_timeout, when
-// ClassifyKafkaDelivery says retry and the engine sends them again.
+// until a new leader or the broker answers, and reports them failed after kafka.message_timeout if neither does;
+// ClassifyKafkaDelivery then says retry and the engine sends them again.
 // A link that comes back is a new session: the engine sends again whatever it had in flight (at least once; the
 // centre drops repeats by event id). Records of the old session that librdkafka still holds are not purged (with
 // an idempotent producer that could end in a fatal error): they may still land, as duplicates at worst. Their
 // delivery reports are not reported (the transport contract): their handles are forgotten at Connect().
 //
 // Threads: the UplinkTransport methods on the engine's thread. One thread of our own (the poll thread) calls
-// rd_kafka_poll, which runs the delivery-report, error and log callbacks there; they queue reports under a mutex,
-// set atomics and call the wakeup. The probe runs on that thread too, so Connect() never blocks.
+// rd_kafka_poll, which runs the delivery-report and error callbacks there; they queue reports under a mutex, set
+// atomics and call the wakeup. The probe runs on that thread too, so Connect() never blocks. The log callback
+// runs on librdkafka's own threads and only logs.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
