@@ -1,5 +1,6 @@
 // ferry-receive: a reference consumer for the central side. Subscribes to what Ferry uplinks publish
-// (per-event CloudEvents MQTT messages and FRYB batches), verifies batches, and drops duplicate event ids, as
+// (per-event CloudEvents MQTT messages and FRYB batches; or, with --kafka, consumes the same from a Kafka topic:
+// ferry/kafka_feed.h), verifies batches, and drops duplicate event ids, as
 // the centre is expected to (ferry::CentralReceiver, ferry/receiver.h). The demo and the benchmarks count
 // delivered events with it: they read the --status-file JSON and the --id-log lines. A scripted check at the
 // centre stops it with --expect N, --quiet-for DURATION or --expect-ids FILE and reads the exit status
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -18,6 +20,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "ferry/kafka_feed.h"
 #include "ferry/receiver.h"
 
 namespace {
@@ -68,7 +71,12 @@ int main(int argc, char** argv) {
   std::string hmac_key_file, id_log_path, status_path;
   double max_seconds = 0;
   app.add_option("-a,--address", address, "Central broker URI")->capture_default_str();
-  app.add_option("-t,--topic", topic, "Topic filter to subscribe to (QoS 1)")->capture_default_str();
+  app.add_option("-t,--topic", topic, "Topic filter to subscribe to (QoS 1); with --kafka, the Kafka topic")
+      ->capture_default_str();
+  std::string kafka, group = "ferry-receive";
+  app.add_option("--kafka", kafka, "Consume from Kafka instead: bootstrap servers host:port[,host:port...]");
+  app.add_option("--group", group, "With --kafka: consumer group (\"\": every partition from the start, no group)")
+      ->capture_default_str();
   app.add_option("-i,--client-id", client_id, "Client id of the persistent session")->capture_default_str();
   app.add_option("--hmac-key-file", hmac_key_file, "Verify HMAC-signed batches with this key");
   app.add_option("--id-log", id_log_path, "Append every new (deduplicated) event id to FILE");
@@ -137,10 +145,28 @@ int main(int argc, char** argv) {
   };
   options.warn = [](const std::string& text) { std::fprintf(stderr, "ferry-receive: %s\n", text.c_str()); };
   ferry::CentralReceiver receiver(std::move(options));
-  if (auto connected = receiver.Connect(address, topic); !connected) {
+  std::unique_ptr<ferry::KafkaFeed> feed;
+  if (!kafka.empty()) {
+    if (topic.find_first_of("#+/") != std::string::npos) {
+      std::fprintf(stderr, "ferry-receive: --kafka needs --topic naming a Kafka topic, not \"%s\"\n", topic.c_str());
+      return 1;
+    }
+    ferry::KafkaFeedOptions ko;
+    ko.bootstrap = kafka;
+    ko.topic = topic;
+    ko.group = group;
+    ko.client_id = client_id;
+    ko.warn = [](const std::string& text) { std::fprintf(stderr, "ferry-receive: %s\n", text.c_str()); };
+    feed = std::make_unique<ferry::KafkaFeed>(receiver, std::move(ko));
+    if (auto started = feed->Start(); !started) {
+      std::fprintf(stderr, "ferry-receive: %s\n", started.error().message.c_str());
+      return 1;
+    }
+  } else if (auto connected = receiver.Connect(address, topic); !connected) {
     std::fprintf(stderr, "ferry-receive: %s\n", connected.error().message.c_str());
     return 1;
   }
+  const auto linked = [&] { return feed ? true : receiver.connected(); };
   auto start = std::chrono::steady_clock::now();
   auto last_new = start;
   uint64_t last_unique = receiver.unique();
@@ -153,7 +179,7 @@ int main(int argc, char** argv) {
   for (;;) {
     auto now = std::chrono::steady_clock::now();
     if (now - last_status >= std::chrono::milliseconds(200)) {
-      WriteStatus(status_path, receiver, receiver.connected());
+      WriteStatus(status_path, receiver, linked());
       if (id_log) std::fflush(id_log);
       last_status = now;
     }
@@ -171,6 +197,7 @@ int main(int argc, char** argv) {
     if (quiet_for > 0 && std::chrono::duration<double>(now - last_new).count() >= quiet_for) break;
     if (max_seconds > 0 && std::chrono::duration<double>(now - start).count() >= max_seconds) break;
   }
+  if (feed) feed->Stop();
   receiver.Disconnect();
   WriteStatus(status_path, receiver, false);
   if (id_log) std::fclose(id_log);

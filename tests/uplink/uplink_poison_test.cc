@@ -44,18 +44,44 @@ class PoisonTest : public EngineTest {
   }
 };
 
+// A control character in an id once made Mosquitto drop the link on every resend; CloudEventOf makes every
+// attribute allowable Unicode before any transport sees it (percent-encoded, the same way each time).
+TEST_F(PoisonTest, ControlCharactersNeverReachTheTransport) {
+  Open();
+  Event e;
+  e.id = std::string("dev\x01-7");
+  e.type = "t";
+  e.headers = {{"site", "a\x7f"}};
+  e.payload = "{}";
+  AppendOne("telemetry", e);
+  Start();
+  RunUntil(Seq{2}, Seq{1});
+  ASSERT_FALSE(transport_.sent.empty());
+  for (const auto& s : transport_.sent) EXPECT_FALSE(HasControlChar(s.unit));
+  bool found = false;
+  for (const auto& [k, v] : transport_.sent.front().unit.attributes) found = found || (k == "id" && v == "dev%01-7");
+  EXPECT_TRUE(found);
+}
+
 TEST_F(PoisonTest, AMessageThatDropsTheLinkIsIsolatedAndEverythingElseArrives) {
   Open("inflight = 16\n");
   Append("telemetry", 30);
+  // One event whose message the far side cannot take: sending it drops the connection, every time (as a
+  // control character in an id did with Mosquitto before ids were made MQTT-legal; CloudEventOf percent-encodes
+  // them now, so the unit carrying this seq plays that part).
   Event bad;
-  bad.id = std::string("dev\x01-7");
+  bad.id = "the-bad-one";
   bad.type = "t";
   bad.payload = "{}";
   const Seq bad_seq = AppendOne("telemetry", bad);
   Append("telemetry", 30);
   Append("alarms", 20);
-  transport_.policy = [](const OutboundUnit& u) {
-    return HasControlChar(u) ? FakeTransport::Reaction::kDropLink : FakeTransport::Reaction::kHold;
+  auto is_bad = [bad_seq](const OutboundUnit& u) {
+    auto seqs = UnitSeqs(u);
+    return std::count(seqs.begin(), seqs.end(), bad_seq.value) > 0 && u.topic == "ferry/gw/telemetry";
+  };
+  transport_.policy = [is_bad](const OutboundUnit& u) {
+    return is_bad(u) ? FakeTransport::Reaction::kDropLink : FakeTransport::Reaction::kHold;
   };
   Start();
   RunUntil(Seq{62}, Seq{21});
@@ -68,7 +94,7 @@ TEST_F(PoisonTest, AMessageThatDropsTheLinkIsIsolatedAndEverythingElseArrives) {
   // Every good event was acked: delivered at least once on a session that lived.
   std::set<uint64_t> delivered;
   for (const auto& s : transport_.sent)
-    if (s.unit.topic == "ferry/gw/telemetry" && !HasControlChar(s.unit))
+    if (s.unit.topic == "ferry/gw/telemetry" && !is_bad(s.unit))
       for (uint64_t q : UnitSeqs(s.unit)) delivered.insert(q);
   EXPECT_EQ(delivered.size(), 60u);
   // Recorded in the log for ferryctl, and the records are still there.

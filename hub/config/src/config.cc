@@ -352,6 +352,42 @@ class Parser {
     return ConfigError(file_, it->second, path, msg);
   }
 
+  // A Kafka uplink: bootstrap servers as host:port[,host:port...], a topic template whose fixed characters
+  // Kafka allows in a topic name, and kafka.properties entries of the form name=value (librdkafka itself
+  // checks names and values when the uplink starts).
+  Status CheckKafkaUplink(const std::string& path, const UplinkConfig& u) {
+    if (u.topic.find("{topic}") != std::string::npos)
+      return ErrorAt(path + ".topic", "{topic} is an MQTT topic ('/' levels): not a Kafka topic name; use "
+                                      "{gateway}, {stream} or {subject}");
+    if (u.address.find("://") != std::string::npos)
+      return ErrorAt(path + ".address", "a kafka uplink's address is bootstrap servers host:port[,host:port...], "
+                                        "not a URI: \"" + u.address + "\"");
+    size_t start = 0;
+    for (;;) {
+      const size_t comma = u.address.find(',', start);
+      const std::string server = u.address.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      const size_t colon = server.rfind(':');
+      if (server.empty() || colon == std::string::npos || colon == 0 || colon + 1 == server.size())
+        return ErrorAt(path + ".address", "\"" + server + "\" is not host:port (kafka bootstrap servers)");
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    bool in_placeholder = false;
+    for (char c : u.topic) {
+      if (c == '{') in_placeholder = true;
+      if (!in_placeholder && !std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+        return ErrorAt(path + ".topic", std::string("'") + c + "' is not allowed in a Kafka topic name (letters, "
+                                        "digits, '.', '_' and '-'); e.g. \"ferry.{gateway}.{stream}\"");
+      if (c == '}') in_placeholder = false;
+    }
+    for (const auto& e : u.kafka.properties) {
+      const auto eq = e.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return ErrorAt(path + ".kafka.properties", "\"" + e + "\" is not name=value");
+    }
+    return Ok();
+  }
+
   Status CrossCheck(const Config& c) {
     std::map<std::string, size_t> streams;
     for (size_t i = 0; i < c.streams.size(); ++i) {
@@ -424,8 +460,8 @@ class Parser {
       for (const auto& s : u.streams) {
         if (!streams.count(s)) return ErrorAt(path + ".streams", "stream \"" + s + "\" is not declared in a [[stream]]");
       }
-      if (u.type == UplinkType::kKafka && u.mode == UplinkMode::kBatched) {
-        return ErrorAt(path + ".mode", "batched mode is for mqtt uplinks; kafka batches and compresses itself");
+      if (u.type == UplinkType::kKafka) {
+        if (auto st = CheckKafkaUplink(path, u); !st) return st;
       }
       if (u.type == UplinkType::kMqtt) {
         ConfigValue v;

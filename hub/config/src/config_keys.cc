@@ -370,8 +370,8 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Bool("uplink", "tls.verify", "true", kRestart, "Verify the peer's certificate and host name.",
                    FERRY_FIELD(UplinkConfig, tls.verify)));
   k.push_back(Enum("uplink", "mode", "per_event", "per_event|batched", kRestart,
-                   "per_event: one message per event, attributes in MQTT v5 user properties. batched: zstd "
-                   "CloudEvents batches (docs/wire.md); mqtt only.",
+                   "per_event: one message per event, attributes in MQTT v5 user properties (Kafka: ce_ headers). "
+                   "batched: zstd CloudEvents batches, one message or record each (docs/wire.md).",
                    FERRY_FIELD(UplinkConfig, mode)));
   k.push_back(Str("uplink", "topic", "ferry/{gateway}/{stream}", kRestart,
                   "Topic (Kafka: topic name) template over {gateway}, {stream}, {subject} and {topic} (the MQTT topic the event "
@@ -382,7 +382,8 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Int("uplink", "inflight", "32", 1, 65'535, kRestart,
                   "Most unacknowledged messages; the cursor moves only past acknowledged ones. The broker's Receive "
                   "Maximum (Mosquitto: max_inflight_messages, default 20) caps how many are on the wire at once; the "
-                  "rest wait in the client's queue.",
+                  "rest wait in the client's queue. Kafka: records handed to librdkafka and not yet reported; "
+                  "thousands keep its record batches full.",
                   FERRY_FIELD(UplinkConfig, inflight)));
   k.push_back(Int("uplink", "batch.max_events", "500", 1, 100'000, kReload, "batched: most events per batch.",
                   FERRY_FIELD(UplinkConfig, batch.max_events)));
@@ -406,6 +407,31 @@ std::vector<ConfigKey> BuildKeys() {
                   FERRY_FIELD(UplinkConfig, backoff.min)));
   k.push_back(Dur("uplink", "backoff.max", "60s", kMs, kDay, kReload, "Longest reconnect/retry delay.",
                   FERRY_FIELD(UplinkConfig, backoff.max)));
+  // [[uplink]] kafka.*: the Kafka producer (type = kafka). Credentials are username/password, TLS files tls.*.
+  k.push_back(Enum("uplink", "kafka.security_protocol", "auto", "auto|plaintext|ssl|sasl_plaintext|sasl_ssl",
+                   kRestart,
+                   "kafka: security.protocol. auto: ssl when tls.enabled, sasl_* when username is set.",
+                   FERRY_FIELD(UplinkConfig, kafka.security_protocol)));
+  k.push_back(Enum("uplink", "kafka.sasl_mechanism", "plain", "plain|scram_sha_256|scram_sha_512", kRestart,
+                   "kafka: SASL mechanism for username/password (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).",
+                   FERRY_FIELD(UplinkConfig, kafka.sasl_mechanism)));
+  k.push_back(Enum("uplink", "kafka.compression", "zstd", "zstd|lz4|none", kRestart,
+                   "kafka: compression of librdkafka's record batches.",
+                   FERRY_FIELD(UplinkConfig, kafka.compression)));
+  k.push_back(Dur("uplink", "kafka.linger", "5ms", 0, 900 * kSec, kRestart,
+                  "kafka: linger.ms, how long librdkafka waits to fill a record batch.",
+                  FERRY_FIELD(UplinkConfig, kafka.linger)));
+  k.push_back(Int("uplink", "kafka.batch_messages", "10000", 1, 1'000'000, kRestart,
+                  "kafka: batch.num.messages, most records in one record batch.",
+                  FERRY_FIELD(UplinkConfig, kafka.batch_messages)));
+  k.push_back(Dur("uplink", "kafka.message_timeout", "60s", kSec, kDay, kRestart,
+                  "kafka: message.timeout.ms, how long librdkafka retries a record before the uplink sends it "
+                  "again itself.",
+                  FERRY_FIELD(UplinkConfig, kafka.message_timeout)));
+  k.push_back(List("uplink", "kafka.properties", "", kRestart,
+                   "kafka: further librdkafka properties as \"name=value\"; each is checked by librdkafka when "
+                   "ferryd starts (an unknown one is an error naming it).",
+                   FERRY_FIELD(UplinkConfig, kafka.properties)));
   return k;
 }
 

@@ -158,12 +158,10 @@ Status Daemon::SeedDedupe(IngestRouter& router) {
   return Ok();
 }
 
-Result<std::vector<std::unique_ptr<UplinkMqtt>>> Daemon::MakeUplinks() {
-  std::vector<std::unique_ptr<UplinkMqtt>> built;
+Result<std::vector<std::unique_ptr<Uplink>>> Daemon::MakeUplinks() {
+  std::vector<std::unique_ptr<Uplink>> built;
   for (const auto& uc : config_.uplinks) {
-    if (uc.type != UplinkType::kMqtt)
-      return InvalidArgument("uplink " + uc.name + ": type kafka is not available in this build");
-    auto up = std::make_unique<UplinkMqtt>(config_, uc, *log_, *writer_, metrics_, clock_);
+    auto up = std::make_unique<Uplink>(config_, uc, *log_, *writer_, metrics_, clock_);  // MQTT or Kafka by type
     if (Status st = up->Start(); !st) return tl::make_unexpected(st.error());
     built.push_back(std::move(up));
   }
@@ -187,7 +185,7 @@ Status Daemon::BuildUplinks() {
 }
 
 void Daemon::StopUplinks() {
-  std::vector<std::unique_ptr<UplinkMqtt>> old;
+  std::vector<std::unique_ptr<Uplink>> old;
   {
     std::lock_guard<std::mutex> lock(uplinks_mu_);
     old.swap(uplinks_);

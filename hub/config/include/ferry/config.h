@@ -155,6 +155,21 @@ struct UplinkBatchConfig {
 };
 
 // [[uplink]]
+// [[uplink]] kafka.*: the Kafka producer (hub/uplink/src/kafka_transport.h). Enum values in the order of the
+// declaration table's `allowed` strings.
+enum class KafkaSecurityProtocol { kAuto, kPlaintext, kSsl, kSaslPlaintext, kSaslSsl };
+enum class KafkaSaslMechanism { kPlain, kScramSha256, kScramSha512 };
+enum class KafkaCompression { kZstd, kLz4, kNone };
+struct UplinkKafkaConfig {
+  KafkaSecurityProtocol security_protocol = KafkaSecurityProtocol::kAuto;
+  KafkaSaslMechanism sasl_mechanism = KafkaSaslMechanism::kPlain;
+  KafkaCompression compression = KafkaCompression::kZstd;
+  Duration linger{0};
+  int64_t batch_messages = 0;
+  Duration message_timeout{0};
+  std::vector<std::string> properties;  // further librdkafka properties, "name=value"
+};
+
 struct UplinkConfig {
   std::string name;
   UplinkType type = UplinkType::kMqtt;
@@ -173,6 +188,7 @@ struct UplinkConfig {
   DrainOrder drain_order = DrainOrder::kOldestFirst;
   uint64_t bytes_per_sec = 0;         // 0: no cap
   BackoffConfig backoff;
+  UplinkKafkaConfig kafka;            // type = kafka only
 };
 
 struct Config {

@@ -24,7 +24,7 @@
 #include "ferry/log_maintainer.h"
 #include "ferry/metrics.h"
 #include "ferry/mqtt_ingest.h"
-#include "ferry/uplink_mqtt.h"
+#include "ferry/uplink.h"
 
 namespace ferry {
 
@@ -62,7 +62,7 @@ class Daemon final : public IngestSink {
   Status ApplyStreams(const Config& config);
   Status SeedDedupe(IngestRouter& router);
   // Uplinks for config_.uplinks, started (cursors loaded, clients made; nothing connects until Run).
-  Result<std::vector<std::unique_ptr<UplinkMqtt>>> MakeUplinks();
+  Result<std::vector<std::unique_ptr<Uplink>>> MakeUplinks();
   Status TryUplinks();    // MakeUplinks, and the result thrown away: can the settings start?
   Status BuildUplinks();  // MakeUplinks, swapped in for uplinks_ (which must be stopped); on error nothing changes
   void StopUplinks();     // takes the uplinks out (under uplinks_mu_) and stops them
@@ -82,7 +82,7 @@ class Daemon final : public IngestSink {
   std::unique_ptr<IngestListener> listener_;   // mode listen / both
   // Replaced whole by Reload (on the thread that calls it) while the HTTP thread reads it for /healthz: both
   // hold uplinks_mu_ for the swap and the read; only the thread that owns the Daemon mutates the uplinks.
-  std::vector<std::unique_ptr<UplinkMqtt>> uplinks_;
+  std::vector<std::unique_ptr<Uplink>> uplinks_;
   std::mutex uplinks_mu_;
   std::string uplinks_error_;  // under uplinks_mu_: why the last reload left no uplinks running ("" = none)
   std::unique_ptr<HttpServer> http_;
