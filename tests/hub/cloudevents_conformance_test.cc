@@ -9,6 +9,7 @@
 #include <rapidjson/document.h>
 
 #include "../support/cloudevents_conformance.h"
+#include "ferry/uplink_kafka.h"
 #include "ferry/wire.h"
 
 namespace ferry {
@@ -38,6 +39,25 @@ Attrs MqttAttributes(const WireEvent& w) {
   return out;
 }
 
+// The Kafka binding (binary mode): ce_<name> headers and content-type, as the Kafka transport writes them.
+Attrs KafkaAttributes(const WireEvent& w) {
+  MqttEventProperties p = ToMqttProperties(w);
+  OutboundUnit u;
+  u.attributes = p.user_properties;
+  u.content_type = p.content_type;
+  Attrs out;
+  for (auto& [k, v] : KafkaRecordHeaders(u)) {
+    if (k.rfind("ce_", 0) == 0) {
+      out.emplace_back(k.substr(3), v);
+    } else if (k == "content-type") {
+      out.emplace_back("datacontenttype", v);
+    } else {
+      out.emplace_back("<header " + k + ">", v);  // the binding has no other headers: fails the name rule
+    }
+  }
+  return out;
+}
+
 std::vector<Event> HostileStoredEvents() {
   std::vector<Event> events;
   Event plain;
@@ -64,13 +84,14 @@ std::vector<Event> HostileStoredEvents() {
   return events;
 }
 
-TEST(CloudEventsConformance, StructuredAndMqttBindingsFollowTheAttributeRules) {
+TEST(CloudEventsConformance, StructuredMqttAndKafkaBindingsFollowTheAttributeRules) {
   Seq seq{41};
   for (const Event& stored : HostileStoredEvents()) {
     WireEvent w = CloudEventOf("gw-1", "telemetry", seq, TimeNs{1'700'000'001'000'000'000}, stored);
     const std::string json = EventToJson(w);
     for (const auto& [binding, attrs] : {std::pair{"structured JSON", JsonAttributes(json)},
-                                         std::pair{"MQTT user properties", MqttAttributes(w)}}) {
+                                         std::pair{"MQTT user properties", MqttAttributes(w)},
+                                         std::pair{"Kafka ce_ headers", KafkaAttributes(w)}}) {
       auto bad = test::CloudEventViolations(attrs);
       std::string all;
       for (const auto& b : bad) all += "\n  " + b;
