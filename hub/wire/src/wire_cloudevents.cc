@@ -387,7 +387,7 @@ class CeEnvelopeHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>,
     return true;
   }
   bool Fail(std::string why) {
-    if (batch_ && depth_ >= 1 && why != "batch body is not a JSON array")
+    if (batch_ && depth_ >= 1)  // inside the batch array: name the event (the array's own errors come at depth 0)
       why = "batch event " + std::to_string(events_.size()) + ": " + why;
     error_ = std::move(why);
     return false;
