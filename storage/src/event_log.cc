@@ -20,6 +20,10 @@
 #include "lmdb_util.h"
 #include "stream_meta.h"
 
+// stat() of the log directory and statvfs() of its file system must not fail with EOVERFLOW on 32-bit boards
+// (see _FILE_OFFSET_BITS in the top CMakeLists.txt).
+static_assert(sizeof(off_t) == 8, "build with _FILE_OFFSET_BITS=64: 32-bit stat() fails on large inode numbers");
+
 namespace ferry {
 
 using detail::MdbFail;

@@ -72,7 +72,7 @@ describe() {
       sources="hub/wire/src/wire_cloudevents.cc storage/src/error.cc storage/src/utf8.cc storage/src/rfc3339.cc"
       includes="hub/wire/include storage/include" ;;
     config)
-      sources="hub/config/src/*.cc storage/src/error.cc"
+      sources="hub/config/src/*.cc storage/src/error.cc storage/src/rfc3339.cc"
       includes="hub/config/include storage/include"
       # toml++ header-only, so the parser itself is instrumented and its branches guide the fuzzer. ferryd links
       # Debian's libtomlplusplus.so, built from these headers by GCC with NDEBUG: its internal asserts are off

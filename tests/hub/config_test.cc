@@ -404,6 +404,17 @@ TEST(ConfigToml, InputThatCrashesTomlPlusPlusIsRefusedWithItsPlace) {
   ASSERT_FALSE(header);
   EXPECT_NE(header.error().message.find("more than 64 parts"), std::string::npos);
 
+  // toml++ scans a bare value up to its terminator asking of each character whether it is whitespace, which
+  // reaches TOML_UNREACHABLE for U+00A2 (the fuzzer's crash-toml-unreachable-more): quotes do not end the scan.
+  for (const std::string bare : {"[x]\na = 8'on\xc2\xa2'\n", "[x]\na = [1, 8'\xc2\xa2']\n",
+                                 "[x]\na = {b = 8\"\xc2\xa2\"}\n", "[x]\na = true\x01\xc2\xa2\n"}) {
+    auto refused = LoadConfigString(bare, "f.toml");
+    ASSERT_FALSE(refused) << bare;
+    EXPECT_NE(refused.error().message.find("f.toml:2:"), std::string::npos) << refused.error().message;
+    EXPECT_NE(refused.error().message.find("non-ASCII character in a bare value"), std::string::npos)
+        << refused.error().message;
+  }
+
   auto escape = LoadConfigString("[log]\nlevel = \"\"\"x\\\xc2\xa0\n\"\"\"\n", "f.toml");
   ASSERT_FALSE(escape);
   EXPECT_NE(escape.error().message.find("backslash before a non-ASCII"), std::string::npos)
@@ -422,6 +433,14 @@ id = "schiff"   # ümlaut
 """
 note = '''
 C:\ü '' '''
+[gateway.more]
+a = ["°C", 1,'ü', 2.5e+3]
+b = { x = "é", y = 2, z = [ "ß" ,3 ] } # ä
+c = 1979-05-27 07:32:00Z
+d = [
+  1, # ö
+  "ø",
+]
 [[stream]]
 name = "telemetry"
 [ingest]

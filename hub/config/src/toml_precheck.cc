@@ -16,11 +16,22 @@ class Scanner {
   Status Run() {
     while (i_ < t_.size()) {
       const unsigned char c = static_cast<unsigned char>(t_[i_]);
+      if (value_ && c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '#' && c != '"' && c != '\'' &&
+          c != '[' && c != '{' && c != ']' && c != '}' && c != ',') {
+        // A bare value (number, date, boolean, or garbage). toml++ scans up to 127 characters of it asking of
+        // each whether it ends the value, and that question reaches TOML_UNREACHABLE for most non-ASCII
+        // characters (is_non_ascii_horizontal_whitespace: U+00A1-U+0499, U+2C8E-U+3087, U+FB26-U+FEFE). No
+        // valid bare value holds a non-ASCII character before its end, quotes included ('8on"..."' is not a
+        // string to toml++), so one there is refused.
+        if (Status st = BareValue(); !st) return st;
+        continue;
+      }
       if (c == '#') {
         while (i_ < t_.size() && t_[i_] != '\n') ++i_;
         Break();
       } else if (c == '"' || c == '\'') {
-        const bool multi = t_.compare(i_, 3, c == '"' ? "\"\"\"" : "'''") == 0;
+        const bool multi = t_.compare(i_, 3, c == '"' ? "\"\"\"" : "\'\'\'") == 0;
+        value_ = false;
         if (Status st = String(static_cast<char>(c), multi); !st) return st;
         if (multi) {
           Break();
@@ -40,6 +51,7 @@ class Scanner {
         return Fail("a non-ASCII character outside a string or comment (TOML keys are ASCII: quote the key, or "
                     "look for a typo)");
       } else {
+        Nesting(static_cast<char>(c));
         Break();
         Advance();
       }
@@ -48,6 +60,52 @@ class Scanner {
   }
 
  private:
+  // Where a value may start: after '=', after '[' or ',' in an array. Arrays and inline tables nest; the
+  // stack is capped (toml++ refuses deeper nesting itself), past the cap only the depth is counted.
+  void Nesting(char c) {
+    if (c == '=') {
+      value_ = true;
+    } else if (c == '[' && value_) {
+      Push('[');  // an array: its first element is a value; outside a value, '[' opens a table header
+    } else if (c == '{' && value_) {
+      Push('{');
+      value_ = false;  // an inline table starts with a key
+    } else if (c == ']' || c == '}') {
+      Pop();
+      value_ = false;
+    } else if (c == ',') {
+      value_ = Top() == '[';
+    } else if (c == '\n' && open_.empty() && depth_ == 0) {
+      value_ = false;
+    }
+  }
+  void Push(char c) {
+    if (open_.size() < kMaxNesting) {
+      open_.push_back(c);
+    } else {
+      ++depth_;
+    }
+  }
+  void Pop() {
+    if (depth_ > 0) {
+      --depth_;
+    } else if (!open_.empty()) {
+      open_.pop_back();
+    }
+  }
+  char Top() const { return depth_ > 0 ? '[' : open_.empty() ? '\0' : open_.back(); }
+  // At the first character of a bare value: skips to the first ASCII character that ends one.
+  Status BareValue() {
+    while (i_ < t_.size()) {
+      const unsigned char c = static_cast<unsigned char>(t_[i_]);
+      if (c == ' ' || c == '\t' || (c >= '\n' && c <= '\r') || c == ']' || c == '}' || c == ',' || c == '#') break;
+      if (c >= 0x80) return Fail("a non-ASCII character in a bare value (quote the value, or look for a typo)");
+      Advance();
+    }
+    value_ = false;
+    Break();
+    return Ok();
+  }
   void Advance() {
     if (t_[i_] == '\n') {
       ++line_;
@@ -105,6 +163,10 @@ class Scanner {
   int parts_ = 0;           // parts of the dotted chain being read
   bool dot_ = false;        // a '.' follows a part: the next part extends the chain
   bool after_part_ = false;
+  bool value_ = false;         // a value may start here
+  static constexpr size_t kMaxNesting = 1024;
+  std::string open_;           // the arrays ('[') and inline tables ('{') open around here, innermost last
+  size_t depth_ = 0;           // nesting past kMaxNesting
 };
 
 }  // namespace
