@@ -159,14 +159,24 @@ Status Daemon::SeedDedupe(IngestRouter& router) {
 }
 
 Status Daemon::BuildUplinks() {
-  uplinks_.clear();
+  // A reload rebuilds the uplinks while /healthz may be listing them on the HTTP thread (found by the SIGHUP
+  // fault test, tests/integration/fault_test.cc): the old ones leave the vector under uplinks_mu_ and are
+  // destroyed outside it; the new ones are built outside it and enter it under it.
+  std::vector<std::unique_ptr<UplinkMqtt>> old, built;
+  {
+    std::lock_guard<std::mutex> lock(uplinks_mu_);
+    old.swap(uplinks_);
+  }
+  old.clear();
   for (const auto& uc : config_.uplinks) {
     if (uc.type != UplinkType::kMqtt)
       return InvalidArgument("uplink " + uc.name + ": type kafka is not available in this build");
     auto up = std::make_unique<UplinkMqtt>(config_, uc, *log_, *writer_, metrics_, clock_);
     if (Status st = up->Start(); !st) return st;
-    uplinks_.push_back(std::move(up));
+    built.push_back(std::move(up));
   }
+  std::lock_guard<std::mutex> lock(uplinks_mu_);
+  uplinks_.swap(built);
   return Ok();
 }
 
@@ -207,10 +217,14 @@ void Daemon::RegisterMetrics() {
                         MetricType::kCounter, [this](std::vector<Sample>& out) {
                           out.push_back({{}, static_cast<double>(writer_->stats().events)});
                         });
-  auto per_stream = [this](auto fn) {
-    return [this, fn](std::vector<Sample>& out) {
-      for (const auto& sc : config_.streams) {
-        auto st = log_->GetStreamStats(sc.name);
+  // The names, copied now: a reload assigns config_.streams' entries on the main thread while these run on the
+  // HTTP thread, and the set of streams only changes at a restart.
+  std::vector<std::string> stream_names;
+  for (const auto& sc : config_.streams) stream_names.push_back(sc.name);
+  auto per_stream = [this, stream_names](auto fn) {
+    return [this, fn, stream_names](std::vector<Sample>& out) {
+      for (const auto& name : stream_names) {
+        auto st = log_->GetStreamStats(name);
         if (st) fn(*st, out);
       }
     };
@@ -239,7 +253,10 @@ HealthStatus Daemon::Health() {
     text += std::string("ingest listener ") + (listener_->listening() ? "listening on port " : "down, port ") +
             std::to_string(listener_->port()) + ", " + std::to_string(listener_->connections()) + " connections\n";
   }
-  for (const auto& u : uplinks_) text += "uplink " + u->name() + " " + (u->link_up() ? "up" : "down") + "\n";
+  {
+    std::lock_guard<std::mutex> lock(uplinks_mu_);  // a reload may be replacing them (BuildUplinks)
+    for (const auto& u : uplinks_) text += "uplink " + u->name() + " " + (u->link_up() ? "up" : "down") + "\n";
+  }
   auto es = log_->GetEnvStats();
   if (!es) {
     h.ok = false;

@@ -76,6 +76,9 @@ class Daemon final : public IngestSink {
   std::unique_ptr<CrashGuard> crash_guard_;     // before the ingest paths that use it
   std::unique_ptr<MqttIngest> ingest_;          // mode subscribe / both
   std::unique_ptr<IngestListener> listener_;   // mode listen / both
+  // Replaced by a SIGHUP reload on the main thread while the HTTP thread's /healthz reads it: uplinks_mu_ guards
+  // the vector (not the uplinks' own state, which they guard themselves).
+  std::mutex uplinks_mu_;
   std::vector<std::unique_ptr<UplinkMqtt>> uplinks_;
   std::unique_ptr<HttpServer> http_;
   std::thread http_thread_;
