@@ -80,6 +80,7 @@ class Daemon final : public IngestSink {
   // the vector (not the uplinks' own state, which they guard themselves).
   std::mutex uplinks_mu_;
   std::vector<std::unique_ptr<UplinkMqtt>> uplinks_;
+  std::vector<std::string> rebuilding_uplinks_;  // under uplinks_mu_: the names, while BuildUplinks replaces them
   std::unique_ptr<HttpServer> http_;
   std::thread http_thread_;
   Histogram* commit_latency_ = nullptr;
