@@ -28,7 +28,7 @@ echo "mixed soak: ${SECS} s (ferryd $(git -C "$ROOT" rev-parse --short HEAD))"
 start=$(date +%s)
 set +e
 "$WORK/ferry_fault_tests" --gtest_also_run_disabled_tests --gtest_filter='Faults.DISABLED_MixedSoak' 2>&1 |
-  grep -E '^\[ soak \]|Failure|Expected|missing|lost|died|OK \]|FAILED'
+  grep --line-buffered -E '^\[ soak \]|Failure|Expected|missing|lost|died|OK \]|FAILED'
 status=${PIPESTATUS[0]}
 set -e
 echo "mixed soak: $(( $(date +%s) - start )) s, exit $status"
