@@ -26,6 +26,8 @@ packages=(
   clang-14 libclang-rt-14-dev
   # the brokers the tests and the demo start on loopback, and tools they use
   mosquitto mosquitto-clients python3 python3-paho-mqtt iproute2 procps strace gnuplot-nox openssl
+  # fault tests: ferryd's wall clock stepped by LD_PRELOAD (host only; never in the cross sysroots)
+  faketime
 )
 if [ "$cross" = 1 ]; then
   packages+=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user)

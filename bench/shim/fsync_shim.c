@@ -15,6 +15,9 @@
  * Every counted call is one synchronous device flush: the delay is added to each, as on an SD card.
  */
 #define _GNU_SOURCE
+/* The shim defines both the plain and the 64-bit variants (pwrite and pwrite64, open and open64): with the
+ * project-wide _FILE_OFFSET_BITS=64 the plain names would be macros for the 64-bit ones. */
+#undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>

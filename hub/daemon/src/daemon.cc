@@ -181,6 +181,7 @@ Status Daemon::BuildUplinks() {
   std::lock_guard<std::mutex> lock(uplinks_mu_);
   uplinks_.swap(*built);
   uplinks_error_.clear();
+  rebuilding_uplinks_.clear();
   return Ok();
 }
 
@@ -188,6 +189,7 @@ void Daemon::StopUplinks() {
   std::vector<std::unique_ptr<Uplink>> old;
   {
     std::lock_guard<std::mutex> lock(uplinks_mu_);
+    for (const auto& u : uplinks_) rebuilding_uplinks_.push_back(u->name());  // /healthz: "down (reloading)"
     old.swap(uplinks_);
   }
   for (auto& u : old) u->Stop();  // hands the last cursor positions to the writer
@@ -230,10 +232,14 @@ void Daemon::RegisterMetrics() {
                         MetricType::kCounter, [this](std::vector<Sample>& out) {
                           out.push_back({{}, static_cast<double>(writer_->stats().events)});
                         });
-  auto per_stream = [this](auto fn) {
-    return [this, fn](std::vector<Sample>& out) {
-      for (const auto& sc : config_.streams) {
-        auto st = log_->GetStreamStats(sc.name);
+  // The names, copied now: a reload assigns config_.streams' entries on the main thread while these run on the
+  // HTTP thread, and the set of streams only changes at a restart.
+  std::vector<std::string> stream_names;
+  for (const auto& sc : config_.streams) stream_names.push_back(sc.name);
+  auto per_stream = [this, stream_names](auto fn) {
+    return [this, fn, stream_names](std::vector<Sample>& out) {
+      for (const auto& name : stream_names) {
+        auto st = log_->GetStreamStats(name);
         if (st) fn(*st, out);
       }
     };
@@ -269,6 +275,8 @@ HealthStatus Daemon::Health() {
       h.ok = false;  // stored events are not forwarded until a reload or restart fixes it
       text += "uplinks stopped: " + uplinks_error_ + "\n";
     }
+    // Between the old uplinks' end and the new ones' start a reload has none: say so rather than list nothing.
+    for (const auto& name : rebuilding_uplinks_) text += "uplink " + name + " down (reloading)\n";
   }
   auto es = log_->GetEnvStats();
   if (!es) {
@@ -479,6 +487,7 @@ Result<ReloadPlan> Daemon::Reload(const Config& next) {
     std::lock_guard<std::mutex> lock(uplinks_mu_);
     if (!built) {
       // Only if a file vanished between the trial and now: say so where operators look.
+      rebuilding_uplinks_.clear();
       uplinks_error_ = built.error().ToString();
       FERRY_LOG_ERROR("reload: uplinks could not start: %s: forwarding is stopped until a reload or restart "
                       "succeeds", uplinks_error_.c_str());

@@ -85,6 +85,7 @@ class Daemon final : public IngestSink {
   std::vector<std::unique_ptr<Uplink>> uplinks_;
   std::mutex uplinks_mu_;
   std::string uplinks_error_;  // under uplinks_mu_: why the last reload left no uplinks running ("" = none)
+  std::vector<std::string> rebuilding_uplinks_;  // under uplinks_mu_: the names, while BuildUplinks replaces them
   std::unique_ptr<HttpServer> http_;
   std::thread http_thread_;
   Histogram* commit_latency_ = nullptr;
