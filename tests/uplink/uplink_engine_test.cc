@@ -162,6 +162,43 @@ TEST_F(EngineTest, LostLinkResendsFromTheCursorSkippingAckedRanges) {
   EXPECT_EQ(engine_->stats().poisoned_units, 0u);
 }
 
+// Stop and reload: Drain() sends nothing new but still takes the acknowledgements of what is in flight, so the
+// cursor Shutdown persists covers them and the next uplink re-sends none of them.
+TEST_F(EngineTest, DrainSendsNothingNewAndPersistsWhatWasAcknowledgedMeanwhile) {
+  Open("inflight = 4\n");
+  Append("telemetry", 10);
+  Start();
+  engine_->Step();
+  ASSERT_EQ(transport_.SentSeqs(), Range(1, 4));
+  engine_->Drain();
+  EXPECT_FALSE(engine_->drained());
+  EXPECT_FALSE(engine_->wants_commits());
+  transport_.Complete(*transport_.OutstandingWithSeq(1));
+  transport_.Complete(*transport_.OutstandingWithSeq(2));
+  engine_->Step();
+  EXPECT_EQ(transport_.sent.size(), 4u) << "room in the window, but draining";
+  EXPECT_FALSE(engine_->drained());
+  transport_.CompleteAll();
+  engine_->Step();
+  EXPECT_TRUE(engine_->drained());
+  EXPECT_EQ(transport_.sent.size(), 4u);
+  engine_->Shutdown();
+  writer_->Step();
+  EXPECT_EQ(PersistedCursor("telemetry"), Seq{5}) << "what the centre acknowledged while draining";
+}
+
+// A link lost while draining: nothing more will be acknowledged, so the drain is over at once.
+TEST_F(EngineTest, DrainEndsWhenTheLinkIsLost) {
+  Open("inflight = 4\n");
+  Append("telemetry", 10);
+  Start();
+  engine_->Step();
+  engine_->Drain();
+  transport_.DropLink();
+  engine_->Step();
+  EXPECT_TRUE(engine_->drained());
+}
+
 TEST_F(EngineTest, FailedConnectsBackOff) {
   Open();
   Start();

@@ -63,15 +63,26 @@ void Uplink::Run() {
     if (wants_commits_.load()) Wake();
   });
   thread_ = std::thread([this] {
+    bool draining = false;
+    std::chrono::steady_clock::time_point drain_until{};
     while (!stop_) {
+      if (drain_ && !draining) {
+        draining = true;
+        engine_->Drain();
+        // Real time, not the injected clock: a test's manual clock must not keep a stop waiting.
+        drain_until = std::chrono::steady_clock::now() + kStopDrain;
+      }
       // Listen for commits while stepping: one that lands during Step() must not be slept through.
-      wants_commits_ = true;
+      wants_commits_ = !draining;
       engine_->Step();
+      if (draining && (engine_->drained() || std::chrono::steady_clock::now() >= drain_until)) break;
       wants_commits_ = engine_->wants_commits();
       // NextWakeup is on the injected clock's steady scale; ferryd's SystemClock is std::chrono::steady_clock.
-      const auto timeout = engine_->NextWakeup() - clock_.Steady();
+      auto timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(engine_->NextWakeup() -
+                                                                                     clock_.Steady());
+      if (draining) timeout = std::min(timeout, drain_until - std::chrono::steady_clock::now());
       std::unique_lock<std::mutex> lock(wake_mu_);
-      wake_cv_.wait_for(lock, timeout, [this] { return wake_ || stop_.load(); });
+      wake_cv_.wait_for(lock, timeout, [this, draining] { return wake_ || stop_.load() || (drain_ && !draining); });
       wake_ = false;
     }
   });
@@ -80,9 +91,12 @@ void Uplink::Run() {
 void Uplink::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (thread_.joinable()) {
+    drain_ = true;  // the loop collects what is in flight (up to kStopDrain), then ends
+    Wake();
+    thread_.join();
+  }
   stop_ = true;
-  Wake();
-  if (thread_.joinable()) thread_.join();
   if (commit_listener_ != 0) writer_.RemoveCommitListener(commit_listener_);
   commit_listener_ = 0;
   engine_->Shutdown();

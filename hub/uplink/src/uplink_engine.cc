@@ -110,7 +110,7 @@ void UplinkEngine::Step() {
   FollowLink(now);
   if (up_) {
     PersistCursors(false);
-    while (SendOne(now)) {
+    while (!draining_ && SendOne(now)) {
     }
   }
   if (now - last_gauges_ >= kChoreInterval) UpdateGauges();
@@ -130,7 +130,7 @@ SteadyTime UplinkEngine::NextWakeup() const {
     for (const auto& s : streams_) {
       if (s.cursor != s.persisted) consider(last_persist_ + kPersistInterval);
     }
-    if (!busy_ && inflight_.size() < Window()) {
+    if (!draining_ && !busy_ && inflight_.size() < Window()) {
       consider(rate_hold_until_);
       consider(retry_hold_until_);
       for (const auto& s : streams_) consider(s.batch_deadline);
@@ -141,8 +141,13 @@ SteadyTime UplinkEngine::NextWakeup() const {
 
 bool UplinkEngine::wants_commits() const {
   const SteadyTime now = clock_.Steady();
-  return up_ && !busy_ && inflight_.size() < Window() && now >= rate_hold_until_ && now >= retry_hold_until_;
+  return up_ && !draining_ && !busy_ && inflight_.size() < Window() && now >= rate_hold_until_ &&
+         now >= retry_hold_until_;
 }
+
+void UplinkEngine::Drain() { draining_ = true; }
+
+bool UplinkEngine::drained() const { return !up_ || inflight_.empty(); }
 
 void UplinkEngine::Shutdown() {
   if (!started_) return;

@@ -32,6 +32,9 @@
 
 namespace ferry {
 
+// How long Stop() waits for the acknowledgements of what is in flight (a reload's pause in forwarding).
+inline constexpr std::chrono::seconds kStopDrain{2};
+
 class Uplink {
  public:
   // The transport by uplink.type: MQTT (Paho) or Kafka (librdkafka). REQUIRES: log and writer outlive the uplink.
@@ -48,7 +51,9 @@ class Uplink {
   Status Start();
   // One round of the engine. Never blocks on the network.
   void Step();
-  // Starts / stops a thread that calls Step() until Stop(). Stop() also persists the cursors and disconnects.
+  // Starts / stops a thread that calls Step() until Stop(). Stop() first lets what is in flight be acknowledged
+  // (sending nothing new, for at most kStopDrain: a reload or a shutdown then re-sends nothing the centre has
+  // acknowledged), then persists the cursors and disconnects.
   void Run();
   void Stop();
 
@@ -74,6 +79,7 @@ class Uplink {
   std::condition_variable wake_cv_;
   bool wake_ = false;                     // guarded by wake_mu_
   std::atomic<bool> stop_{false};
+  std::atomic<bool> drain_{false};          // Stop(): finish what is in flight, then end the loop
   std::atomic<bool> wants_commits_{false};  // read by the writer's commit listener
   uint64_t commit_listener_ = 0;            // 0: none registered
   // The transport's own start and polite goodbye (not part of the engine's interface). Before transport_: its

@@ -111,6 +111,12 @@ class UplinkEngine {
   // True if a new commit could let Step() send something now (linked, room in the window, not held back):
   // the owner's loop needs to wake for commits only then.
   bool wants_commits() const;
+  // Before Shutdown: Step() sends nothing new from now on, only collects the completions of what is in flight,
+  // so the cursors persisted at Shutdown cover what the centre acknowledged meanwhile. Without it a reload or
+  // a stop re-sends the whole in-flight window (the SIGHUP fault test counted ~100 duplicates per reload).
+  void Drain();
+  // Nothing is in flight any more, or the link is down (nothing more will be acknowledged).
+  bool drained() const;
   // Persists the cursors now (rides in the next group commit). Call before destroying the engine.
   void Shutdown();
 
@@ -225,6 +231,7 @@ class UplinkEngine {
   std::map<UnitKey, Strikes> strikes_;  // units that failed, until acknowledged or set aside
   std::set<UnitKey> suspects_;            // in flight at a loss: probed one at a time
   uint64_t acked_units_ = 0;
+  bool draining_ = false;  // Drain(): no new sends
   bool started_ = false;
   bool up_ = false;           // the link as last seen by Step()
   uint64_t session_ = 0;      // transport session the engine is sending on
