@@ -217,7 +217,21 @@ void UplinkEngine::OnLinkLost(SteadyTime now) {
     inflight_.clear();
     if (now - u.sent_at <= kUplinkStrikeWindow) Strike(u, /*link_lost=*/true, "link lost with it alone in flight");
   } else {
-    for (const auto& [handle, u] : inflight_) suspects_.insert({u.stream, u.first});
+    // Suspects are the units that were in flight at the previous loss too: a message the centre chokes on
+    // drops the link every time it is sent, an unreliable link drops it whatever is in flight. Probing after
+    // every loss made a link that flaps every few seconds drain one unit per round trip (the satellite fault
+    // test); now the first loss re-sends the whole window, and only what was lost twice in a row is probed.
+    std::vector<LostUnit> lost;
+    for (const auto& [handle, u] : inflight_) {
+      lost.push_back({u.stream, u.first, u.last});
+      for (const LostUnit& before : lost_with_) {
+        if (before.stream == u.stream && before.first <= u.last && u.first <= before.last) {
+          suspects_.insert({u.stream, u.first});
+          break;
+        }
+      }
+    }
+    lost_with_ = std::move(lost);
     inflight_.clear();
   }
   for (auto& s : streams_) s.retry.clear();  // everything above the cursor goes again anyway

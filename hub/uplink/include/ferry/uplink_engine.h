@@ -35,10 +35,13 @@
 //   - it has failed kUplinkPoisonStrikes times in a row, each failure a Retry verdict or a lost link while it
 //     was the only unit in flight, sent less than kUplinkStrikeWindow before the loss -- and either a lost
 //     link was among them, or the centre acknowledged other units meanwhile (so a centre that refuses
-//     everything, e.g. an ACL problem, poisons nothing). After a loss with several units in flight the engine probes: it sends those units one
-//     at a time, oldest first, until each is acknowledged or set aside, so a message that makes the broker
-//     drop the connection (Mosquitto on a malformed UTF-8 string) is found within a bounded number of tries
-//     while the other streams keep moving. An acknowledgement clears a unit's strikes.
+//     everything, e.g. an ACL problem, poisons nothing). After a loss with several units in flight, those that
+//     overlap a unit in flight at the previous such loss too are probed: sent one at a time, oldest first,
+//     until each is acknowledged or set aside, so a message that makes the broker drop the connection
+//     (Mosquitto on a malformed UTF-8 string) is found within a bounded number of tries while the other
+//     streams keep moving. The first loss only re-sends the window: a link that merely flaps keeps its full
+//     window (probing after every loss made a satellite-like link drain one unit per round trip). An
+//     acknowledgement clears a unit's strikes.
 //
 // Threads: Start, Step, Shutdown and the accessors on ONE thread (the owner's loop). link_up() and
 // acked_events() may be read from any thread.
@@ -229,7 +232,12 @@ class UplinkEngine {
     bool link_lost = false;         // one of them was a lost link with the unit alone in flight
   };
   std::map<UnitKey, Strikes> strikes_;  // units that failed, until acknowledged or set aside
-  std::set<UnitKey> suspects_;            // in flight at a loss: probed one at a time
+  std::set<UnitKey> suspects_;            // in flight at two losses in a row: probed one at a time
+  struct LostUnit {
+    size_t stream;
+    uint64_t first, last;
+  };
+  std::vector<LostUnit> lost_with_;       // in flight at the last loss with several units in flight
   uint64_t acked_units_ = 0;
   bool draining_ = false;  // Drain(): no new sends
   bool started_ = false;
