@@ -186,13 +186,24 @@ void GroupCommitWriter::Run() {
     if (options_.max_linger.count() > 0 && !stopping_) {
       // Hold a small batch back a little so it can grow; a full one goes at once.
       work_cv_.wait_for(lock, options_.max_linger, [&] {
-        return stopping_ || queue_.size() >= options_.max_batch_events || queued_bytes_ >= options_.max_batch_bytes;
+        return stopping_ || commit_soon_ || queue_.size() >= options_.max_batch_events ||
+               queued_bytes_ >= options_.max_batch_bytes;
       });
     }
+    commit_soon_ = false;
     lock.unlock();
     Step();
     lock.lock();
   }
+}
+
+void GroupCommitWriter::CommitSoon() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.empty()) return;  // nothing lingers
+    commit_soon_ = true;
+  }
+  work_cv_.notify_one();
 }
 
 void GroupCommitWriter::Start() {

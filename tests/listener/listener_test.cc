@@ -51,7 +51,9 @@ class HeldSink : public IngestSink {
       h.done(result);
     }
   }
+  void CommitSoon() override { ++hints; }
   std::vector<std::string> stored;
+  std::atomic<int> hints{0};  // CommitSoon() calls
 
  private:
   struct Held {
@@ -227,6 +229,30 @@ TEST_F(ListenerTest, WindowFullStopsReadingUntilCommits) {
     ASSERT_TRUE(a) << i;
     EXPECT_EQ(a->packet_id, i);
   }
+}
+
+// The writer lingers to grow commits; once every device with events waiting for a PUBACK has filled its window,
+// nothing more can come before the commit, and the listener says so (IngestSink::CommitSoon). A device that
+// sends slowly (its window not full) keeps the linger.
+TEST_F(ListenerTest, EveryWaitingWindowFullAsksTheWriterNotToLinger) {
+  StartListener();
+  MqttTestClient slow(m::Version::kV5), fast(m::Version::kV5);
+  ASSERT_TRUE(slow.Open(listener_->port()));
+  ASSERT_TRUE(slow.Connect("dev-slow"));
+  ASSERT_TRUE(fast.Open(listener_->port()));
+  ASSERT_TRUE(fast.Connect("dev-fast"));
+  ASSERT_TRUE(slow.Publish("telemetry/dev-slow/x", Json("s1"), 1, 1));
+  ASSERT_TRUE(poll_until([&] { return sink_.held() == 1; }, 10s));
+  for (uint16_t i = 1; i <= 8; ++i) ASSERT_TRUE(fast.Publish("telemetry/dev-fast/x", Json("f" + std::to_string(i)), 1, i));
+  ASSERT_TRUE(poll_until([&] { return sink_.held() == 9; }, 10s));
+  // The fast device's window is full, but the slow one could still send: no hint.
+  EXPECT_FALSE(poll_until([&] { return sink_.hints.load() > 0; }, 300ms)) << "hinted while dev-slow could send";
+  for (uint16_t i = 2; i <= 8; ++i) ASSERT_TRUE(slow.Publish("telemetry/dev-slow/x", Json("s" + std::to_string(i)), 1, i));
+  ASSERT_TRUE(poll_until([&] { return sink_.held() == 16; }, 10s));
+  EXPECT_TRUE(poll_until([&] { return sink_.hints.load() >= 1; }, 10s)) << "both windows full: no hint";
+  sink_.Commit(16, Seq{1});
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(fast.ReadPuback(10s)) << i;
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(slow.ReadPuback(10s)) << i;
 }
 
 TEST_F(ListenerTest, IngestEndpointRefusesWhatItDoesNotDo) {

@@ -208,6 +208,25 @@ TEST_F(GroupCommitTest, LingerStillCommitsASmallBatch) {
   EXPECT_EQ(writer.stats().commits, 1u);
 }
 
+// CommitSoon: a producer that knows nothing more will come before this commit (the listener, when every
+// waiting device's window is full) ends the linger at once. With a 10-minute linger, only the hint can
+// commit the batch within the test's deadline.
+TEST_F(GroupCommitTest, CommitSoonEndsTheLinger) {
+  GroupCommitOptions o;
+  o.max_linger = std::chrono::minutes(10);
+  GroupCommitWriter writer(*log_, o);
+  writer.Start();
+  auto f = writer.Append("in", MakeEvent("waiting"));
+  writer.CommitSoon();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready) << "still lingering";
+  EXPECT_EQ(*f.get(), Seq{1});
+  // The hint is spent: the next append lingers again (stopped here, which commits it).
+  auto g = writer.Append("in", MakeEvent("next"));
+  EXPECT_EQ(g.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout);
+  writer.Stop();
+  EXPECT_EQ(*g.get(), Seq{2});
+}
+
 TEST_F(GroupCommitTest, StopCommitsWhatIsQueued) {
   auto writer = std::make_unique<GroupCommitWriter>(*log_);
   for (int i = 0; i < 7; ++i) writer->Enqueue("in", MakeEvent("e"));

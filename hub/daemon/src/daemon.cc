@@ -83,7 +83,9 @@ Status Daemon::Open(const Config& config) {
   // only add latency; in batch durability it is what makes commits large.
   // With the ingest listener every device waits for its PUBACK, i.e. for the commit: lingering for more events
   // would only hold the acknowledgements back (bench: a full commit.max_delay per commit when the devices'
-  // windows were all waiting). Batches still form while the previous commit's fsyncs run.
+  // windows were all waiting). Batches still form while the previous commit's fsyncs run. In mode "both" the
+  // subscribe path lingers; the listener ends a linger once every device waiting on it has a full window
+  // (IngestSink::CommitSoon).
   go.max_linger = config.ingest.durability == Durability::kSync || config.ingest.mode == IngestMode::kListen
                       ? std::chrono::microseconds(0)
                       : std::chrono::duration_cast<std::chrono::microseconds>(config.storage.commit.max_delay);

@@ -81,6 +81,10 @@ class GroupCommitWriter {
   // or are rolled back alone if fn fails. The future gets fn's result (or the commit's error).
   std::future<Status> Submit(TxnFn fn);
 
+  // A hint from a producer that nothing more will be queued until this commit lands (every device that is
+  // sending waits for its acknowledgements): ends the current max_linger wait at once. Any thread; cheap.
+  void CommitSoon();
+
   // Applies and commits one batch of what is queued now, without waiting. Returns the number of items
   // processed (0 if the queue was empty). Call from one thread only, and not while Start()ed.
   size_t Step();
@@ -136,6 +140,7 @@ class GroupCommitWriter {
   std::deque<Item> queue_;
   size_t queued_bytes_ = 0;
   bool stopping_ = false;
+  bool commit_soon_ = false;  // under mu_: CommitSoon() since the writer last took a batch
   std::thread thread_;
   GroupCommitStats stats_;
 

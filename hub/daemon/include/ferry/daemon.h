@@ -49,6 +49,7 @@ class Daemon final : public IngestSink {
   // IngestSink.
   Status Append(const std::string& stream, Event event, bool wait_durable) override;
   void AppendThen(const std::string& stream, Event event, std::function<void(const Result<Seq>&)> done) override;
+  void CommitSoon() override { writer_->CommitSoon(); }
 
   // The ingest listener's bound port (0 when mode is subscribe).
   uint16_t listener_port() const { return listener_ ? listener_->port() : 0; }

@@ -82,6 +82,8 @@ class IngestListener {
   uint16_t port() const { return port_; }  // the bound port (listen.address may say :0)
   size_t connections() const { return connection_count_.load(); }
   bool listening() const { return listen_fd_ >= 0 && !stopping_.load(); }
+  // IngestSink::CommitSoon() calls so far: every device waiting for a PUBACK had filled its window. Step's thread.
+  uint64_t commit_hints() const { return commit_hints_; }
 
  private:
   struct Connection;
@@ -110,6 +112,7 @@ class IngestListener {
   bool HandleConnect(Connection& c, const void* frame);
   bool HandlePublish(Connection& c, const void* frame);
   void Store(Connection& c, RouteDecision d, uint8_t qos, uint64_t entry);
+  void HintCommit();  // every waiting device's window is full: ask the writer not to linger
   uint64_t NewEntry(Connection& c, uint16_t packet_id);
   void Resolve(uint64_t conn_id, uint64_t entry, bool ok, ErrorCode code);
   void SendReadyAcks(Connection& c);
@@ -148,6 +151,8 @@ class IngestListener {
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
   std::unordered_map<std::string, uint64_t> by_client_id_;
   std::vector<uint64_t> closed_;   // closed this round, freed at its end
+  bool window_filled_ = false;    // a connection's window filled this round: see HintCommit
+  uint64_t commit_hints_ = 0;     // CommitSoon() calls made (for tests)
   std::vector<uint64_t> touched_;  // acknowledgements resolved this round: flush (may repeat an id)
   std::atomic<size_t> connection_count_{0};
   std::unordered_map<std::string, std::vector<Waiter>> pending_ids_;  // dedupe key -> acks waiting for it

@@ -48,6 +48,9 @@ class IngestSink {
   // Seq (durable) or the error (Full: budget or reject_new; IoError with the errno's words). `done` must be
   // short and must not call back into the sink. Thread: any.
   virtual void AppendThen(const std::string& stream, Event event, std::function<void(const Result<Seq>&)> done) = 0;
+  // Nothing more will arrive until what was appended is committed (every sending device's window is full of
+  // events waiting for their acknowledgement): commit without lingering. A hint; Thread: any.
+  virtual void CommitSoon() {}
 };
 
 class MqttIngest {
