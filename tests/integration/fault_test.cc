@@ -34,26 +34,6 @@ std::vector<std::string> Ferryd(std::initializer_list<std::string> args) {
 
 double Secs(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
-std::vector<std::string> Missing(const std::vector<std::string>& want, const CentralReceiver& rx) {
-  std::vector<std::string> missing;
-  for (const auto& id : want)
-    if (!rx.Has(id)) missing.push_back(id);
-  return missing;
-}
-
-std::string Head(const std::vector<std::string>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size() && i < 5; ++i) s += v[i] + " ";
-  return s;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // A local broker, a central broker, ferryd between them (its uplink pointed wherever the test says), and a
 // place for files. The config is rebuilt from the public fields at each StartFerryd / WriteConfig.
 class FaultGateway {

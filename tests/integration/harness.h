@@ -187,6 +187,28 @@ inline std::vector<std::string> ReadLines(const std::string& path) {
   return lines;
 }
 
+inline std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The ids of `want` the centre has not seen, in order.
+inline std::vector<std::string> Missing(const std::vector<std::string>& want, const CentralReceiver& rx) {
+  std::vector<std::string> missing;
+  for (const auto& id : want)
+    if (!rx.Has(id)) missing.push_back(id);
+  return missing;
+}
+
+// The first few of `v`, for a failure message.
+inline std::string Head(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size() && i < 5; ++i) s += v[i] + " ";
+  return s;
+}
+
 inline void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::trunc);
   out << text;

@@ -227,12 +227,6 @@ std::vector<Event> Events(int from, int count, std::vector<std::string>* ids) {
   return events;
 }
 
-std::string Head(const std::vector<std::string>& v) {
-  std::string s = std::to_string(v.size()) + " missing:";
-  for (size_t i = 0; i < v.size() && i < 5; ++i) s += " " + v[i];
-  return s;
-}
-
 const char* kPoisoned = "ferry_uplink_poisoned_total{uplink=\"central\",stream=\"telemetry\"}";
 
 // (a) A backlog of 20,000 events: every id arrives, each device's in order, with its CloudEvent attributes.

@@ -264,19 +264,6 @@ std::string SimSummary(Gateway& gw) {
   return lines.empty() ? "(no simulator output)" : lines.back();
 }
 
-std::vector<std::string> Missing(const std::vector<std::string>& want, const CentralReceiver& rx) {
-  std::vector<std::string> missing;
-  for (const auto& id : want)
-    if (!rx.Has(id)) missing.push_back(id);
-  return missing;
-}
-
-std::string Head(const std::vector<std::string>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size() && i < 5; ++i) s += v[i] + " ";
-  return s;
-}
-
 // 1. Central down; 100,000 events reach the local broker; central comes back; every event arrives once.
 TEST(StoreAndForward, OutageThenDrainDeliversEveryEventOnce) {
   Gateway gw;

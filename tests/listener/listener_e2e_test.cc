@@ -170,12 +170,6 @@ class ListenerGateway {
   std::string log_path_;
 };
 
-std::string Head(const std::vector<std::string>& v) {
-  std::string s;
-  for (size_t i = 0; i < v.size() && i < 5; ++i) s += v[i] + " ";
-  return s;
-}
-
 // VmRSS of a process in KiB (0 if gone).
 long RssKb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
