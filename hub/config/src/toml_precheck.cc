@@ -137,6 +137,15 @@ class Scanner {
         Advance();
         if (i_ < t_.size() && static_cast<unsigned char>(t_[i_]) >= 0x80)
           return Fail("a backslash before a non-ASCII character in a string (not a TOML escape)");
+        if (multi && LineEndingBackslash()) {
+          // toml++ trims the whitespace and newlines that follow, asking of each character whether it is
+          // whitespace: for a non-ASCII one that reaches TOML_UNREACHABLE (crash-toml-line-ending-backslash).
+          while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t' || t_[i_] == '\r' || t_[i_] == '\n')) Advance();
+          if (i_ < t_.size() && static_cast<unsigned char>(t_[i_]) >= 0x80)
+            return Fail("a non-ASCII character right after a line-ending backslash in a multi-line string (put an "
+                        "escape such as \\u00FC or an ASCII character first)");
+          continue;
+        }
         if (i_ < t_.size()) Advance();
         continue;
       }
@@ -149,6 +158,12 @@ class Scanner {
       Advance();
     }
     return Ok();
+  }
+  // At the character after a backslash: only spaces and tabs up to the end of the line?
+  bool LineEndingBackslash() const {
+    size_t j = i_;
+    while (j < t_.size() && (t_[j] == ' ' || t_[j] == '\t')) ++j;
+    return j < t_.size() && (t_[j] == '\n' || (t_[j] == '\r' && j + 1 < t_.size() && t_[j + 1] == '\n'));
   }
   Status Fail(const std::string& what) const {
     return InvalidArgument(file_ + ":" + std::to_string(line_) + ":" + std::to_string(i_ - line_start_ + 1) + ": " +
