@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
+#include "ferry/ctl.h"
+
 #include "../support/temp_dir.h"
 
 namespace ferry::test {
@@ -129,6 +133,24 @@ TEST(PipelineRunner, ANewRunnerResumesAtTheCommittedCursor) {
   auto out = fx.All("out");
   ASSERT_EQ(out.size(), 60u);
   for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i].event.id, "e" + std::to_string(i) + "/hot") << i;
+}
+
+TEST(PipelineRunner, FerryctlPipelinesShowsCursorLagAndFailuresByStep) {
+  Fixture fx;
+  for (int i = 0; i < 30; ++i) fx.Put(i, i % 10 == 9 ? "not json" : "{\"temp\":30}");
+  auto r = Runner(fx, 20);
+  ASSERT_TRUE(r->Step());  // 20 of 30 records: 2 failed (input), 10 behind
+  Config config;
+  config.pipelines.push_back(Hot(20));
+  std::ostringstream out, err;
+  ASSERT_EQ(ctl::RunPipelines(*fx.log, config, {}, out, err), ctl::kExitOk) << err.str();
+  EXPECT_NE(out.str().find("hot       raw    21      10   out     2 (input 2)"), std::string::npos) << out.str();
+  std::ostringstream json;
+  ctl::PipelinesOptions o;
+  o.json = true;
+  ASSERT_EQ(ctl::RunPipelines(*fx.log, config, o, json, err), ctl::kExitOk);
+  EXPECT_EQ(json.str(),
+            "{\"pipeline\":\"hot\",\"input\":\"raw\",\"cursor\":21,\"lag\":10,\"output\":\"out\",\"failed\":{\"input\":2}}\n");
 }
 
 TEST(PipelineRunner, ThreadWakesOnCommits) {

@@ -460,6 +460,8 @@ class Parser {
         return ErrorAt(path + ".name", "pipeline \"" + p.name + "\" is already declared as pipeline[" +
                                            std::to_string(it->second) + "]");
       if (p.input.empty()) return ErrorAt(path + ".input", "names no stream");
+      // Its cursor is "pipeline.<name>", and cursor names have at most 64 bytes.
+      if (p.name.size() > 55) return ErrorAt(path + ".name", "must be at most 55 characters (the cursor is pipeline.<name>)");
       auto declared = [&](const std::string& key, const std::string& s) -> Status {
         if (!streams.count(s)) return ErrorAt(path + "." + key, "stream \"" + s + "\" is not declared in a [[stream]]");
         return Ok();
