@@ -103,6 +103,43 @@ TEST(LuaSandbox, InfiniteLoopHitsTheInstructionLimitAndTheStateStaysUsable) {
   EXPECT_TRUE(sb->Assign(*ok, *slot2, "b"));
 }
 
+TEST(LuaSandbox, PcallCannotSwallowTheInstructionLimit) {
+  LuaLimits limits;
+  limits.max_instructions = 10'000;
+  auto sb = Make(limits);
+  auto evade = sb->CompileScript(R"(
+    function process(e)
+      while true do
+        pcall(function() while true do end end)
+        xpcall(function() while true do end end, function(m) while true do end end)
+      end
+    end)", "evade");
+  ASSERT_TRUE(evade);
+  auto r = sb->CallProcess(*evade, *sb->FromJson("{}"));
+  ASSERT_FALSE(r);
+  auto ok = sb->CompileExpression("1 + 1", "ok");
+  auto slot = sb->FromJson("{}");
+  EXPECT_TRUE(sb->Assign(*ok, *slot, "two")) << "the next call has its full budget again";
+  EXPECT_EQ(*sb->ToJson(*slot), R"({"two":2})");
+}
+
+TEST(LuaSandbox, NoFinalizers) {
+  // Lua runs __gc with hooks off: a looping finalizer would escape the instruction limit, so none may be set.
+  auto sb = Make();
+  auto gc = sb->CompileScript(
+      "function process(e) setmetatable({}, {__gc = function() while true do end end}) return e end", "gc");
+  ASSERT_TRUE(gc);
+  auto out = sb->CallProcess(*gc, *sb->FromJson("{}"));
+  ASSERT_FALSE(out);
+  EXPECT_NE(out.error().message.find("__gc"), std::string::npos) << out.error().message;
+  auto ok = sb->CompileScript("function process(e) return setmetatable(e, {__index = function() return 1 end}) end",
+                              "ok");
+  auto kept = sb->CallProcess(*ok, *sb->FromJson("{}"));
+  ASSERT_TRUE(kept) << kept.error().message;
+  for (auto s : *kept) sb->Free(s);
+  sb.reset();
+}
+
 TEST(LuaSandbox, MemoryBombHitsTheMemoryLimitAndMemoryIsReturned) {
   LuaLimits limits;
   limits.max_memory = 2 << 20;

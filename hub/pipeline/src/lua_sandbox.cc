@@ -46,7 +46,12 @@ void* LimitedAlloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   return p;
 }
 
-void CountHook(lua_State* L, lua_Debug*) { luaL_error(L, "instruction limit exceeded"); }
+// Past the limit every further instruction fails too, so a script's own pcall cannot swallow the error and
+// carry on: each enclosing pcall catches one error at most, and the call unwinds to ours.
+void CountHook(lua_State* L, lua_Debug*) {
+  lua_sethook(L, CountHook, LUA_MASKCOUNT, 1);
+  luaL_error(L, "instruction limit exceeded");
+}
 
 // __index of the expressions' environment: `event`, then the current event's fields, then the libraries.
 int EnvIndex(lua_State* L) {
@@ -67,6 +72,21 @@ int EnvIndex(lua_State* L) {
 int EnvNewIndex(lua_State* L) {
   return luaL_error(L, "an expression cannot assign the global '%s' (use a script step)",
                     lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+}
+
+// setmetatable without __gc: Lua runs finalizers with hooks off (lgc.c GCTM), so a looping __gc could not be
+// stopped by the instruction limit and would hang ferryd in a collection or at lua_close. Checking at
+// setmetatable is enough: only a metatable that has __gc when it is set makes an object finalizable.
+int SafeSetmetatable(lua_State* L) {
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL) return luaL_error(L, "__gc metamethods are not allowed in a pipeline");
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));  // the base library's setmetatable
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
 }
 
 // JSON -> tokens (outside Lua), then tokens -> tables (inside Lua): the parser never calls Lua, so a Lua
@@ -351,6 +371,10 @@ LuaSandbox::LuaSandbox(const LuaLimits& limits) : limits_(limits), alloc_(std::m
   alloc_->limit = limits.max_memory;
 }
 
+void LuaSandbox::ResetHook() {
+  lua_sethook(L_, CountHook, LUA_MASKCOUNT, static_cast<int>(std::min<uint64_t>(limits_.max_instructions, INT32_MAX)));
+}
+
 LuaSandbox::~LuaSandbox() {
   if (L_ != nullptr) {
     alloc_->limit = SIZE_MAX;  // closing must not fail for want of memory
@@ -373,9 +397,8 @@ Status LuaSandbox::Protected(const char* what, Fn&& fn) {
   });
   lua_pushlightuserdata(L_, &box);
   // The count hook fires after max_instructions VM instructions of this call; setting it resets the count.
-  lua_sethook(L_, CountHook, LUA_MASKCOUNT, static_cast<int>(std::min<uint64_t>(limits_.max_instructions, INT32_MAX)));
+  ResetHook();
   int rc = lua_pcall(L_, 1, 0, 0);
-  lua_sethook(L_, nullptr, 0, 0);
   if (rc == LUA_OK) {
     lua_settop(L_, 0);
     return Ok();
@@ -392,7 +415,8 @@ Status LuaSandbox::Protected(const char* what, Fn&& fn) {
   }
   lua_settop(L_, 0);
   // What the failed call left behind (a half-built table, a memory bomb's strings) is garbage now; collect it
-  // at once so the next event starts with the memory it should have.
+  // at once so the next event starts with the memory it should have. Finalizers' errors become warnings.
+  ResetHook();
   lua_gc(L_, LUA_GCCOLLECT);
   return InvalidArgument(std::string(what) + ": " + msg);
 }
@@ -422,13 +446,16 @@ Result<std::unique_ptr<LuaSandbox>> LuaSandbox::Create(const LuaLimits& limits) 
     // The sandbox's globals: a copy of the safe part of _G. Sandboxed code never sees _G itself.
     lua_newtable(L);
     static const char* const kSafe[] = {"assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget",
-                                        "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber",
+                                        "rawlen", "rawset", "select", "getmetatable", "tonumber",
                                         "tostring", "type", "xpcall", "string", "table", "math", "utf8",
                                         "_VERSION"};
     for (const char* name : kSafe) {
       lua_getglobal(L, name);
       lua_setfield(L, -2, name);
     }
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, SafeSetmetatable, 1);
+    lua_setfield(L, -2, "setmetatable");
     env = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &kArrayMtKey);

@@ -6,7 +6,8 @@
 // ToJson writes it back.
 //
 // Sandbox: only the base (without dofile, loadfile, load, require, collectgarbage, print), string (without
-// string.dump), table, math and utf8 libraries. No io, os, package, debug. Each call is bounded by an
+// string.dump; setmetatable refuses __gc, which Lua would run with hooks off), table, math and utf8 libraries.
+// No io, os, package, debug. Each call is bounded by an
 // instruction count (a count hook) and the whole state by a memory limit (its own lua_Alloc); both fail the
 // call with an error, never the process. Every Lua API use that can raise (allocation included) runs inside
 // lua_pcall, so a Lua error or an out-of-memory can never reach Lua's panic handler.
@@ -107,6 +108,7 @@ class LuaSandbox {
   // Runs fn(L) under lua_pcall with the instruction budget reset; a Lua error becomes InvalidArgument.
   template <typename Fn>
   Status Protected(const char* what, Fn&& fn);
+  void ResetHook();  // a fresh instruction budget
 
   LuaLimits limits_;
   std::unique_ptr<Alloc> alloc_;
