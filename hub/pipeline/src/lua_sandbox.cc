@@ -418,7 +418,8 @@ Status LuaSandbox::Protected(const char* what, Fn&& fn) {
   // at once so the next event starts with the memory it should have. Finalizers' errors become warnings.
   ResetHook();
   lua_gc(L_, LUA_GCCOLLECT);
-  return InvalidArgument(std::string(what) + ": " + msg);
+  // Lua's own message starts with the chunk name already when `what` is null (compiling).
+  return InvalidArgument(what == nullptr ? msg : std::string(what) + ": " + msg);
 }
 
 Result<std::unique_ptr<LuaSandbox>> LuaSandbox::Create(const LuaLimits& limits) {
@@ -476,13 +477,14 @@ Result<std::unique_ptr<LuaSandbox>> LuaSandbox::Create(const LuaLimits& limits) 
 size_t LuaSandbox::memory_in_use() const { return alloc_->used; }
 
 Result<LuaSandbox::Handle> LuaSandbox::CompileExpression(std::string_view expr, std::string_view name) {
-  // The newline lets an expression end in a -- comment.
-  std::string chunk = "return (" + std::string(expr) + "\n)";
+  // A newline lets an expression end in a -- comment; only then, so that errors say line 1.
+  const bool comment = expr.find("--") != std::string_view::npos;
+  std::string chunk = "return (" + std::string(expr) + (comment ? "\n)" : ")");
   std::string chunk_name = "=" + std::string(name);
   int ref = LUA_NOREF;
   int env = sandbox_env_;
   std::string err;
-  Status st = Protected(chunk_name.c_str() + 1, [&](lua_State* L) {
+  Status st = Protected(nullptr, [&](lua_State* L) {
     if (luaL_loadbufferx(L, chunk.data(), chunk.size(), chunk_name.c_str(), "t") != LUA_OK) lua_error(L);
     // _ENV: a proxy that reads the current event, then the libraries; writes are refused.
     lua_newtable(L);
@@ -505,7 +507,7 @@ Result<LuaSandbox::Handle> LuaSandbox::CompileScript(std::string_view source, st
   int ref = LUA_NOREF;
   int env = sandbox_env_;
   bool missing = false;
-  Status st = Protected(chunk_name.c_str() + 1, [&](lua_State* L) {
+  Status st = Protected(nullptr, [&](lua_State* L) {
     if (luaL_loadbufferx(L, source.data(), source.size(), chunk_name.c_str(), "t") != LUA_OK) lua_error(L);
     // The script's own globals, over the libraries.
     lua_newtable(L);

@@ -102,10 +102,9 @@ Status Pipeline::CompileStep(size_t index, const PipelineStepConfig& sc) {
   step->config = &sc;
   step->name = sc.name.empty() ? std::to_string(index) + ":" + StepTypeName(sc.type) : sc.name;
   step_names_.push_back(step->name);
-  const std::string where = config_.name + "/" + step->name;
   auto compile = [&](const std::string& key, const std::string& text) -> Status {
-    auto h = lua_->CompileExpression(text, where + " " + key);
-    if (!h) return InvalidArgument(key + ": " + h.error().message);
+    auto h = lua_->CompileExpression(text, key);
+    if (!h) return InvalidArgument(h.error().message);  // "where:1: unexpected symbol near ')'"
     step->expr = *h;
     return Ok();
   };
@@ -125,8 +124,8 @@ Status Pipeline::CompileStep(size_t index, const PipelineStepConfig& sc) {
       }
       break;
     case PipelineStepType::kScript: {
-      auto h = lua_->CompileScript(sc.script, where + " script");
-      if (!h) return InvalidArgument("script: " + h.error().message);
+      auto h = lua_->CompileScript(sc.script, "script");
+      if (!h) return InvalidArgument(h.error().message);
       step->expr = *h;
       break;
     }
@@ -140,9 +139,8 @@ Status Pipeline::CompileStep(size_t index, const PipelineStepConfig& sc) {
         for (const auto& r : u.rename) up.rename.push_back(SplitPair(r));
         for (const auto& d : u.defaults) {
           auto [field, expr] = SplitPair(d);
-          auto h = lua_->CompileExpression(expr, where + " upgrade " + std::to_string(u.version) + " " + field);
-          if (!h) return InvalidArgument("upgrade from version " + std::to_string(u.version) + ": default " + field + ": " +
-                                         h.error().message);
+          auto h = lua_->CompileExpression(expr, "default " + field);
+          if (!h) return InvalidArgument("upgrade from version " + std::to_string(u.version) + ": " + h.error().message);
           up.defaults.emplace_back(field, *h);
         }
         up.drop = u.drop;
