@@ -29,6 +29,11 @@ ferry_find_lib(paho_cpp paho-mqttpp3 mqtt/async_client.h)
 ferry_find_lib(rdkafka rdkafka librdkafka/rdkafka.h)
 ferry_find_lib(sqlite3 sqlite3 sqlite3.h)
 ferry_find_lib(tomlpp tomlplusplus toml++/toml.h)
+# Lua 5.4 for pipeline expressions and scripts (Debian: liblua5.4-dev; headers in include/lua5.4).
+find_library(lua_LIBRARY NAMES lua5.4 REQUIRED)
+find_path(lua_INCLUDE_DIR NAMES lua.hpp PATH_SUFFIXES lua5.4 REQUIRED)
+add_library(ferry::lua UNKNOWN IMPORTED GLOBAL)
+set_target_properties(ferry::lua PROPERTIES IMPORTED_LOCATION "${lua_LIBRARY}" INTERFACE_INCLUDE_DIRECTORIES "${lua_INCLUDE_DIR}")
 set_property(TARGET ferry::tomlpp APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS TOML_HEADER_ONLY=0)
 set_property(TARGET ferry::paho_cpp APPEND PROPERTY INTERFACE_LINK_LIBRARIES ferry::paho_c Threads::Threads)
 

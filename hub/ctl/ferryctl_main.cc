@@ -88,6 +88,10 @@ int main(int argc, char** argv) {
   ctl::PoisonedOptions poisoned_opts;
   poisoned->add_option("uplink", poisoned_opts.uplink, "Only this uplink");
   poisoned->add_flag("--json", poisoned_opts.json, "One JSON object per line");
+  CLI::App* pipelines = app.add_subcommand("pipelines", "Each pipeline's cursors, lag and failed events (read-only)");
+  ctl::PipelinesOptions pipelines_opts;
+  pipelines->add_flag("--json", pipelines_opts.json, "One JSON object per pipeline and input");
+
   CLI::App* sql = app.add_subcommand("sql", "Query the log with SQLite: a read-only table per stream");
   ctl::SqlOptions sql_opts;
   std::string sql_format = "table", sql_timeout = "30s";
@@ -161,7 +165,7 @@ int main(int argc, char** argv) {
   }
 
   // replay must know the uplinks: it always reads the config, --log only moves the log.
-  const bool need_config = config_opt->count() > 0 || replay->parsed();
+  const bool need_config = config_opt->count() > 0 || replay->parsed() || pipelines->parsed();
   auto target = ctl::ResolveTarget(config_path, need_config, log_path);
   if (!target) {
     std::cerr << "ferryctl: " << target.error().message
@@ -190,6 +194,7 @@ int main(int argc, char** argv) {
     return ctl::RunStatus(**log, target->config ? &*target->config : nullptr, status_opts, env, std::cout, std::cerr);
   }
   if (poisoned->parsed()) return ctl::RunPoisoned(**log, poisoned_opts, std::cout, std::cerr);
+  if (pipelines->parsed()) return ctl::RunPipelines(**log, *target->config, pipelines_opts, std::cout, std::cerr);
   if (sql->parsed()) {
     sql_opts.format = sql_format == "csv"    ? ctl::SqlOptions::Format::kCsv
                       : sql_format == "json" ? ctl::SqlOptions::Format::kJson

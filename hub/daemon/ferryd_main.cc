@@ -15,6 +15,7 @@
 #include "ferry/config.h"
 #include "ferry/daemon.h"
 #include "ferry/log.h"
+#include "ferry/pipeline.h"
 #include "ferry/version.h"
 
 namespace {
@@ -37,6 +38,14 @@ int CheckConfig(const std::string& path) {
   if (!router) {
     std::fprintf(stderr, "ferryd: %s: %s\n", path.c_str(), router.error().message.c_str());
     return 1;
+  }
+  // Every pipeline's Lua compiles (the error names the pipeline and the step), as at start.
+  for (const auto& pc : config->pipelines) {
+    auto p = ferry::Pipeline::Compile(pc);
+    if (!p) {
+      std::fprintf(stderr, "ferryd: %s: %s\n", path.c_str(), p.error().message.c_str());
+      return 1;
+    }
   }
   // What the text cannot show: paths, files, addresses, a config that would do nothing. Nothing is created.
   size_t errors = 0;

@@ -113,6 +113,15 @@ TEST(Config, EveryDefaultIsAValidValue) {
       text = "[[stream]]\nname = \"s\"\n[[route]]\nfilter = \"t/#\"\nstream = \"s\"\n";
     } else if (section == "uplink") {
       text = "[[uplink]]\nname = \"u\"\naddress = \"tcp://h:1\"\n";
+    } else if (section.rfind("pipeline", 0) == 0) {
+      text = "[[stream]]\nname = \"a\"\n[[stream]]\nname = \"b\"\n[[pipeline]]\nname = \"p\"\ninput = [\"a\"]\n"
+             "output = \"b\"\n";
+      const std::string key = k.name;
+      if (section == "pipeline.step")
+        text += key == "from" || key == "to" ? "[[pipeline.step]]\ntype = \"filter\"\nwhere = \"x\"\n"
+                                             : "[[pipeline.step]]\ntype = \"rename\"\nfrom = \"a\"\nto = \"b\"\n";
+      if (section == "pipeline.step.upgrade")
+        text += "[[pipeline.step]]\ntype = \"schema_upgrade\"\n[[pipeline.step.upgrade]]\nversion = 1\n";
     } else {
       text = "[" + section + "]\n";
     }

@@ -248,6 +248,20 @@ void* SectionObject(Config& c, const std::string& section) {
   if (section == "route") return &c.routes.emplace_back();
   if (section == "stream") return &c.streams.emplace_back();
   if (section == "uplink") return &c.uplinks.emplace_back();
+  if (section == "pipeline") return &c.pipelines.emplace_back();
+  return nullptr;
+}
+
+// A new element of a nested repeated section ("pipeline.step") inside its parent's object.
+void* ChildObject(const std::string& section, void* parent) {
+  if (section == "pipeline.step") return &static_cast<PipelineConfig*>(parent)->steps.emplace_back();
+  if (section == "pipeline.step.upgrade") return &static_cast<PipelineStepConfig*>(parent)->upgrades.emplace_back();
+  return nullptr;
+}
+
+const ConfigSection* FindSection(const std::string& name) {
+  for (const auto& s : ConfigSections())
+    if (name == s.name) return &s;
   return nullptr;
 }
 
@@ -279,7 +293,8 @@ class Parser {
       for (const auto& s : ConfigSections()) {
         if (name == s.name) section = &s;
       }
-      if (section == nullptr) return ConfigError(file_, node.source(), name, "unknown section or key");
+      if (section == nullptr || std::strchr(section->name, '.') != nullptr)
+        return ConfigError(file_, node.source(), name, "unknown section or key");
       if (!section->repeated) {
         if (!node.is_table()) return ConfigError(file_, node.source(), name, "must be a table: [" + name + "]");
         positions_[name] = node.source();
@@ -296,14 +311,8 @@ class Parser {
         std::string path = name + "[" + std::to_string(i) + "]";
         positions_[path] = el.source();
         void* obj = SectionObject(c, name);
-        ApplyDefaults(name, obj);
-        auto st = Walk(el, *section, "", path, obj);
+        auto st = WalkElement(el, *section, path, obj);
         if (!st) return tl::unexpected(st.error());
-        for (const auto& key : ConfigKeys()) {
-          if (name == key.section && key.default_text == nullptr && !seen_.count(path + "." + key.name)) {
-            return ConfigError(file_, el.source(), path + "." + key.name, "required key is missing");
-          }
-        }
       }
     }
     auto st = CrossCheck(c);
@@ -312,6 +321,20 @@ class Parser {
   }
 
  private:
+  // One element of a repeated section: defaults, its keys, then the required ones that are missing.
+  Status WalkElement(const toml::table& el, const ConfigSection& section, const std::string& path, void* obj) {
+    const std::string name = section.name;
+    ApplyDefaults(name, obj);
+    auto st = Walk(el, section, "", path, obj);
+    if (!st) return st;
+    for (const auto& key : ConfigKeys()) {
+      if (name == key.section && key.default_text == nullptr && !seen_.count(path + "." + key.name)) {
+        return ConfigError(file_, el.source(), path + "." + key.name, "required key is missing");
+      }
+    }
+    return Ok();
+  }
+
   Status Walk(const toml::table& t, const ConfigSection& section, const std::string& prefix,
               const std::string& path, void* obj) {
     for (const auto& [k, node] : t) {
@@ -323,6 +346,23 @@ class Parser {
         if (std::strcmp(d.section, section.name) != 0) continue;
         if (name == d.name) key = &d;
         if (std::strncmp(d.name, (name + ".").c_str(), name.size() + 1) == 0) is_prefix = true;
+      }
+      if (key == nullptr && prefix.empty()) {
+        // A nested repeated section: [[pipeline.step]] inside a [[pipeline]].
+        const ConfigSection* child = FindSection(std::string(section.name) + "." + name);
+        if (child != nullptr && child->repeated) {
+          const toml::array* arr = node.as_array();
+          if (arr == nullptr || !arr->is_array_of_tables())
+            return ConfigError(file_, node.source(), full, "must be an array of tables: [[" + std::string(child->name) + "]]");
+          for (size_t i = 0; i < arr->size(); ++i) {
+            const toml::table& el = *arr->get(i)->as_table();
+            std::string el_path = full + "[" + std::to_string(i) + "]";
+            positions_[el_path] = el.source();
+            auto st = WalkElement(el, *child, el_path, ChildObject(child->name, obj));
+            if (!st) return st;
+          }
+          continue;
+        }
       }
       if (key == nullptr) {
         if (is_prefix && node.is_table()) {
@@ -347,7 +387,10 @@ class Parser {
   tl::unexpected<Error> ErrorAt(const std::string& path, const std::string& msg) {
     // The key's own position if it was written, else its element's.
     auto it = positions_.find(path);
-    if (it == positions_.end()) it = positions_.find(path.substr(0, path.find('.')));
+    // else the innermost element's ("pipeline[0].step[2]"), else the section's.
+    for (size_t dot = path.rfind('.'); it == positions_.end() && dot != std::string::npos && dot > 0;
+         dot = path.rfind('.', dot - 1))
+      it = positions_.find(path.substr(0, dot));
     if (it == positions_.end()) return InvalidArgument(file_ + ": " + path + ": " + msg);
     return ConfigError(file_, it->second, path, msg);
   }
@@ -384,6 +427,128 @@ class Parser {
       const auto eq = e.find('=');
       if (eq == std::string::npos || eq == 0)
         return ErrorAt(path + ".kafka.properties", "\"" + e + "\" is not name=value");
+    }
+    return Ok();
+  }
+
+  // Units a `units` step converts between, and their dimension.
+  static const char* UnitDimension(const std::string& u) {
+    for (const char* t : {"C", "F", "K"})
+      if (u == t) return "temperature";
+    for (const char* p : {"Pa", "kPa", "bar", "psi"})
+      if (u == p) return "pressure";
+    return nullptr;
+  }
+
+  // "a=b" entries of a list: both sides non-empty.
+  Status CheckPairs(const std::string& path, const std::vector<std::string>& list) {
+    for (const auto& e : list) {
+      auto eq = e.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == e.size())
+        return ErrorAt(path, "\"" + e + "\" is not name=value");
+    }
+    return Ok();
+  }
+
+  Status CheckPipelines(const Config& c, const std::map<std::string, size_t>& streams) {
+    std::map<std::string, size_t> names;
+    for (size_t i = 0; i < c.pipelines.size(); ++i) {
+      const PipelineConfig& p = c.pipelines[i];
+      const std::string path = "pipeline[" + std::to_string(i) + "]";
+      auto [it, inserted] = names.emplace(p.name, i);
+      if (!inserted)
+        return ErrorAt(path + ".name", "pipeline \"" + p.name + "\" is already declared as pipeline[" +
+                                           std::to_string(it->second) + "]");
+      if (p.input.empty()) return ErrorAt(path + ".input", "names no stream");
+      // Its cursor is "pipeline.<name>", and cursor names have at most 64 bytes.
+      if (p.name.size() > 55) return ErrorAt(path + ".name", "must be at most 55 characters (the cursor is pipeline.<name>)");
+      auto declared = [&](const std::string& key, const std::string& s) -> Status {
+        if (!streams.count(s)) return ErrorAt(path + "." + key, "stream \"" + s + "\" is not declared in a [[stream]]");
+        return Ok();
+      };
+      // Writing to a stream the pipeline reads would feed its own output back to it, forever.
+      auto not_input = [&](const std::string& key, const std::string& s) -> Status {
+        if (std::find(p.input.begin(), p.input.end(), s) != p.input.end())
+          return ErrorAt(path + "." + key, "stream \"" + s + "\" is also an input of pipeline \"" + p.name +
+                                               "\": its output would come back to it");
+        return Ok();
+      };
+      for (const auto& s : p.input)
+        if (auto st = declared("input", s); !st) return st;
+      if (auto st = declared("output", p.output); !st) return st;
+      if (auto st = not_input("output", p.output); !st) return st;
+      if (!p.dead_letter.empty()) {
+        if (auto st = declared("dead_letter", p.dead_letter); !st) return st;
+        if (auto st = not_input("dead_letter", p.dead_letter); !st) return st;
+      }
+      for (size_t j = 0; j < p.steps.size(); ++j) {
+        const PipelineStepConfig& s = p.steps[j];
+        const std::string sp = path + ".step[" + std::to_string(j) + "]";
+        auto need = [&](const char* key, bool present) -> Status {
+          if (!present) return ErrorAt(sp + ".type", std::string("this step type needs `") + key + "`");
+          return Ok();
+        };
+        Status st = Ok();
+        switch (s.type) {
+          case PipelineStepType::kFilter: st = need("where", !s.where.empty()); break;
+          case PipelineStepType::kSet:
+            st = need("field", !s.field.empty());
+            if (st) st = need("value", !s.value.empty());
+            break;
+          case PipelineStepType::kDrop:
+          case PipelineStepType::kProject: st = need("fields", !s.fields.empty()); break;
+          case PipelineStepType::kRename:
+            st = need("from", !s.from.empty());
+            if (st) st = need("to", !s.to.empty());
+            break;
+          case PipelineStepType::kUnits: {
+            st = need("field", !s.field.empty());
+            if (st) st = need("from", !s.from.empty());
+            if (st) st = need("to", !s.to.empty());
+            if (!st) break;
+            const char* df = UnitDimension(s.from);
+            const char* dt = UnitDimension(s.to);
+            if (df == nullptr) return ErrorAt(sp + ".from", "unknown unit \"" + s.from + "\" (C, F, K, Pa, kPa, bar, psi)");
+            if (dt == nullptr) return ErrorAt(sp + ".to", "unknown unit \"" + s.to + "\" (C, F, K, Pa, kPa, bar, psi)");
+            if (std::strcmp(df, dt) != 0)
+              return ErrorAt(sp + ".to", "cannot convert " + std::string(df) + " (" + s.from + ") to " + dt + " (" + s.to + ")");
+            break;
+          }
+          case PipelineStepType::kSchemaUpgrade: {
+            st = need("[[pipeline.step.upgrade]]", !s.upgrades.empty());
+            if (!st) break;
+            std::map<int64_t, size_t> versions;
+            for (size_t u = 0; u < s.upgrades.size(); ++u) {
+              const std::string up = sp + ".upgrade[" + std::to_string(u) + "]";
+              if (!versions.emplace(s.upgrades[u].version, u).second)
+                return ErrorAt(up + ".version", "version " + std::to_string(s.upgrades[u].version) + " is upgraded twice");
+              if (auto r = CheckPairs(up + ".rename", s.upgrades[u].rename); !r) return r;
+              if (auto r = CheckPairs(up + ".defaults", s.upgrades[u].defaults); !r) return r;
+            }
+            // Contiguous: from the lowest declared version every step to the newest exists.
+            int64_t expect = versions.begin()->first;
+            for (const auto& [v, u] : versions) {
+              if (v != expect)
+                return ErrorAt(sp + ".upgrade[" + std::to_string(u) + "].version",
+                               "no upgrade from version " + std::to_string(expect) + " to " + std::to_string(expect + 1));
+              ++expect;
+            }
+            break;
+          }
+          case PipelineStepType::kRoute:
+            st = need("by", !s.by.empty());
+            if (st) st = need("outputs", !s.outputs.empty());
+            if (!st) break;
+            for (const auto& o : s.outputs) {
+              if (!streams.count(o)) return ErrorAt(sp + ".outputs", "stream \"" + o + "\" is not declared in a [[stream]]");
+              if (std::find(p.input.begin(), p.input.end(), o) != p.input.end())
+                return ErrorAt(sp + ".outputs", "stream \"" + o + "\" is also an input of pipeline \"" + p.name + "\"");
+            }
+            break;
+          case PipelineStepType::kScript: st = need("script", !s.script.empty()); break;
+        }
+        if (!st) return st;
+      }
     }
     return Ok();
   }
@@ -486,7 +651,7 @@ class Parser {
         if (auto st = check_tls(path, u.address, u.tls); !st) return st;
       }
     }
-    return Ok();
+    return CheckPipelines(c, streams);
   }
 
   std::string file_;
@@ -751,6 +916,30 @@ ReloadPlan ReloadDiff(const Config& o, const Config& n) {
   }
   DiffNamed("stream", o.streams, n.streams, &plan);
   DiffNamed("uplink", o.uplinks, n.uplinks, &plan);
+  DiffNamed("pipeline", o.pipelines, n.pipelines, &plan);
+  // Steps by position; every pipeline key is restart-only, so any change shows as a restart.
+  for (const auto& x : o.pipelines) {
+    for (const auto& y : n.pipelines) {
+      if (x.name != y.name) continue;
+      const std::string label = "pipeline[" + x.name + "].step";
+      if (x.steps.size() != y.steps.size()) {
+        plan.restart.push_back(label);
+        continue;
+      }
+      for (size_t i = 0; i < x.steps.size(); ++i) {
+        const std::string sl = label + "[" + std::to_string(i) + "]";
+        DiffSection("pipeline.step", sl, &x.steps[i], &y.steps[i], &plan);
+        const auto& xu = x.steps[i].upgrades;
+        const auto& yu = y.steps[i].upgrades;
+        if (xu.size() != yu.size()) {
+          plan.restart.push_back(sl + ".upgrade");
+          continue;
+        }
+        for (size_t u = 0; u < xu.size(); ++u)
+          DiffSection("pipeline.step.upgrade", sl + ".upgrade[" + std::to_string(u) + "]", &xu[u], &yu[u], &plan);
+      }
+    }
+  }
   return plan;
 }
 

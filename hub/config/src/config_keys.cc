@@ -432,6 +432,83 @@ std::vector<ConfigKey> BuildKeys() {
                    "kafka: further librdkafka properties as \"name=value\"; each is checked by librdkafka when "
                    "ferryd starts (an unknown one is an error naming it).",
                    FERRY_FIELD(UplinkConfig, kafka.properties)));
+  // [[pipeline]] (docs/processing.md). Restart only: a changed pipeline would need its state and cursor
+  // reconciled with what it already wrote; a restart does that by construction.
+  k.push_back(Str("pipeline", "name", nullptr, kRestart,
+                  "Pipeline name (metrics label; its input cursor is \"pipeline.<name>\").",
+                  FERRY_FIELD(PipelineConfig, name), CheckName));
+  k.push_back(List("pipeline", "input", nullptr, kRestart,
+                   "Declared streams read, oldest first, each from the pipeline's own cursor.",
+                   FERRY_FIELD(PipelineConfig, input)));
+  k.push_back(Str("pipeline", "output", nullptr, kRestart,
+                  "Declared stream the processed events are appended to (a route step may pick another).",
+                  FERRY_FIELD(PipelineConfig, output), CheckName));
+  k.push_back(Str("pipeline", "dead_letter", "", kRestart,
+                  "Declared stream for events a step failed on, with pipeline, step and error in headers "
+                  "ferry_dlq_*. Empty: such events are counted and dropped.",
+                  FERRY_FIELD(PipelineConfig, dead_letter), CheckOptionalName));
+  k.push_back(Int("pipeline", "batch", "500", 1, 100'000, kRestart,
+                  "Most input records processed in one transaction (outputs, dead letters and the cursor "
+                  "commit together).",
+                  FERRY_FIELD(PipelineConfig, batch)));
+  k.push_back(Int("pipeline", "max_instructions", "1000000", 1000, 1'000'000'000, kRestart,
+                  "Lua instructions one expression or process() call may run before it fails.",
+                  FERRY_FIELD(PipelineConfig, max_instructions)));
+  k.push_back(Size("pipeline", "max_memory", "8MiB", 256 * kKiB, kGiB, kRestart,
+                   "Memory of the pipeline's Lua state (code, globals, events in hand); an allocation beyond it "
+                   "fails the call.",
+                   FERRY_FIELD(PipelineConfig, max_memory)));
+  // [[pipeline.step]]
+  k.push_back(Enum("pipeline.step", "type", nullptr,
+                   "filter|set|drop|rename|project|units|schema_upgrade|route|script", kRestart,
+                   "What the step does; the keys below say which types use them.",
+                   FERRY_FIELD(PipelineStepConfig, type)));
+  k.push_back(Str("pipeline.step", "name", "", kRestart,
+                  "Step name in dead-letter headers and metrics. Empty: \"<index>:<type>\", e.g. \"2:units\".",
+                  FERRY_FIELD(PipelineStepConfig, name)));
+  k.push_back(Str("pipeline.step", "where", "", kRestart,
+                  "filter: Lua expression; the event goes on when it is true (not nil or false).",
+                  FERRY_FIELD(PipelineStepConfig, where)));
+  k.push_back(Str("pipeline.step", "field", "", kRestart,
+                  "set, units: the top-level field written / converted. schema_upgrade: the version field "
+                  "(empty: schema_version).",
+                  FERRY_FIELD(PipelineStepConfig, field)));
+  k.push_back(Str("pipeline.step", "value", "", kRestart,
+                  "set: Lua expression whose value the field gets (nil removes it).",
+                  FERRY_FIELD(PipelineStepConfig, value)));
+  k.push_back(List("pipeline.step", "fields", "", kRestart,
+                   "drop: top-level fields removed. project: the only fields kept.",
+                   FERRY_FIELD(PipelineStepConfig, fields)));
+  k.push_back(Str("pipeline.step", "from", "", kRestart,
+                  "rename: the old field name. units: the field's unit (C, F, K, Pa, kPa, bar, psi).",
+                  FERRY_FIELD(PipelineStepConfig, from)));
+  k.push_back(Str("pipeline.step", "to", "", kRestart,
+                  "rename: the new field name. units: the unit wanted (same dimension as from).",
+                  FERRY_FIELD(PipelineStepConfig, to)));
+  k.push_back(Str("pipeline.step", "by", "", kRestart,
+                  "route: Lua expression naming one of outputs; nil keeps the pipeline's output; any other "
+                  "value fails the event.",
+                  FERRY_FIELD(PipelineStepConfig, by)));
+  k.push_back(List("pipeline.step", "outputs", "", kRestart, "route: declared streams the expression may name.",
+                   FERRY_FIELD(PipelineStepConfig, outputs)));
+  k.push_back(Str("pipeline.step", "script", "", kRestart,
+                  "script: Lua source defining process(event), which returns the event, nil (drop) or a list "
+                  "of events.",
+                  FERRY_FIELD(PipelineStepConfig, script)));
+  k.push_back(Int("pipeline.step", "missing_version", "1", 0, 1'000'000, kRestart,
+                  "schema_upgrade: the version of an event without the version field.",
+                  FERRY_FIELD(PipelineStepConfig, missing_version)));
+  // [[pipeline.step.upgrade]]
+  k.push_back(Int("pipeline.step.upgrade", "version", nullptr, 0, 1'000'000, kRestart,
+                  "schema_upgrade: this upgrade turns an event of this version into version + 1.",
+                  FERRY_FIELD(SchemaUpgradeConfig, version)));
+  k.push_back(List("pipeline.step.upgrade", "rename", "", kRestart, "Fields renamed, as \"old=new\".",
+                   FERRY_FIELD(SchemaUpgradeConfig, rename)));
+  k.push_back(List("pipeline.step.upgrade", "defaults", "", kRestart,
+                   "Fields set when absent, as \"field=<Lua expression>\" (e.g. \"unit='C'\").",
+                   FERRY_FIELD(SchemaUpgradeConfig, defaults)));
+  k.push_back(List("pipeline.step.upgrade", "drop", "", kRestart, "Fields removed.",
+                   FERRY_FIELD(SchemaUpgradeConfig, drop)));
   return k;
 }
 
@@ -449,6 +526,9 @@ const std::vector<ConfigSection>& ConfigSections() {
       {"route", true, "Topic filters mapped to streams; the first matching route wins."},
       {"stream", true, "Streams: retention, compaction, disk-budget policy."},
       {"uplink", true, "Connections to a central MQTT broker or Kafka cluster."},
+      {"pipeline", true, "Processing: input streams through steps to an output stream (docs/processing.md)."},
+      {"pipeline.step", true, "A pipeline's steps, applied in order."},
+      {"pipeline.step.upgrade", true, "A schema_upgrade step's upgrades, one per version."},
   };
   return kSections;
 }

@@ -4,6 +4,7 @@
 #include <future>
 
 #include "ferry/log.h"
+#include "ferry/pipeline_runner.h"
 #include "ferry/sd_notify.h"
 #include "ferry/stream_iterator.h"
 #include "ferry/paho_glue.h"
@@ -123,6 +124,12 @@ Status Daemon::Open(const Config& config) {
     listener_->SetCrashGuard(crash_guard_.get(), 0);
   }
   if (Status st = BuildUplinks(); !st) return st;
+  // Pipelines: compiled here, so a Lua syntax error stops ferryd at start naming the pipeline and step.
+  for (const auto& pc : config.pipelines) {
+    auto p = Pipeline::Compile(pc);
+    if (!p) return tl::make_unexpected(p.error());
+    pipelines_.push_back(std::make_unique<PipelineRunner>(*log_, *writer_, std::move(*p), metrics_));
+  }
 
   if (config.metrics.enabled) {
     HttpServerOptions ho;
@@ -316,6 +323,7 @@ Status Daemon::Start() {
   writer_->Start();
   maintainer_->Start();
   for (auto& u : uplinks_) u->Run();
+  for (auto& p : pipelines_) p->Start();
   if (listener_) listener_->Run();
   started_ = true;
   SdNotify("READY=1");
@@ -507,6 +515,8 @@ void Daemon::Stop() {
   if (ingest_) ingest_->Stop();
   if (listener_) listener_->Stop();
   StopUplinks();                 // hands their last cursor positions to the writer
+  // A pipeline's batch waits for its commit: stop them while the writer still runs.
+  for (auto& p : pipelines_) p->Stop();
   if (writer_) writer_->Stop();  // commits everything queued, ingest and cursors alike
   if (maintainer_) maintainer_->Stop();
   if (http_) http_->Stop();

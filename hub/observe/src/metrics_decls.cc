@@ -77,6 +77,17 @@ const std::vector<MetricDecl>& FerryMetricDecls() {
        "uplink/UPLINK/poisoned/STREAM/SEQ."},
       {"ferry_uplink_reconnects_total", T::kCounter, "uplink", "Reconnect attempts to the central broker."},
       // Process
+      // Pipelines (docs/processing.md)
+      {"ferry_pipeline_events_in_total", T::kCounter, "pipeline",
+       "Input records the pipeline processed (committed with its cursor)."},
+      {"ferry_pipeline_events_out_total", T::kCounter, "pipeline", "Events the pipeline appended to its outputs."},
+      {"ferry_pipeline_events_dropped_total", T::kCounter, "pipeline",
+       "Input records that produced no output (a filter, or a script returning nil)."},
+      {"ferry_pipeline_events_failed_total", T::kCounter, "pipeline,step",
+       "Input records a step failed on, sent to the pipeline's dead_letter stream (or dropped without one); step "
+       "is the step's name, input (the payload is not a JSON object) or output (the result cannot be JSON). A batch "
+       "whose commit failed is counted again when it is retried."},
+      {"ferry_pipeline_lag_events", T::kGauge, "pipeline", "Input records not yet processed, over all inputs."},
       {"ferry_build_info", T::kGauge, "version,board", "Always 1; the labels carry the build."},
       {"ferry_config_reloads_total", T::kCounter, "result", "SIGHUP reloads; result is ok or error."},
   };

@@ -191,6 +191,46 @@ struct UplinkConfig {
   UplinkKafkaConfig kafka;            // type = kafka only
 };
 
+// [[pipeline]] (docs/processing.md): input streams -> steps -> an output stream, exactly once locally.
+// Step kinds, in the order of the declaration table's `allowed` string.
+enum class PipelineStepType { kFilter, kSet, kDrop, kRename, kProject, kUnits, kSchemaUpgrade, kRoute, kScript };
+
+// [[pipeline.step.upgrade]]: how an event of schema version `version` becomes version + 1.
+struct SchemaUpgradeConfig {
+  int64_t version = 0;
+  std::vector<std::string> rename;    // "old=new"
+  std::vector<std::string> defaults;  // "field=<Lua expression>", set when the field is absent
+  std::vector<std::string> drop;      // fields removed
+};
+
+// [[pipeline.step]]: which keys apply depends on `type` (CrossCheck says which are missing or stray).
+struct PipelineStepConfig {
+  PipelineStepType type = PipelineStepType::kFilter;
+  std::string name;                  // for messages and metrics; empty: "<index>:<type>"
+  std::string where;                 // filter: a Lua expression; the event is kept when it is true
+  std::string field;                 // set, units: the field; schema_upgrade: the version field
+  std::string value;                 // set: a Lua expression
+  std::vector<std::string> fields;   // drop, project
+  std::string from;                  // rename: old name; units: the field's unit
+  std::string to;                    // rename: new name; units: the unit wanted
+  std::string by;                    // route: a Lua expression naming one of `outputs`
+  std::vector<std::string> outputs;  // route: the streams it may name
+  std::string script;                // script: Lua source defining process(event)
+  int64_t missing_version = 1;       // schema_upgrade: the version of an event without the field
+  std::vector<SchemaUpgradeConfig> upgrades;
+};
+
+struct PipelineConfig {
+  std::string name;
+  std::vector<std::string> input;  // streams read, each from its own cursor "pipeline.<name>"
+  std::string output;              // where processed events go (unless a route step picks another)
+  std::string dead_letter;         // failed events with the reason; empty: counted and dropped
+  int64_t batch = 0;               // input records per transaction
+  int64_t max_instructions = 0;    // Lua, per call
+  uint64_t max_memory = 0;         // Lua, the pipeline's whole state
+  std::vector<PipelineStepConfig> steps;
+};
+
 struct Config {
   std::string source_name;  // file name (or the name given to LoadConfigString)
   GatewayConfig gateway;
@@ -201,6 +241,7 @@ struct Config {
   std::vector<RouteConfig> routes;
   std::vector<StreamConfig> streams;
   std::vector<UplinkConfig> uplinks;
+  std::vector<PipelineConfig> pipelines;
 
   const StreamConfig* FindStream(std::string_view name) const;
   const UplinkConfig* FindUplink(std::string_view name) const;
@@ -268,7 +309,7 @@ struct ConfigKey {
 };
 
 struct ConfigSection {
-  const char* name;  // "storage" or "stream"
+  const char* name;  // "storage" or "stream"; a nested repeated section: "pipeline.step"
   bool repeated;     // [[name]]
   const char* help;
 };

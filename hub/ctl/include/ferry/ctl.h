@@ -5,6 +5,7 @@
 //   replay   asks ferryd to rewind an uplink's cursor on a stream                    (one state key write)
 //   poisoned events uplinks set aside (refused for good by the centre or the client)  (read-only open)
 //   sql      SQLite over the log, a read-only virtual table per stream (sql.cc)         (read-only open)
+//   pipelines each pipeline's cursors, lag and failures (ctl_pipelines.cc)              (read-only open)
 //
 // The commands live here, writing to std::ostream, so tests call them on a log in a temp dir; the main in
 // hub/ctl/ferryctl_main.cc only parses the command line and opens the log.
@@ -105,6 +106,18 @@ struct PoisonedOptions {
 // The units uplinks set aside (poison isolation, ferry/uplink_engine.h): uplink, stream, seq range, reason, as
 // recorded under PoisonedStateKey. The records stay in the log until retention. Exit kExitOk also when none.
 int RunPoisoned(EventLog& log, const PoisonedOptions& options, std::ostream& out, std::ostream& err);
+
+// ---- pipelines -----------------------------------------------------------------------------------------------
+
+struct PipelinesOptions {
+  bool json = false;  // one JSON object per pipeline and input: pipeline, input, cursor, lag, output, failed
+};
+
+// Each [[pipeline]] of `config`, per input: its cursor (the next seq it reads), the records behind it (lag),
+// and the events it failed on, by step, counted from the headers of its dead_letter stream (scanned in short
+// read transactions; events retention already removed are not counted). Exit kExitOk.
+int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& options, std::ostream& out,
+                 std::ostream& err);
 
 // ---- sql -----------------------------------------------------------------------------------------------------
 

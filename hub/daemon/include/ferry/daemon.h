@@ -24,6 +24,7 @@
 #include "ferry/log_maintainer.h"
 #include "ferry/metrics.h"
 #include "ferry/mqtt_ingest.h"
+#include "ferry/pipeline_runner.h"
 #include "ferry/uplink.h"
 
 namespace ferry {
@@ -87,6 +88,8 @@ class Daemon final : public IngestSink {
   std::mutex uplinks_mu_;
   std::string uplinks_error_;  // under uplinks_mu_: why the last reload left no uplinks running ("" = none)
   std::vector<std::string> rebuilding_uplinks_;  // under uplinks_mu_: the names, while BuildUplinks replaces them
+  // [[pipeline]]s, one runner (and thread) each; restart-only, so built once in Open.
+  std::vector<std::unique_ptr<PipelineRunner>> pipelines_;
   std::unique_ptr<HttpServer> http_;
   std::thread http_thread_;
   Histogram* commit_latency_ = nullptr;

@@ -1,0 +1,130 @@
+// ferryctl pipelines: where each pipeline is in its inputs and what it failed on (docs/ferryctl.md).
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <map>
+#include <ostream>
+
+#include "ferry/ctl.h"
+#include "ferry/pipeline.h"
+#include "ferry/pipeline_runner.h"
+
+namespace ferry::ctl {
+namespace {
+
+// Failed events per step, from the pipeline's dead letters: the runner writes no other record of them.
+Result<std::map<std::string, uint64_t>> CountFailures(EventLog& log, const PipelineConfig& p) {
+  std::map<std::string, uint64_t> by_step;
+  if (p.dead_letter.empty()) return by_step;
+  Seq from{1};
+  for (;;) {
+    auto chunk = log.Read(p.dead_letter, from, 1000);  // one short read transaction per chunk
+    if (!chunk) return tl::make_unexpected(chunk.error());
+    if (chunk->empty()) return by_step;
+    for (const StoredRecord& r : *chunk) {
+      std::string pipeline, step;
+      for (const auto& [k, v] : r.event.headers) {
+        if (k == kPipelineDlqPipelineHeader) pipeline = v;
+        if (k == kPipelineDlqStepHeader) step = v;
+      }
+      if (pipeline == p.name) ++by_step[step];
+    }
+    from = chunk->back().seq.next();
+  }
+}
+
+}  // namespace
+
+int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& o, std::ostream& out,
+                 std::ostream& err) {
+  struct Row {
+    std::string pipeline, input, output, failed_text;
+    uint64_t cursor = 0, lag = 0, failed = 0;
+    std::map<std::string, uint64_t> by_step;
+  };
+  std::vector<Row> rows;
+  for (const PipelineConfig& p : config.pipelines) {
+    auto failures = CountFailures(log, p);
+    if (!failures) {
+      err << "ferryctl: pipeline " << p.name << ": reading " << p.dead_letter << ": " << failures.error().message << "\n";
+      return kExitRuntime;
+    }
+    uint64_t failed = 0;
+    std::string text;
+    for (const auto& [step, n] : *failures) {
+      failed += n;
+      text += (text.empty() ? "" : ", ") + step + " " + std::to_string(n);
+    }
+    for (size_t i = 0; i < p.input.size(); ++i) {
+      Row r;
+      r.pipeline = p.name;
+      r.input = p.input[i];
+      r.output = p.output;
+      auto c = log.GetCursor(r.input, PipelineCursorName(p.name));
+      r.cursor = c ? c->value : 1;  // never committed: it starts at the beginning
+      auto st = log.GetStreamStats(r.input);
+      if (st) {
+        uint64_t first = std::max(r.cursor, st->first_seq.value);
+        r.lag = st->last_seq.value >= first ? st->last_seq.value - first + 1 : 0;
+      }
+      if (i == 0) {  // failures belong to the pipeline, not to one input
+        r.failed = failed;
+        r.by_step = *failures;
+        r.failed_text = failed == 0 ? "0" : std::to_string(failed) + " (" + text + ")";
+      } else {
+        r.failed_text = "\"";
+      }
+      rows.push_back(std::move(r));
+    }
+  }
+  if (o.json) {
+    for (const Row& r : rows) {
+      rapidjson::StringBuffer sb;
+      rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+      w.StartObject();
+      w.Key("pipeline");
+      w.String(r.pipeline.c_str());
+      w.Key("input");
+      w.String(r.input.c_str());
+      w.Key("cursor");
+      w.Uint64(r.cursor);
+      w.Key("lag");
+      w.Uint64(r.lag);
+      w.Key("output");
+      w.String(r.output.c_str());
+      w.Key("failed");
+      w.StartObject();
+      for (const auto& [step, n] : r.by_step) {
+        w.Key(step.c_str());
+        w.Uint64(n);
+      }
+      w.EndObject();
+      w.EndObject();
+      out << sb.GetString() << "\n";
+    }
+    return kExitOk;
+  }
+  if (rows.empty()) {
+    out << "no [[pipeline]] in the config\n";
+    return kExitOk;
+  }
+  size_t wp = 8, wi = 5, wc = 6, wl = 3, wo = 6;
+  for (const Row& r : rows) {
+    wp = std::max(wp, r.pipeline.size());
+    wi = std::max(wi, r.input.size());
+    wc = std::max(wc, std::to_string(r.cursor).size());
+    wl = std::max(wl, std::to_string(r.lag).size());
+    wo = std::max(wo, r.output.size());
+  }
+  auto pad = [](const std::string& x, size_t w) { return x + std::string(w > x.size() ? w - x.size() : 0, ' '); };
+  out << pad("PIPELINE", wp) << "  " << pad("INPUT", wi) << "  " << pad("CURSOR", wc) << "  " << pad("LAG", wl)
+      << "  " << pad("OUTPUT", wo) << "  FAILED\n";
+  for (const Row& r : rows) {
+    out << pad(r.pipeline, wp) << "  " << pad(r.input, wi) << "  " << pad(std::to_string(r.cursor), wc) << "  "
+        << pad(std::to_string(r.lag), wl) << "  " << pad(r.output, wo) << "  " << r.failed_text << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace ferry::ctl

@@ -1,0 +1,91 @@
+// ferry/pipeline.h: one [[pipeline]]'s steps, compiled once, applied to one input record at a time.
+//
+// Stateless: Process() depends only on the record (and on a script's own globals, which a script should not
+// use for results: after a crash the records of an uncommitted batch are processed again by a fresh state).
+// The runner (ferry/pipeline_runner.h) makes the outputs durable with the input cursor, exactly once.
+//
+// An event is the record's JSON payload (an object) as a Lua table; the steps change it in order; what is
+// left is serialised back to JSON (docs/processing.md "Values"). Every failure (the payload is not a JSON
+// object, a Lua error, the instruction or memory limit, a schema version nobody upgrades, an output JSON
+// cannot hold) fails that one record: Process returns the failing step and the reason, and the runner sends
+// the record, unchanged, to the dead-letter stream.
+//
+// Threads: one thread at a time (the runner's).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ferry/config.h"
+#include "ferry/error.h"
+#include "ferry/lua_sandbox.h"
+#include "ferry/record.h"
+
+namespace ferry {
+
+// Header names on what a pipeline writes.
+inline constexpr const char* kPipelineInputHeader = "ferry_input";  // "<stream>/<seq>" of the input record
+inline constexpr const char* kPipelineDlqReason = "pipeline_step";  // ferry_dlq_reason of a failed record
+inline constexpr const char* kPipelineDlqPipelineHeader = "ferry_dlq_pipeline";
+inline constexpr const char* kPipelineDlqStepHeader = "ferry_dlq_step";
+
+struct PipelineOutput {
+  std::string stream;
+  Event event;
+};
+
+struct PipelineFailure {
+  std::string step;     // a step's name, or "input" (the payload) / "output" (serialisation)
+  std::string message;  // Lua's message or ours
+};
+
+struct ProcessOutcome {
+  std::vector<PipelineOutput> outputs;  // empty and no failure: the steps dropped the event
+  std::optional<PipelineFailure> failure;
+};
+
+class Pipeline {
+ public:
+  // Compiles every expression and script. Errors (InvalidArgument) name the pipeline and the step:
+  // "pipeline hot: step 1:filter: where: [string ...]:1: unexpected symbol near ')'".
+  static Result<std::unique_ptr<Pipeline>> Compile(const PipelineConfig& config);
+  ~Pipeline();
+
+  ProcessOutcome Process(std::string_view input_stream, const RecordView& record);
+
+  // The dead-letter event for a record a step failed on: the record's payload and attributes unchanged, the
+  // reason in ferry_dlq_* headers (as ingest's dead letters, reason pipeline_step).
+  Event DeadLetter(std::string_view input_stream, const RecordView& record, const PipelineFailure& failure) const;
+
+  const PipelineConfig& config() const { return config_; }
+  // "0:filter", or the step's own name; in step order.
+  const std::vector<std::string>& step_names() const { return step_names_; }
+  size_t lua_memory() const { return lua_->memory_in_use(); }
+
+ private:
+  struct Step;
+  explicit Pipeline(const PipelineConfig& config);
+  Status CompileStep(size_t index, const PipelineStepConfig& sc);
+  // Applies step i to one event; appends what it becomes to *next (nothing: dropped).
+  struct Work {
+    LuaSandbox::Slot slot;
+    int output;  // index into outputs_ (0: the pipeline's output)
+  };
+  Status Apply(const Step& step, Work work, std::vector<Work>* next);
+
+  PipelineConfig config_;
+  std::unique_ptr<LuaSandbox> lua_;
+  std::vector<std::unique_ptr<Step>> steps_;
+  std::vector<std::string> step_names_;
+  std::vector<std::string> outputs_;  // [0] = config.output, then the route steps' outputs
+};
+
+// Unit conversion of the `units` step. Units: C F K (temperature), Pa kPa bar psi (pressure). nullopt when the
+// units are unknown or of different dimensions.
+std::optional<double> ConvertUnits(double value, std::string_view from, std::string_view to);
+
+}  // namespace ferry

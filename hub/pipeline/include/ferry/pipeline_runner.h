@@ -1,0 +1,91 @@
+// ferry/pipeline_runner.h: runs one Pipeline over its input streams, exactly once locally.
+//
+// Each input stream is read from the pipeline's own cursor "pipeline.<name>". One Step() reads a batch of
+// records from one input (a short read transaction), processes them, and hands ONE closure to the writer's
+// Submit: it appends every output and dead letter and moves the cursor past the batch, in the writer's
+// transaction. Either all of it commits or none of it does, so after a kill -9 at any point the pipeline
+// resumes at the first record whose results are not on disk: no output is lost or written twice.
+//
+// The closure also checks that the cursor is still where the batch started; if not (another ferryd, a reset),
+// it changes nothing and the runner reloads the cursor.
+//
+// Threads: Step() from one thread at a time. Start() runs Step() on a thread of its own, woken by the
+// writer's commit announcements (nothing polls); Stop() joins it.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ferry/error.h"
+#include "ferry/event_log.h"
+#include "ferry/group_commit.h"
+#include "ferry/metrics.h"
+#include "ferry/pipeline.h"
+
+namespace ferry {
+
+// The cursor a pipeline reads each input with.
+std::string PipelineCursorName(const std::string& pipeline);
+
+struct PipelineStepResult {
+  size_t records = 0;      // input records consumed (0: caught up)
+  size_t outputs = 0;      // events appended to output streams
+  size_t dropped = 0;      // records that produced no output and no failure
+  size_t failed = 0;       // records sent to the dead letter (or dropped when there is none)
+};
+
+class PipelineRunner {
+ public:
+  // REQUIRES: log, writer and metrics outlive the runner; the pipeline's streams exist.
+  PipelineRunner(EventLog& log, GroupCommitWriter& writer, std::unique_ptr<Pipeline> pipeline,
+                 MetricsRegistry& metrics);
+  ~PipelineRunner();  // Stop()s
+
+  // Processes one batch of one input. Errors: from reading the input (Corruption names the seq: the runner
+  // does not skip it by itself) or from the commit (Full, IoError): nothing moved, the same batch is tried
+  // again on the next Step.
+  Result<PipelineStepResult> Step();
+
+  void Start();
+  void Stop();
+
+  const Pipeline& pipeline() const { return *pipeline_; }
+  // Records not yet processed, over all inputs (an upper bound; updated by Step).
+  uint64_t lag() const { return lag_.load(); }
+
+ private:
+  Status LoadCursors();
+  void UpdateLag();
+  void Run();
+
+  EventLog& log_;
+  GroupCommitWriter& writer_;
+  std::unique_ptr<Pipeline> pipeline_;
+  const std::string cursor_;
+  std::map<std::string, Seq> position_;  // per input: the next seq to read, as committed
+  bool loaded_ = false;
+  size_t next_input_ = 0;  // round robin over the inputs
+
+  Counter* in_ = nullptr;
+  Counter* out_ = nullptr;
+  Counter* dropped_ = nullptr;
+  std::map<std::string, Counter*> failed_;  // by step name
+  Gauge* lag_gauge_ = nullptr;
+  std::atomic<uint64_t> lag_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t commits_seen_ = 0;  // under mu_
+  bool stopping_ = false;      // under mu_
+  uint64_t listener_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace ferry

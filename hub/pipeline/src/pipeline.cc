@@ -1,0 +1,318 @@
+#include "ferry/pipeline.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "ferry/utf8.h"
+
+namespace ferry {
+namespace {
+
+const char* StepTypeName(PipelineStepType t) {
+  switch (t) {
+    case PipelineStepType::kFilter: return "filter";
+    case PipelineStepType::kSet: return "set";
+    case PipelineStepType::kDrop: return "drop";
+    case PipelineStepType::kRename: return "rename";
+    case PipelineStepType::kProject: return "project";
+    case PipelineStepType::kUnits: return "units";
+    case PipelineStepType::kSchemaUpgrade: return "schema_upgrade";
+    case PipelineStepType::kRoute: return "route";
+    case PipelineStepType::kScript: return "script";
+  }
+  return "?";
+}
+
+std::pair<std::string, std::string> SplitPair(const std::string& s) {
+  auto eq = s.find('=');
+  return {s.substr(0, eq), s.substr(eq + 1)};  // the config checked the '='
+}
+
+// Units by dimension. Temperatures go through Celsius with the textbook formulas (so 100 C is exactly 212 F,
+// which a scale-and-offset through kelvin is not in binary floating point); pressures through pascal.
+struct Unit {
+  const char* name;
+  int dimension;    // 0 temperature, 1 pressure
+  double pascals;   // pressure only
+};
+constexpr Unit kUnits[] = {
+    {"C", 0, 0}, {"F", 0, 0}, {"K", 0, 0}, {"Pa", 1, 1.0}, {"kPa", 1, 1000.0}, {"bar", 1, 100000.0},
+    {"psi", 1, 6894.757293168361},
+};
+const Unit* FindUnit(std::string_view n) {
+  for (const Unit& u : kUnits)
+    if (n == u.name) return &u;
+  return nullptr;
+}
+
+}  // namespace
+
+std::optional<double> ConvertUnits(double value, std::string_view from, std::string_view to) {
+  const Unit* f = FindUnit(from);
+  const Unit* t = FindUnit(to);
+  if (f == nullptr || t == nullptr || f->dimension != t->dimension) return std::nullopt;
+  if (f == t) return value;
+  if (f->dimension == 1) return value * f->pascals / t->pascals;
+  double c = from == "C" ? value : from == "F" ? (value - 32) * 5 / 9 : value - 273.15;
+  return to == "C" ? c : to == "F" ? c * 9 / 5 + 32 : c + 273.15;
+}
+
+struct Pipeline::Step {
+  PipelineStepType type;
+  std::string name;
+  const PipelineStepConfig* config;
+  LuaSandbox::Handle expr = -1;  // filter where, set value, route by, script process
+  std::vector<int> route_outputs;  // route: index into outputs_ per config->outputs
+  struct Upgrade {
+    std::vector<std::pair<std::string, std::string>> rename;
+    std::vector<std::pair<std::string, LuaSandbox::Handle>> defaults;
+    std::vector<std::string> drop;
+  };
+  std::map<int64_t, Upgrade> upgrades;  // by the version they upgrade from
+  int64_t newest = 0;                   // the version after the last upgrade
+  std::string version_field;
+};
+
+Pipeline::Pipeline(const PipelineConfig& config) : config_(config) {}
+Pipeline::~Pipeline() {
+  steps_.clear();
+  lua_.reset();
+}
+
+Result<std::unique_ptr<Pipeline>> Pipeline::Compile(const PipelineConfig& config) {
+  std::unique_ptr<Pipeline> p(new Pipeline(config));
+  LuaLimits limits;
+  limits.max_instructions = static_cast<uint64_t>(std::max<int64_t>(config.max_instructions, 1000));
+  limits.max_memory = config.max_memory > 0 ? static_cast<size_t>(config.max_memory) : size_t{8} << 20;
+  auto lua = LuaSandbox::Create(limits);
+  if (!lua) return InvalidArgument("pipeline " + config.name + ": " + lua.error().message);
+  p->lua_ = std::move(*lua);
+  p->outputs_.push_back(config.output);
+  for (size_t i = 0; i < p->config_.steps.size(); ++i) {
+    if (Status st = p->CompileStep(i, p->config_.steps[i]); !st)
+      return InvalidArgument("pipeline " + config.name + ": step " + p->step_names_.back() + ": " + st.error().message);
+  }
+  return p;
+}
+
+Status Pipeline::CompileStep(size_t index, const PipelineStepConfig& sc) {
+  auto step = std::make_unique<Step>();
+  step->type = sc.type;
+  step->config = &sc;
+  step->name = sc.name.empty() ? std::to_string(index) + ":" + StepTypeName(sc.type) : sc.name;
+  step_names_.push_back(step->name);
+  auto compile = [&](const std::string& key, const std::string& text) -> Status {
+    auto h = lua_->CompileExpression(text, key);
+    if (!h) return InvalidArgument(h.error().message);  // "where:1: unexpected symbol near ')'"
+    step->expr = *h;
+    return Ok();
+  };
+  switch (sc.type) {
+    case PipelineStepType::kFilter:
+      if (Status st = compile("where", sc.where); !st) return st;
+      break;
+    case PipelineStepType::kSet:
+      if (Status st = compile("value", sc.value); !st) return st;
+      break;
+    case PipelineStepType::kRoute:
+      if (Status st = compile("by", sc.by); !st) return st;
+      for (const auto& o : sc.outputs) {
+        auto it = std::find(outputs_.begin(), outputs_.end(), o);
+        if (it == outputs_.end()) it = outputs_.insert(outputs_.end(), o);
+        step->route_outputs.push_back(static_cast<int>(it - outputs_.begin()));
+      }
+      break;
+    case PipelineStepType::kScript: {
+      auto h = lua_->CompileScript(sc.script, "script");
+      if (!h) return InvalidArgument(h.error().message);
+      step->expr = *h;
+      break;
+    }
+    case PipelineStepType::kUnits:
+      if (!ConvertUnits(0, sc.from, sc.to)) return InvalidArgument("cannot convert " + sc.from + " to " + sc.to);
+      break;
+    case PipelineStepType::kSchemaUpgrade: {
+      step->version_field = sc.field.empty() ? "schema_version" : sc.field;
+      for (const auto& u : sc.upgrades) {
+        Step::Upgrade up;
+        for (const auto& r : u.rename) up.rename.push_back(SplitPair(r));
+        for (const auto& d : u.defaults) {
+          auto [field, expr] = SplitPair(d);
+          auto h = lua_->CompileExpression(expr, "default " + field);
+          if (!h) return InvalidArgument("upgrade from version " + std::to_string(u.version) + ": " + h.error().message);
+          up.defaults.emplace_back(field, *h);
+        }
+        up.drop = u.drop;
+        step->upgrades[u.version] = std::move(up);
+        step->newest = std::max(step->newest, u.version + 1);
+      }
+      break;
+    }
+    case PipelineStepType::kDrop:
+    case PipelineStepType::kRename:
+    case PipelineStepType::kProject:
+      break;
+  }
+  steps_.push_back(std::move(step));
+  return Ok();
+}
+
+Status Pipeline::Apply(const Step& step, Work work, std::vector<Work>* next) {
+  const PipelineStepConfig& sc = *step.config;
+  LuaSandbox& lua = *lua_;
+  // Until the work is handed on to *next, this step owns its slot and frees it on every way out.
+  auto fail = [&](Status st) {
+    lua.Free(work.slot);
+    return st;
+  };
+  switch (step.type) {
+    case PipelineStepType::kFilter: {
+      auto keep = lua.Test(step.expr, work.slot);
+      if (!keep) return fail(tl::unexpected(keep.error()));
+      if (!*keep) {
+        lua.Free(work.slot);
+        return Ok();
+      }
+      break;
+    }
+    case PipelineStepType::kSet:
+      if (Status st = lua.Assign(step.expr, work.slot, sc.field); !st) return fail(st);
+      break;
+    case PipelineStepType::kDrop:
+      for (const auto& f : sc.fields)
+        if (Status st = lua.RemoveField(work.slot, f); !st) return fail(st);
+      break;
+    case PipelineStepType::kRename:
+      if (Status st = lua.RenameField(work.slot, sc.from, sc.to); !st) return fail(st);
+      break;
+    case PipelineStepType::kProject:
+      if (Status st = lua.KeepFields(work.slot, sc.fields); !st) return fail(st);
+      break;
+    case PipelineStepType::kUnits: {
+      auto v = lua.GetNumber(work.slot, sc.field);
+      if (!v) return fail(tl::unexpected(v.error()));
+      if (*v) {  // an absent field is left absent
+        double converted = *ConvertUnits(**v, sc.from, sc.to);
+        if (Status st = lua.SetNumber(work.slot, sc.field, converted); !st) return fail(st);
+      }
+      break;
+    }
+    case PipelineStepType::kSchemaUpgrade: {
+      auto v = lua.GetNumber(work.slot, step.version_field);
+      if (!v) return fail(tl::unexpected(v.error()));
+      double d = *v ? **v : static_cast<double>(sc.missing_version);
+      if (d != std::floor(d) || std::fabs(d) > 1e15)
+        return fail(InvalidArgument(step.version_field + " " + std::to_string(d) + " is not an integer"));
+      auto version = static_cast<int64_t>(d);
+      if (version > step.newest)
+        return fail(InvalidArgument("unknown future " + step.version_field + " " + std::to_string(version) +
+                                    " (this pipeline knows up to " + std::to_string(step.newest) + ")"));
+      while (version < step.newest) {
+        auto it = step.upgrades.find(version);
+        if (it == step.upgrades.end())
+          return fail(InvalidArgument("no upgrade from " + step.version_field + " " + std::to_string(version)));
+        const Step::Upgrade& up = it->second;
+        for (const auto& [from, to] : up.rename)
+          if (Status st = lua.RenameField(work.slot, from, to); !st) return fail(st);
+        for (const auto& f : up.drop)
+          if (Status st = lua.RemoveField(work.slot, f); !st) return fail(st);
+        for (const auto& [field, expr] : up.defaults)
+          if (Status st = lua.AssignIfAbsent(expr, work.slot, field); !st) return fail(st);
+        ++version;
+      }
+      if (Status st = lua.SetInteger(work.slot, step.version_field, version); !st) return fail(st);
+      break;
+    }
+    case PipelineStepType::kRoute: {
+      auto name = lua.EvalString(step.expr, work.slot);
+      if (!name) return fail(tl::unexpected(name.error()));
+      if (*name) {
+        auto it = std::find(sc.outputs.begin(), sc.outputs.end(), **name);
+        if (it == sc.outputs.end())
+          return fail(InvalidArgument("by: \"" + **name + "\" is not one of the step's outputs"));
+        work.output = step.route_outputs[static_cast<size_t>(it - sc.outputs.begin())];
+      }
+      break;
+    }
+    case PipelineStepType::kScript: {
+      auto out = lua.CallProcess(step.expr, work.slot);  // consumes the slot, also on error
+      if (!out) return tl::unexpected(out.error());
+      for (LuaSandbox::Slot s : *out) next->push_back(Work{s, work.output});
+      return Ok();
+    }
+  }
+  next->push_back(work);
+  return Ok();
+}
+
+ProcessOutcome Pipeline::Process(std::string_view input_stream, const RecordView& record) {
+  ProcessOutcome outcome;
+  auto slot = lua_->FromJson(record.payload);
+  if (!slot) {
+    outcome.failure = PipelineFailure{"input", slot.error().message};
+    return outcome;
+  }
+  std::vector<Work> work{Work{*slot, 0}};
+  std::vector<Work> next;
+  for (size_t i = 0; i < steps_.size() && !work.empty(); ++i) {
+    next.clear();
+    for (size_t w = 0; w < work.size(); ++w) {
+      if (Status st = Apply(*steps_[i], work[w], &next); !st) {
+        for (size_t rest = w + 1; rest < work.size(); ++rest) lua_->Free(work[rest].slot);
+        for (const Work& n : next) lua_->Free(n.slot);
+        outcome.failure = PipelineFailure{steps_[i]->name, st.error().message};
+        return outcome;
+      }
+    }
+    work.swap(next);
+  }
+  // Stable ids: the input's id (or <stream>/<seq>) and the pipeline's name, so a reprocessed record produces
+  // the same ids and the centre's de-duplication sees one event.
+  std::string base = record.id.empty() ? std::string(input_stream) + "/" + std::to_string(record.seq.value)
+                                       : std::string(record.id);
+  base += "/" + config_.name;
+  for (size_t k = 0; k < work.size(); ++k) {
+    auto json = lua_->ToJson(work[k].slot);
+    if (!json) {
+      for (size_t rest = k; rest < work.size(); ++rest) lua_->Free(work[rest].slot);
+      outcome.outputs.clear();
+      outcome.failure = PipelineFailure{"output", json.error().message};
+      return outcome;
+    }
+    lua_->Free(work[k].slot);
+    PipelineOutput out;
+    out.stream = outputs_[static_cast<size_t>(work[k].output)];
+    Event& e = out.event;
+    e.id = work.size() == 1 ? base : base + "/" + std::to_string(k);
+    e.source = std::string(record.source);
+    e.type = std::string(record.type);
+    e.time = record.time;
+    e.subject = std::string(record.subject);
+    e.datacontenttype = "application/json";
+    for (const auto& [k2, v] : record.headers) {
+      if (k2 == kPipelineInputHeader) continue;  // a pipeline's output read by another: the newest input wins
+      e.headers.emplace_back(std::string(k2), std::string(v));
+    }
+    e.headers.emplace_back(kPipelineInputHeader, std::string(input_stream) + "/" + std::to_string(record.seq.value));
+    e.payload = std::move(*json);
+    outcome.outputs.push_back(std::move(out));
+  }
+  return outcome;
+}
+
+Event Pipeline::DeadLetter(std::string_view input_stream, const RecordView& record,
+                           const PipelineFailure& failure) const {
+  Event e = record.ToEvent();
+  e.type = "ferry.deadletter";
+  e.headers.emplace_back("ferry_dlq_reason", kPipelineDlqReason);
+  // Bounded (a Lua message can quote a long string) and legal in an MQTT string (it can quote any bytes).
+  std::string detail = LegalUnicodeString(failure.message.substr(0, 512));
+  e.headers.emplace_back("ferry_dlq_detail", detail);
+  e.headers.emplace_back(kPipelineDlqPipelineHeader, config_.name);
+  e.headers.emplace_back(kPipelineDlqStepHeader, failure.step);
+  e.headers.emplace_back(kPipelineInputHeader, std::string(input_stream) + "/" + std::to_string(record.seq.value));
+  return e;
+}
+
+}  // namespace ferry
