@@ -19,7 +19,7 @@ out=$(cd "$out" && pwd)
 # What Ferry compiles and links against. Header-only libraries are Architecture: all.
 dev_packages=(
   libc6-dev libstdc++-12-dev
-  libpaho-mqttpp-dev libpaho-mqtt-dev liblmdb-dev libmbedtls-dev librdkafka-dev libzstd-dev libsqlite3-dev
+  libpaho-mqttpp-dev libpaho-mqtt-dev liblmdb-dev libmbedtls-dev librdkafka-dev libzstd-dev libsqlite3-dev libmicrohttpd-dev
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
 header_packages=(libexpected-dev rapidjson-dev libcli11-dev)   # Architecture: all

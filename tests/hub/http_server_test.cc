@@ -102,7 +102,11 @@ TEST_F(HttpServerTest, Errors) {
   std::string post = Get("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(post.rfind("HTTP/1.1 405", 0), 0u);
   EXPECT_NE(post.find("Allow: GET, HEAD\r\n"), std::string::npos);
-  EXPECT_EQ(Get("garbage\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  // libmicrohttpd closes, without a reply, a connection whose request line has no target at all; a request line
+  // with a target but no valid version gets 400.
+  std::string garbage = Get("garbage\r\n\r\n");
+  EXPECT_TRUE(garbage.empty() || garbage.rfind("HTTP/1.1 400", 0) == 0) << garbage;
+  EXPECT_EQ(Get("GET /metrics garbage\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
   EXPECT_EQ(Get("GET /metrics HTTP/2.0\r\n\r\n").rfind("HTTP/1.1 505", 0), 0u);
   std::string head = Get("HEAD /metrics HTTP/1.1\r\n\r\n");
   EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u);

@@ -129,6 +129,18 @@ Status Daemon::Open(const Config& config) {
     http_->ServeMetrics([this] { return metrics_.Render(); });
     http_->ServeHealth([this] { return Health(); });
   }
+  if (config.console.enabled) {
+    auto links = [this] {
+      std::vector<ConsoleLink> v;
+      std::lock_guard<std::mutex> lock(uplinks_mu_);
+      for (const auto& u : uplinks_) v.push_back({u->name(), u->link_up()});
+      for (const auto& name : rebuilding_uplinks_) v.push_back({name, false});
+      return v;
+    };
+    auto console = Console::Make(config.console, ConsoleSources{log_.get(), writer_.get(), &config_, links}, clock_);
+    if (!console) return tl::make_unexpected(console.error());
+    console_ = std::move(*console);
+  }
   RegisterMetrics();
   return Ok();
 }
@@ -310,6 +322,9 @@ Status Daemon::Start() {
   if (http_) {
     if (Status st = http_->Start(); !st) return MakeError(st.error().code, "metrics.listen: " + st.error().message);
     http_thread_ = std::thread([this] { http_->Run(); });
+  }
+  if (console_) {
+    if (Status st = console_->Start(); !st) return st;
   }
   writer_->Start();
   maintainer_->Start();
@@ -504,6 +519,7 @@ void Daemon::Stop() {
   if (started_) SdNotify("STOPPING=1");
   if (ingest_) ingest_->Stop();
   if (listener_) listener_->Stop();
+  if (console_) console_->Stop();  // its live tails listen to the writer
   StopUplinks();                 // hands their last cursor positions to the writer
   if (writer_) writer_->Stop();  // commits everything queued, ingest and cursors alike
   if (maintainer_) maintainer_->Stop();
