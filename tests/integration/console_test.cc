@@ -89,7 +89,7 @@ class ConsoleTest : public ::testing::Test {
     return "[gateway]\nid = \"gw-console\"\n[storage]\npath = \"" + dir_.Sub("log") +
            "\"\nmap_size = \"64MiB\"\n[ingest]\naddress = \"" + broker_.uri() +
            "\"\nclient_id = \"ferryd-console\"\nbackoff.min = \"100ms\"\nbackoff.max = \"300ms\"\n"
-           "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(free_tcp_port()) + "\"\n[console]\n" + console_keys +
+           "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n[console]\n" + console_keys +
            "\n[[stream]]\nname = \"telemetry\"\n[[route]]\nfilter = \"telemetry/{device}/#\"\nstream = \"telemetry\"\n"
            "subject = \"{device}\"\ncontent_type = \"application/json\"\n";
   }
@@ -104,6 +104,7 @@ class ConsoleTest : public ::testing::Test {
   TempDir dir_{"ferry-console"};
   ChildProcess ferryd_;
   int console_port_ = 0;
+  int metrics_port_ = free_tcp_port();
   const std::string token_ = "s3cret-console-token";
 };
 
@@ -178,7 +179,9 @@ TEST_F(ConsoleTest, OverviewTailSqlAndTheToken) {
   std::string write = Http(console_port_, "POST", "/api/sql", token_, "DELETE FROM telemetry");
   EXPECT_EQ(Status(write), 400) << write;  // the tables are read-only
 
-  // /metrics and /healthz are untouched by the console.
+  // /metrics and /healthz are served beside the console, on their own port.
+  EXPECT_NE(HttpGet(metrics_port_, "/healthz").find("ingest up"), std::string::npos);
+  EXPECT_NE(HttpGet(metrics_port_, "/metrics").find("ferry_build_info"), std::string::npos);
   EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
 }
 
