@@ -170,6 +170,7 @@ Console::Console(const ConsoleConfig& config, ConsoleSources sources, const Cloc
   o.listen = config_.listen;
   o.max_connections = static_cast<size_t>(config_.max_connections);
   o.max_body_bytes = 64 * 1024;
+  o.streams = true;
   // A SQL query runs on the server thread up to its time limit; the reply must still fit in the deadline.
   o.request_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.sql_timeout) +
                       std::chrono::seconds(10);

@@ -165,7 +165,7 @@ Status HttpServer::Start() {
   // libmicrohttpd's idle timeout is only a backstop on the real clock: our deadlines are the contract.
   auto backstop = std::max(options_.request_timeout, options_.stream_keepalive) + std::chrono::seconds(5);
   unsigned timeout_s = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(backstop).count());
-  daemon_ = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, nullptr, nullptr,
+  daemon_ = MHD_start_daemon(MHD_USE_EPOLL | (options_.streams ? MHD_ALLOW_SUSPEND_RESUME : 0), 0, nullptr, nullptr,
                              &HttpServerCallbacks::OnRequest, this,
                              MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
                              MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options_.max_connections),
@@ -327,6 +327,10 @@ MHD_Result HttpServerCallbacks::OnRequest(void* cls, MHD_Connection* connection,
 
 int HttpServer::Queue(MHD_Connection* connection, const HttpResponse& r, bool head) {
   MHD_Response* resp = nullptr;
+  if (r.stream != nullptr && !options_.streams) {
+    FERRY_LOG_WARN("http: a stream reply on a server without HttpServerOptions::streams");
+    return Queue(connection, HttpResponse{500, kTextPlain, "internal error\n", {}, nullptr}, head);
+  }
   if (r.stream != nullptr && !head) {
     auto* s = new StreamState;
     s->server = this;

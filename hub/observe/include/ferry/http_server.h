@@ -82,6 +82,9 @@ struct HttpServerOptions {
   std::chrono::milliseconds request_timeout{5000};  // from accept to the last byte written (streams exempt)
   std::chrono::milliseconds stream_keepalive{15000};
   size_t max_connections = 16;
+  // Whether a route may reply with an HttpStream: libmicrohttpd's suspend/resume costs one more eventfd, which
+  // the metrics endpoint does without. A stream reply without it is a 500.
+  bool streams = false;
 };
 
 class HttpServer {
