@@ -90,8 +90,8 @@ class ConsoleTest : public ::testing::Test {
            "\"\nmap_size = \"64MiB\"\n[ingest]\naddress = \"" + broker_.uri() +
            "\"\nclient_id = \"ferryd-console\"\nbackoff.min = \"100ms\"\nbackoff.max = \"300ms\"\n"
            "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n[console]\n" + console_keys +
-           "\n[[stream]]\nname = \"telemetry\"\n[[route]]\nfilter = \"telemetry/{device}/#\"\nstream = \"telemetry\"\n"
-           "subject = \"{device}\"\ncontent_type = \"application/json\"\n";
+           "\n[[stream]]\nname = \"telemetry\"\n[[stream]]\nname = \"dead\"\n[[route]]\nfilter = \"telemetry/{device}/#\"\n"
+           "stream = \"telemetry\"\nsubject = \"{device}\"\ncontent_type = \"application/json\"\ndead_letter = \"dead\"\n";
   }
   bool StartFerryd(const std::string& console_keys) {
     WriteFile(dir_.Sub("ferry.toml"), Config(console_keys));
@@ -178,6 +178,17 @@ TEST_F(ConsoleTest, OverviewTailSqlAndTheToken) {
   EXPECT_EQ(Status(bad), 400) << bad;
   std::string write = Http(console_port_, "POST", "/api/sql", token_, "DELETE FROM telemetry");
   EXPECT_EQ(Status(write), 400) << write;  // the tables are read-only
+
+  // Dead letters: the reason headers and the original bytes.
+  EXPECT_NE(Get("/api/deadletters", token_).find("{\"streams\":[\"dead\"]}"), std::string::npos);
+  ASSERT_TRUE(Publish(broker_.port(), "dev-1", "{\"temp\": 80,"));  // malformed JSON
+  std::string dead;
+  EXPECT_TRUE(poll_until([&] {
+    dead = Get("/api/deadletters?stream=dead", token_);
+    return dead.find("\"payload_base64\":\"eyJ0ZW1wIjogODAs\"") != std::string::npos;
+  }, 10s)) << dead;
+  EXPECT_NE(dead.find("\"ferry_dlq_reason\":\"bad_content\""), std::string::npos) << dead;
+  EXPECT_NE(dead.find("\"ferry_dlq_topic\":\"telemetry/dev-1/x\""), std::string::npos) << dead;
 
   // /metrics and /healthz are served beside the console, on their own port.
   EXPECT_NE(HttpGet(metrics_port_, "/healthz").find("ingest up"), std::string::npos);
