@@ -4,7 +4,7 @@
 # once, pinned, into the build directory from npm).
 # Usage: console_browser_test.sh FERRYD BUILD_DIR
 set -euo pipefail
-ferryd=$1; build=$2
+ferryd=$1; build=$(cd "$2" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 PUPPETEER_VERSION=25.16.0
 chromium=${CHROMIUM:-/usr/bin/chromium}
