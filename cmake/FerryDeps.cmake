@@ -28,6 +28,7 @@ ferry_find_lib(paho_c_sync paho-mqtt3cs MQTTClient.h)
 ferry_find_lib(paho_cpp paho-mqttpp3 mqtt/async_client.h)
 ferry_find_lib(rdkafka rdkafka librdkafka/rdkafka.h)
 ferry_find_lib(sqlite3 sqlite3 sqlite3.h)
+ferry_find_lib(microhttpd microhttpd microhttpd.h)
 ferry_find_lib(tomlpp tomlplusplus toml++/toml.h)
 # Lua 5.4 for pipeline expressions and scripts (Debian: liblua5.4-dev; headers in include/lua5.4).
 find_library(lua_LIBRARY NAMES lua5.4 REQUIRED)

@@ -28,7 +28,7 @@ set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${FERRY_DEB_ARCH})
 set(CPACK_DEBIAN_FILE_NAME "ferry_${PROJECT_VERSION}_${FERRY_DEB_ARCH}.deb")
 # Runtime libraries, pinned to the package names of Debian 12 (same names on every architecture).
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libc6 (>= 2.36), libstdc++6 (>= 12), liblmdb0 (>= 0.9.24), libpaho-mqttpp3-1 (>= 1.2.0), libpaho-mqtt1.3 (>= 1.3.12), libzstd1, libmbedcrypto7, libmbedx509-1, libmbedtls14, libtomlplusplus3, libsqlite3-0 (>= 3.40), librdkafka1 (>= 2.0.2), liblua5.4-0 (>= 5.4.4)")
+  "libc6 (>= 2.36), libstdc++6 (>= 12), liblmdb0 (>= 0.9.24), libpaho-mqttpp3-1 (>= 1.2.0), libpaho-mqtt1.3 (>= 1.3.12), libzstd1, libmbedcrypto7, libmbedx509-1, libmbedtls14, libtomlplusplus3, libsqlite3-0 (>= 3.40), librdkafka1 (>= 2.0.2), liblua5.4-0 (>= 5.4.4), libmicrohttpd12 (>= 0.9.75)")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "mosquitto")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${CMAKE_SOURCE_DIR}/packaging/conffiles ${CMAKE_SOURCE_DIR}/packaging/postinst ${CMAKE_SOURCE_DIR}/packaging/prerm

@@ -20,7 +20,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache file dpkg-dev git
   # libraries (headers + runtime)
   libpaho-mqttpp-dev libpaho-mqtt-dev liblmdb-dev lmdb-utils libmbedtls-dev librdkafka-dev libzstd-dev
-  libtomlplusplus-dev libcli11-dev rapidjson-dev libexpected-dev libsqlite3-dev liblua5.4-dev
+  libtomlplusplus-dev libcli11-dev rapidjson-dev libexpected-dev libsqlite3-dev liblua5.4-dev libmicrohttpd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # libFuzzer targets (tests/fuzz)
   clang-14 libclang-rt-14-dev

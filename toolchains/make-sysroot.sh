@@ -20,7 +20,7 @@ out=$(cd "$out" && pwd)
 dev_packages=(
   libc6-dev libstdc++-12-dev
   libpaho-mqttpp-dev libpaho-mqtt-dev liblmdb-dev libmbedtls-dev librdkafka-dev libzstd-dev libsqlite3-dev
-  liblua5.4-dev
+  liblua5.4-dev libmicrohttpd-dev
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
 header_packages=(libexpected-dev rapidjson-dev libcli11-dev)   # Architecture: all

@@ -102,7 +102,11 @@ TEST_F(HttpServerTest, Errors) {
   std::string post = Get("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(post.rfind("HTTP/1.1 405", 0), 0u);
   EXPECT_NE(post.find("Allow: GET, HEAD\r\n"), std::string::npos);
-  EXPECT_EQ(Get("garbage\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  // libmicrohttpd closes, without a reply, a connection whose request line has no target at all; a request line
+  // with a target but no valid version gets 400.
+  std::string garbage = Get("garbage\r\n\r\n");
+  EXPECT_TRUE(garbage.empty() || garbage.rfind("HTTP/1.1 400", 0) == 0) << garbage;
+  EXPECT_EQ(Get("GET /metrics garbage\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
   EXPECT_EQ(Get("GET /metrics HTTP/2.0\r\n\r\n").rfind("HTTP/1.1 505", 0), 0u);
   std::string head = Get("HEAD /metrics HTTP/1.1\r\n\r\n");
   EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u);
@@ -149,6 +153,88 @@ TEST_F(HttpServerTest, StopWakesABlockedStep) {
   t.join();
   EXPECT_FALSE(server_->Step(0ms));
 }
+
+// A stream that sends what the test hands it; Pull() runs on the stepping (test) thread.
+class QueueStream : public HttpStream {
+ public:
+  bool Pull(std::string& out, bool keepalive) override {
+    ++pulls;
+    out += pending;
+    pending.clear();
+    if (out.empty() && keepalive) out = ": keepalive\n\n";
+    return !ended;
+  }
+  std::string pending;
+  bool ended = false;
+  int pulls = 0;
+};
+
+TEST(HttpServer, PostBodiesAndStreams) {
+  ManualClock clock;
+  HttpServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.max_body_bytes = 64;
+  o.streams = true;
+  o.request_timeout = 2s;
+  o.stream_keepalive = 10s;
+  HttpServer server(o, clock);
+  server.Route("/echo", [](const HttpRequest& rq) {
+    return HttpResponse{200, "text/plain", rq.method + " " + rq.body + " " + rq.args.at("a"), {}, nullptr};
+  }, true);
+  auto stream = std::make_shared<QueueStream>();
+  server.Route("/s", [stream](const HttpRequest&) {
+    HttpResponse r{200, "text/event-stream", ": hello\n\n", {}, stream};
+    return r;
+  }, false);
+  ASSERT_TRUE(server.Start());
+
+  Client post(server.port());
+  post.Send("POST /echo?a=b%20c HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+  std::string r = post.ReadAll(server);
+  EXPECT_EQ(r.rfind("HTTP/1.1 200", 0), 0u) << r;
+  EXPECT_EQ(r.substr(r.size() - 14), "POST hello b c") << r;
+  Client big(server.port());
+  big.Send("POST /echo?a=1 HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'x'));
+  EXPECT_EQ(big.ReadAll(server).rfind("HTTP/1.1 413", 0), 0u);
+
+  // A stream: its first bytes, then nothing until Wake(), then what was handed over; no deadline applies.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(server.port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::string req = "GET /s HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  std::string got;
+  auto read_until = [&](const std::string& what) {
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (got.find(what) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      server.Step(5ms);
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 5) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got.find(what) != std::string::npos;
+  };
+  ASSERT_TRUE(read_until(": hello")) << got;
+  EXPECT_NE(got.find("Content-Type: text/event-stream"), std::string::npos) << got;
+  int pulls = stream->pulls;
+  for (int i = 0; i < 20; ++i) server.Step(1ms);
+  EXPECT_LE(stream->pulls, pulls + 1);  // suspended: not pulled in a loop
+  clock.Advance(3s);                    // past request_timeout: a stream is exempt
+  server.Step(0ms);
+  EXPECT_EQ(server.open_connections(), 1u);
+  stream->pending = "data: one\n\n";
+  stream->Wake();
+  EXPECT_TRUE(read_until("data: one")) << got;
+  clock.Advance(11s);  // the keepalive pulls a quiet stream
+  EXPECT_TRUE(read_until(": keepalive")) << got;
+  ::close(fd);
+}  // destroyed with the stream suspended
 
 TEST(HttpServer, BadAddresses) {
   ManualClock clock;

@@ -1,6 +1,9 @@
 // Config parsing, driven by the declaration table in config_keys.cc.
 #include "ferry/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -238,6 +241,7 @@ const void* TopSection(const Config& c, const std::string& section) {
   if (section == "storage") return &c.storage;
   if (section == "ingest") return &c.ingest;
   if (section == "metrics") return &c.metrics;
+  if (section == "console") return &c.console;
   if (section == "log") return &c.log;
   return nullptr;
 }
@@ -591,6 +595,10 @@ class Parser {
       return ErrorAt("ingest.listen.tls.require_client_cert", "is true: set listen.tls.ca_file (the CAs of devices)");
     if (!l.tls_enabled && (!l.tls_cert_file.empty() || !l.tls_ca_file.empty() || l.tls_require_client_cert))
       return ErrorAt("ingest.listen.tls.enabled", "is false, but listen.tls settings are given: set it to true");
+    // Anyone who reaches a non-loopback console could read every event: refuse to start without a token.
+    if (c.console.enabled && c.console.token_file.empty() && !IsLoopbackListen(c.console.listen))
+      return ErrorAt("console.token_file", "is empty, but console.listen \"" + c.console.listen +
+                                               "\" is not a loopback address: a bearer token is required there");
     for (size_t i = 0; i < c.routes.size(); ++i) {
       const RouteConfig& r = c.routes[i];
       std::string path = "route[" + std::to_string(i) + "]";
@@ -698,6 +706,16 @@ const UplinkConfig* Config::FindUplink(std::string_view name) const {
     if (u.name == name) return &u;
   }
   return nullptr;
+}
+
+bool IsLoopbackListen(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
 Result<Config> LoadConfigString(std::string_view text, const std::string& name) {

@@ -183,6 +183,10 @@ std::vector<ConfigFinding> CheckConfigEnvironment(const Config& c) {
     }
   }
   if (c.metrics.enabled) check.ListenAddress("metrics.listen", c.metrics.listen);
+  if (c.console.enabled) {
+    check.ListenAddress("console.listen", c.console.listen);
+    if (!c.console.token_file.empty()) check.ReadableFile("console.token_file", c.console.token_file);
+  }
 
   for (size_t i = 0; i < c.routes.size(); ++i) {
     const RouteConfig& r = c.routes[i];

@@ -282,6 +282,25 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Str("metrics", "listen", "127.0.0.1:9464", kRestart,
                   "host:port of the HTTP endpoint. Keep it on loopback unless a firewall guards it.",
                   FERRY_FIELD(MetricsConfig, listen), CheckListen));
+  // [console]
+  k.push_back(Bool("console", "enabled", "false", kRestart,
+                   "Serve the web console (overview, live tail, dead letters, SQL; docs/console.md).",
+                   FERRY_FIELD(ConsoleConfig, enabled)));
+  k.push_back(Str("console", "listen", "127.0.0.1:9465", kRestart,
+                  "host:port of the console. A non-loopback address requires console.token_file.",
+                  FERRY_FIELD(ConsoleConfig, listen), CheckListen));
+  k.push_back(Str("console", "token_file", "", kRestart,
+                  "File holding the bearer token every console request must carry (Authorization: Bearer). "
+                  "Empty: no token, allowed on loopback only.",
+                  FERRY_FIELD(ConsoleConfig, token_file)));
+  k.push_back(Int("console", "max_connections", "8", 1, 256, kRestart,
+                  "Most console connections at once (each live tail holds one); more are closed at once.",
+                  FERRY_FIELD(ConsoleConfig, max_connections)));
+  k.push_back(Int("console", "sql_max_rows", "1000", 1, 100'000, kRestart,
+                  "Rows the SQL box returns at most; more are cut.", FERRY_FIELD(ConsoleConfig, sql_max_rows)));
+  k.push_back(Dur("console", "sql_timeout", "5s", 100 * kMs, 600 * kSec, kRestart,
+                  "A console SQL query stops after this long (the console answers nothing else meanwhile).",
+                  FERRY_FIELD(ConsoleConfig, sql_timeout)));
   // [log]
   k.push_back(Enum("log", "level", "info", "debug|info|warn|error", kReload, "Least severe level logged.",
                    FERRY_FIELD(LogConfig, level)));
@@ -522,6 +541,7 @@ const std::vector<ConfigSection>& ConfigSections() {
       {"storage", false, "The LMDB event log and group commit."},
       {"ingest", false, "The local MQTT broker ferryd subscribes to (persistent session, QoS 1)."},
       {"metrics", false, "The Prometheus endpoint."},
+      {"console", false, "The web console (docs/console.md)."},
       {"log", false, "Logging to stderr (journald)."},
       {"route", true, "Topic filters mapped to streams; the first matching route wins."},
       {"stream", true, "Streams: retention, compaction, disk-budget policy."},

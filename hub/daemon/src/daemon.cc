@@ -138,6 +138,18 @@ Status Daemon::Open(const Config& config) {
     http_->ServeMetrics([this] { return metrics_.Render(); });
     http_->ServeHealth([this] { return Health(); });
   }
+  if (config.console.enabled) {
+    auto links = [this] {
+      std::vector<ConsoleLink> v;
+      std::lock_guard<std::mutex> lock(uplinks_mu_);
+      for (const auto& u : uplinks_) v.push_back({u->name(), u->link_up()});
+      for (const auto& name : rebuilding_uplinks_) v.push_back({name, false});
+      return v;
+    };
+    auto console = Console::Make(config.console, ConsoleSources{log_.get(), writer_.get(), &config_, links}, clock_);
+    if (!console) return tl::make_unexpected(console.error());
+    console_ = std::move(*console);
+  }
   RegisterMetrics();
   return Ok();
 }
@@ -319,6 +331,9 @@ Status Daemon::Start() {
   if (http_) {
     if (Status st = http_->Start(); !st) return MakeError(st.error().code, "metrics.listen: " + st.error().message);
     http_thread_ = std::thread([this] { http_->Run(); });
+  }
+  if (console_) {
+    if (Status st = console_->Start(); !st) return st;
   }
   writer_->Start();
   maintainer_->Start();
@@ -514,6 +529,7 @@ void Daemon::Stop() {
   if (started_) SdNotify("STOPPING=1");
   if (ingest_) ingest_->Stop();
   if (listener_) listener_->Stop();
+  if (console_) console_->Stop();  // its live tails listen to the writer
   StopUplinks();                 // hands their last cursor positions to the writer
   // A pipeline's batch waits for its commit: stop them while the writer still runs.
   for (auto& p : pipelines_) p->Stop();

@@ -1,7 +1,17 @@
-// A poll()-based HTTP/1.x responder for /metrics and /healthz. See ferry/http_server.h for the contract.
+// ferryd's HTTP endpoints on libmicrohttpd in external-epoll mode. See ferry/http_server.h for the contract.
+//
+// libmicrohttpd owns the sockets and the parsing; we keep a table of its connections (fd + deadline on the
+// injected clock) through its connection notifications, so a deadline can be enforced on a ManualClock: an
+// expired connection is shut down (not closed: the fd stays libmicrohttpd's), libmicrohttpd sees the end of
+// input on its next run and frees it.
+//
+// Streams: libmicrohttpd pulls a body through a content reader. When the stream has nothing, the reader
+// suspends the connection and returns 0 (its documented way to avoid busy waiting); HttpStream::Wake() writes
+// our eventfd, and the server thread resumes the connection. Only the server thread touches a connection.
 #include "ferry/http_server.h"
 
-#include <arpa/inet.h>
+#include <microhttpd.h>
+
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -10,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <exception>
@@ -17,20 +28,59 @@
 #include "ferry/log.h"
 
 namespace ferry {
+
+void HttpStream::Wake() {
+  pending_.store(true);
+  int fd = wake_fd_.load();
+  if (fd >= 0) {
+    uint64_t one = 1;
+    ssize_t n = ::write(fd, &one, sizeof one);
+    (void)n;
+  }
+}
+
+// One request's state across libmicrohttpd's calls of the access handler (headers, body chunks, end).
+struct HttpServer::RequestState {
+  HttpRequest request;
+  const Route_* route = nullptr;
+  bool body_too_large = false;
+};
+
+struct HttpServer::StreamState {
+  HttpServer* server = nullptr;
+  MHD_Connection* connection = nullptr;
+  std::shared_ptr<HttpStream> stream;
+  std::string buf;  // pulled, not yet handed to libmicrohttpd
+  size_t off = 0;
+  bool ended = false;
+  bool keepalive = false;
+};
+
+struct HttpServerCallbacks {
+  static MHD_Result OnRequest(void* cls, MHD_Connection* connection, const char* url, const char* method,
+                              const char* version, const char* upload_data, size_t* upload_data_size,
+                              void** con_cls);
+  static void OnConnection(void* cls, MHD_Connection* connection, void** socket_context,
+                           MHD_ConnectionNotificationCode toe);
+  static void OnCompleted(void* cls, MHD_Connection* connection, void** con_cls, MHD_RequestTerminationCode toe);
+  static ssize_t OnStreamRead(void* cls, uint64_t pos, char* buf, size_t max);
+  static void OnStreamFree(void* cls);
+};
+
 namespace {
 
-const char* Reason(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
-  }
+const std::string kTextPlain = "text/plain; charset=utf-8";
+
+MHD_Result CollectHeader(void* cls, MHD_ValueKind, const char* key, const char* value) {
+  std::string name = key;
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  (*static_cast<std::map<std::string, std::string>*>(cls))[name] = value ? value : "";
+  return MHD_YES;
+}
+
+MHD_Result CollectArg(void* cls, MHD_ValueKind, const char* key, const char* value) {
+  (*static_cast<std::map<std::string, std::string>*>(cls))[key] = value ? value : "";
+  return MHD_YES;
 }
 
 }  // namespace
@@ -38,16 +88,27 @@ const char* Reason(int status) {
 HttpServer::HttpServer(HttpServerOptions options, const Clock& clock) : options_(std::move(options)), clock_(clock) {}
 
 HttpServer::~HttpServer() {
-  for (auto& c : conns_) ::close(c.fd);
-  if (listen_fd_ >= 0) ::close(listen_fd_);
+  stopped_.store(true);
+  if (daemon_ != nullptr) {
+    // libmicrohttpd refuses to stop with suspended connections; resumed, their readers end the streams.
+    for (StreamState* s : suspended_) MHD_resume_connection(s->connection);
+    suspended_.clear();
+    MHD_stop_daemon(daemon_);  // closes the listening socket and every connection
+  }
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void HttpServer::Route(const std::string& path, Handler handler) { routes_[path] = std::move(handler); }
+void HttpServer::Route(const std::string& path, Handler handler) {
+  routes_[path] = Route_{[handler = std::move(handler)](const HttpRequest&) { return handler(); }, false};
+}
+
+void HttpServer::Route(const std::string& path, RequestHandler handler, bool allow_post) {
+  routes_[path] = Route_{std::move(handler), allow_post};
+}
 
 void HttpServer::ServeMetrics(std::function<std::string()> render) {
   Route("/metrics", [render = std::move(render)]() {
-    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", render()};
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", render(), {}, nullptr};
   });
 }
 
@@ -56,7 +117,7 @@ void HttpServer::ServeHealth(std::function<HealthStatus()> check) {
     HealthStatus h = check();
     std::string body = h.text.empty() ? (h.ok ? "ok" : "unhealthy") : h.text;
     if (body.empty() || body.back() != '\n') body += '\n';
-    return HttpResponse{h.ok ? 200 : 503, "text/plain; charset=utf-8", body};
+    return HttpResponse{h.ok ? 200 : 503, kTextPlain, body, {}, nullptr};
   });
 }
 
@@ -78,6 +139,7 @@ Status HttpServer::Start() {
   if (rc != 0) return InvalidArgument("http: listen address \"" + listen + "\": " + gai_strerror(rc));
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, &::freeaddrinfo);
 
+  // We bind ourselves (libmicrohttpd then takes the socket): the errors stay ours, and host names resolve.
   int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, res->ai_protocol);
   if (fd < 0) return IoError(std::string("http: socket: ") + std::strerror(errno));
   int one = 1;
@@ -97,7 +159,28 @@ Status HttpServer::Start() {
     ::close(fd);
     return IoError(std::string("http: eventfd: ") + std::strerror(errno));
   }
-  listen_fd_ = fd;
+  // The pool holds the request line and headers; our own check answers 431 at max_request_bytes, the pool's
+  // margin only lets a request a little over the cap reach that check instead of libmicrohttpd's.
+  size_t pool = std::max<size_t>(options_.max_request_bytes * 2 + 16384, 32768);
+  // libmicrohttpd's idle timeout is only a backstop on the real clock: our deadlines are the contract.
+  auto backstop = std::max(options_.request_timeout, options_.stream_keepalive) + std::chrono::seconds(5);
+  unsigned timeout_s = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(backstop).count());
+  daemon_ = MHD_start_daemon(MHD_USE_EPOLL | (options_.streams ? MHD_ALLOW_SUSPEND_RESUME : 0), 0, nullptr, nullptr,
+                             &HttpServerCallbacks::OnRequest, this,
+                             MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
+                             MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options_.max_connections),
+                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+                             MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                             MHD_OPTION_NOTIFY_CONNECTION, &HttpServerCallbacks::OnConnection, this,
+                             MHD_OPTION_NOTIFY_COMPLETED, &HttpServerCallbacks::OnCompleted, this,
+                             MHD_OPTION_END);
+  if (daemon_ == nullptr) {
+    ::close(fd);
+    return IoError("http: libmicrohttpd did not start on " + listen);
+  }
+  const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
+  epoll_fd_ = info != nullptr ? info->epoll_fd : -1;
+  next_keepalive_ = clock_.Steady() + options_.stream_keepalive;
   return Ok();
 }
 
@@ -117,167 +200,192 @@ void HttpServer::Run() {
 
 bool HttpServer::Step(std::chrono::milliseconds max_wait) {
   if (stopped_.load()) return false;
-  std::vector<pollfd> fds;
-  fds.push_back({wake_fd_, POLLIN, 0});
-  fds.push_back({listen_fd_, POLLIN, 0});
   auto now = clock_.Steady();
   auto wait = max_wait;
-  for (const auto& c : conns_) {
-    fds.push_back({c.fd, static_cast<short>(c.state == Conn::kWriting ? POLLOUT : POLLIN), 0});
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now);
-    wait = std::max(std::chrono::milliseconds(0), std::min(wait, left));
+  MHD_UNSIGNED_LONG_LONG mhd_wait = 0;
+  if (MHD_get_timeout(daemon_, &mhd_wait) == MHD_YES) {
+    wait = std::min(wait, std::chrono::milliseconds(static_cast<int64_t>(std::min<MHD_UNSIGNED_LONG_LONG>(mhd_wait, 1'000'000))));
   }
-  int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(wait.count(), 1'000'000)));
+  for (const auto& [conn, c] : conns_) {
+    if (c.streaming || c.expired) continue;
+    wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now));
+  }
+  if (!suspended_.empty()) {
+    wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_keepalive_ - now));
+  }
+  wait = std::max(wait, std::chrono::milliseconds(0));
+  pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {epoll_fd_, POLLIN, 0}};
+  int n = ::poll(fds, 2, static_cast<int>(wait.count()));
   if (n < 0 && errno != EINTR) FERRY_LOG_WARN("http: poll: %s", std::strerror(errno));
   if (stopped_.load()) return false;
-  if (n > 0) {
-    if (fds[0].revents != 0) {
-      uint64_t v;
-      ssize_t r = ::read(wake_fd_, &v, sizeof v);
-      (void)r;
-    }
-    // conns_ only grows in Accept() below, so fds[i + 2] still matches conns_[i] here.
-    for (size_t i = 0; i < conns_.size(); ++i) {
-      short re = fds[i + 2].revents;
-      if (re == 0) continue;
-      Conn& c = conns_[i];
-      if (c.state == Conn::kWriting) {
-        if (re & (POLLOUT | POLLERR | POLLHUP)) OnWritable(c);
-      } else {
-        if (re & (POLLIN | POLLERR | POLLHUP)) OnReadable(c);
-      }
-    }
-    if (fds[1].revents & POLLIN) Accept();
+  if (n > 0 && fds[0].revents != 0) {
+    uint64_t v;
+    ssize_t r = ::read(wake_fd_, &v, sizeof v);
+    (void)r;
   }
+  MHD_run(daemon_);
   now = clock_.Steady();
-  for (auto& c : conns_) {
-    if (!c.closed && now >= c.deadline) Close(c);
+  bool keepalive = now >= next_keepalive_;
+  if (keepalive) next_keepalive_ = now + options_.stream_keepalive;
+  size_t before = suspended_.size();
+  ResumeWoken(keepalive);
+  bool again = suspended_.size() != before;
+  for (auto& [conn, c] : conns_) {
+    if (c.streaming || c.expired || now < c.deadline) continue;
+    ::shutdown(c.fd, SHUT_RDWR);  // libmicrohttpd reads the end of input and closes it
+    c.expired = true;
+    again = true;
   }
-  conns_.erase(std::remove_if(conns_.begin(), conns_.end(), [](const Conn& c) { return c.closed; }), conns_.end());
+  if (again) MHD_run(daemon_);
   return !stopped_.load();
 }
 
-void HttpServer::Accept() {
-  while (true) {
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or a transient error (EMFILE...): try again on the next Step
-    if (conns_.size() >= options_.max_connections) {
-      ::close(fd);
-      continue;
+void HttpServer::ResumeWoken(bool all) {
+  auto keep = suspended_.begin();
+  for (StreamState* s : suspended_) {
+    if (all || s->stream->pending_.load()) {
+      s->keepalive = s->keepalive || all;
+      MHD_resume_connection(s->connection);
+    } else {
+      *keep++ = s;
     }
-    Conn c;
-    c.fd = fd;
-    c.deadline = clock_.Steady() + options_.request_timeout;
-    conns_.push_back(std::move(c));
+  }
+  suspended_.erase(keep, suspended_.end());
+}
+
+void HttpServerCallbacks::OnConnection(void* cls, MHD_Connection* connection, void**,
+                                       MHD_ConnectionNotificationCode toe) {
+  auto* self = static_cast<HttpServer*>(cls);
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    HttpServer::Conn c;
+    const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    c.fd = info != nullptr ? info->connect_fd : -1;
+    c.deadline = self->clock_.Steady() + self->options_.request_timeout;
+    self->conns_[connection] = c;
+  } else {
+    self->conns_.erase(connection);
   }
 }
 
-void HttpServer::Close(Conn& c) {
-  if (c.closed) return;
-  ::close(c.fd);
-  c.closed = true;
+void HttpServerCallbacks::OnCompleted(void*, MHD_Connection*, void** con_cls, MHD_RequestTerminationCode) {
+  delete static_cast<HttpServer::RequestState*>(*con_cls);
+  *con_cls = nullptr;
 }
 
-void HttpServer::OnReadable(Conn& c) {
-  char buf[2048];
-  while (true) {
-    ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      if (errno == EINTR) continue;
-      Close(c);
-      return;
+MHD_Result HttpServerCallbacks::OnRequest(void* cls, MHD_Connection* connection, const char* url,
+                                          const char* method, const char*, const char* upload_data,
+                                          size_t* upload_data_size, void** con_cls) {
+  auto* self = static_cast<HttpServer*>(cls);
+  auto* st = static_cast<HttpServer::RequestState*>(*con_cls);
+  auto reply = [&](int status, const std::string& body) {
+    return self->Queue(connection, HttpResponse{status, kTextPlain, body, {}, nullptr}, false) == MHD_YES ? MHD_YES
+                                                                                                         : MHD_NO;
+  };
+  if (st == nullptr) {
+    st = new HttpServer::RequestState;
+    *con_cls = st;
+    HttpRequest& rq = st->request;
+    rq.method = method;
+    rq.path = url;
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, &rq.headers);
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &CollectArg, &rq.args);
+    size_t size = std::strlen(method) + std::strlen(url) + 12;
+    for (const auto& [k, v] : rq.headers) size += k.size() + v.size() + 4;
+    for (const auto& [k, v] : rq.args) size += k.size() + v.size() + 2;
+    if (size > self->options_.max_request_bytes) return reply(431, "request too large\n");
+    auto it = self->routes_.find(rq.path);
+    bool post = rq.method == "POST";
+    bool post_ok = post && it != self->routes_.end() && it->second.allow_post && self->options_.max_body_bytes > 0;
+    if (rq.method != "GET" && rq.method != "HEAD" && !post_ok) {
+      HttpResponse r{405, kTextPlain, "GET or HEAD only\n", {}, nullptr};
+      r.headers.emplace_back("Allow", it != self->routes_.end() && it->second.allow_post ? "GET, HEAD, POST"
+                                                                                          : "GET, HEAD");
+      return self->Queue(connection, r, false) == MHD_YES ? MHD_YES : MHD_NO;
     }
-    if (n == 0) {
-      Close(c);  // the client went away (or finished after our response)
-      return;
+    if (it == self->routes_.end()) return reply(404, "not found\n");
+    st->route = &it->second;
+    if (post) return MHD_YES;  // the body follows in the next calls
+  } else if (*upload_data_size > 0) {
+    if (st->request.body.size() + *upload_data_size > self->options_.max_body_bytes) {
+      st->body_too_large = true;
+    } else {
+      st->request.body.append(upload_data, *upload_data_size);
     }
-    if (c.state == Conn::kDraining) continue;
-    c.in.append(buf, static_cast<size_t>(n));
-    size_t end = c.in.find("\r\n\r\n");
-    if (end == std::string::npos) end = c.in.find("\n\n");
-    if (end != std::string::npos && end <= options_.max_request_bytes) {
-      Dispatch(c);
-      return;
-    }
-    if (c.in.size() > options_.max_request_bytes) {
-      Respond(c, 431, "text/plain; charset=utf-8", "request too large\n", false);
-      return;
-    }
+    *upload_data_size = 0;
+    return MHD_YES;
   }
-}
-
-void HttpServer::Dispatch(Conn& c) {
-  size_t eol = c.in.find('\n');
-  std::string line = c.in.substr(0, eol);
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  size_t sp1 = line.find(' ');
-  size_t sp2 = sp1 == std::string::npos ? std::string::npos : line.find(' ', sp1 + 1);
-  if (sp2 == std::string::npos || line.find(' ', sp2 + 1) != std::string::npos) {
-    Respond(c, 400, "text/plain; charset=utf-8", "bad request line\n", false);
-    return;
-  }
-  std::string method = line.substr(0, sp1);
-  std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string version = line.substr(sp2 + 1);
-  bool head = method == "HEAD";
-  if (version.rfind("HTTP/", 0) != 0) {
-    Respond(c, 400, "text/plain; charset=utf-8", "bad request line\n", false);
-    return;
-  }
-  if (version != "HTTP/1.0" && version != "HTTP/1.1") {
-    Respond(c, 505, "text/plain; charset=utf-8", "HTTP/1.0 or HTTP/1.1 only\n", head);
-    return;
-  }
-  if (method != "GET" && !head) {
-    Respond(c, 405, "text/plain; charset=utf-8", "GET or HEAD only\n", false);
-    return;
-  }
-  std::string path = target.substr(0, target.find('?'));
-  auto it = routes_.find(path);
-  if (it == routes_.end()) {
-    Respond(c, 404, "text/plain; charset=utf-8", "not found\n", head);
-    return;
-  }
+  if (st->body_too_large) return reply(413, "request body too large\n");
   HttpResponse r;
   try {
-    r = it->second();
+    r = st->route->handler(st->request);
   } catch (const std::exception& e) {
-    FERRY_LOG_WARN("http: handler for %s failed: %s", path.c_str(), e.what());
-    r = HttpResponse{500, "text/plain; charset=utf-8", "internal error\n"};
+    FERRY_LOG_WARN("http: handler for %s failed: %s", st->request.path.c_str(), e.what());
+    r = HttpResponse{500, kTextPlain, "internal error\n", {}, nullptr};
   }
-  Respond(c, r.status, r.content_type, r.body, head);
+  return self->Queue(connection, r, st->request.method == "HEAD") == MHD_YES ? MHD_YES : MHD_NO;
 }
 
-void HttpServer::Respond(Conn& c, int status, const std::string& content_type, const std::string& body,
-                         bool head) {
-  c.out = "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) + "\r\nContent-Type: " + content_type +
-          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  if (status == 405) c.out += "Allow: GET, HEAD\r\n";
-  c.out += "Connection: close\r\n\r\n";
-  if (!head) c.out += body;
-  c.written = 0;
-  c.state = Conn::kWriting;
-  c.in.clear();
-  OnWritable(c);
-}
-
-void HttpServer::OnWritable(Conn& c) {
-  while (c.written < c.out.size()) {
-    ssize_t n = ::send(c.fd, c.out.data() + c.written, c.out.size() - c.written, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      if (errno == EINTR) continue;
-      Close(c);
-      return;
+int HttpServer::Queue(MHD_Connection* connection, const HttpResponse& r, bool head) {
+  MHD_Response* resp = nullptr;
+  if (r.stream != nullptr && !options_.streams) {
+    FERRY_LOG_WARN("http: a stream reply on a server without HttpServerOptions::streams");
+    return Queue(connection, HttpResponse{500, kTextPlain, "internal error\n", {}, nullptr}, head);
+  }
+  if (r.stream != nullptr && !head) {
+    auto* s = new StreamState;
+    s->server = this;
+    s->connection = connection;
+    s->stream = r.stream;
+    s->buf = r.body;
+    s->stream->wake_fd_.store(wake_fd_);
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, &HttpServerCallbacks::OnStreamRead, s,
+                                             &HttpServerCallbacks::OnStreamFree);
+    if (resp == nullptr) {
+      delete s;
+    } else if (auto it = conns_.find(connection); it != conns_.end()) {
+      it->second.streaming = true;
     }
-    c.written += static_cast<size_t>(n);
+  } else {
+    resp = MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
   }
-  // Half-close and read until the client closes: closing with unread request bytes would send a RST that
-  // can destroy the response before the client reads it. The deadline still bounds this.
-  ::shutdown(c.fd, SHUT_WR);
-  c.out.clear();
-  c.state = Conn::kDraining;
+  if (resp == nullptr) return MHD_NO;
+  MHD_add_response_header(resp, "Content-Type", r.content_type.c_str());
+  for (const auto& [k, v] : r.headers) MHD_add_response_header(resp, k.c_str(), v.c_str());
+  MHD_add_response_header(resp, "Connection", "close");
+  MHD_Result ret = MHD_queue_response(connection, static_cast<unsigned>(r.status), resp);
+  MHD_destroy_response(resp);  // libmicrohttpd holds its own reference until the reply is sent
+  return ret;
+}
+
+ssize_t HttpServerCallbacks::OnStreamRead(void* cls, uint64_t, char* buf, size_t max) {
+  auto* s = static_cast<HttpServer::StreamState*>(cls);
+  if (s->off >= s->buf.size()) {
+    s->buf.clear();
+    s->off = 0;
+    if (s->ended || s->server->stopped_.load()) return MHD_CONTENT_READER_END_OF_STREAM;
+    bool keepalive = s->keepalive;
+    s->keepalive = false;
+    s->stream->pending_.store(false);  // before Pull: a Wake() during Pull is kept
+    if (!s->stream->Pull(s->buf, keepalive)) s->ended = true;
+    if (s->buf.empty()) {
+      if (s->ended) return MHD_CONTENT_READER_END_OF_STREAM;
+      MHD_suspend_connection(s->connection);
+      s->server->suspended_.push_back(s);
+      return 0;
+    }
+  }
+  size_t n = std::min(max, s->buf.size() - s->off);
+  std::memcpy(buf, s->buf.data() + s->off, n);
+  s->off += n;
+  return static_cast<ssize_t>(n);
+}
+
+void HttpServerCallbacks::OnStreamFree(void* cls) {
+  auto* s = static_cast<HttpServer::StreamState*>(cls);
+  auto& v = s->server->suspended_;
+  v.erase(std::remove(v.begin(), v.end(), s), v.end());
+  s->stream->wake_fd_.store(-1);
+  delete s;
 }
 
 }  // namespace ferry

@@ -119,6 +119,19 @@ struct MetricsConfig {
   std::string listen;  // "host:port"
 };
 
+// The web console (docs/console.md): off by default, loopback by default, a bearer token required elsewhere.
+struct ConsoleConfig {
+  bool enabled = false;
+  std::string listen;                 // "host:port"
+  std::string token_file;             // empty: no token (loopback only)
+  int64_t max_connections = 8;        // live tails hold one each
+  int64_t sql_max_rows = 1000;
+  Duration sql_timeout{};
+};
+
+// True when the host of a "host:port" listen address is a loopback address (127.0.0.0/8, ::1, localhost).
+bool IsLoopbackListen(const std::string& listen);
+
 struct LogConfig {
   ConfigLogLevel level = ConfigLogLevel::kInfo;
 };
@@ -237,6 +250,7 @@ struct Config {
   StorageConfig storage;
   IngestConfig ingest;
   MetricsConfig metrics;
+  ConsoleConfig console;
   LogConfig log;
   std::vector<RouteConfig> routes;
   std::vector<StreamConfig> streams;

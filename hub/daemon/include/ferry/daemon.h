@@ -17,6 +17,7 @@
 
 #include "ferry/clock.h"
 #include "ferry/config.h"
+#include "ferry/console.h"
 #include "ferry/event_log.h"
 #include "ferry/group_commit.h"
 #include "ferry/http_server.h"
@@ -58,6 +59,7 @@ class Daemon final : public IngestSink {
   EventLog& log() { return *log_; }
   MetricsRegistry& metrics() { return metrics_; }
   uint16_t metrics_port() const { return http_ ? http_->port() : 0; }
+  uint16_t console_port() const { return console_ ? console_->port() : 0; }
   const Config& config() const { return config_; }
 
  private:
@@ -92,6 +94,7 @@ class Daemon final : public IngestSink {
   std::vector<std::unique_ptr<PipelineRunner>> pipelines_;
   std::unique_ptr<HttpServer> http_;
   std::thread http_thread_;
+  std::unique_ptr<Console> console_;  // [console] enabled; declared after writer_: its tails go first
   Histogram* commit_latency_ = nullptr;
   bool started_ = false;
   bool stopped_ = false;

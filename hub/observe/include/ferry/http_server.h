@@ -1,12 +1,20 @@
-// ferry/http_server.h: the local observability endpoint (/metrics, /healthz).
+// ferry/http_server.h: ferryd's HTTP endpoints (/metrics, /healthz, and the console's routes), on libmicrohttpd.
 //
-// Minimal on purpose: one thread, poll(), GET and HEAD only, HTTP/1.0 and 1.1, one request per connection
-// ("Connection: close"). A client cannot hang it: requests are capped in size, each connection has a
-// deadline (measured on the injected Clock's Steady()), and the number of open connections is bounded
-// (extra connections are closed at once).
+// libmicrohttpd parses HTTP (request line, headers, bodies, chunked replies); this class adds routing, the
+// limits and the threading ferryd wants. It runs in libmicrohttpd's "external" mode on one epoll fd: the
+// owner's thread calls Step()/Run(), and every handler runs on that thread, so a handler may use anything the
+// server thread owns without locks. HTTP/1.0 and 1.1; every reply carries "Connection: close" (one request per
+// connection: a gateway's scraper and a browser tab are the only clients, keep-alive would only pin slots).
+//
+// Limits: requests are capped in size (431), the number of open connections is bounded (extra connections are
+// closed at once), and each connection has a deadline from accept to the last byte written, measured on the
+// injected Clock's Steady() (a test advances a ManualClock instead of sleeping). A connection past its deadline
+// is shut down. Streams (HttpStream: Server-Sent Events) are exempt from the deadline once their headers are
+// out; they end when the client goes away (seen at the next write; every stream is pulled at least every
+// `stream_keepalive` so a dead client is noticed) or at Stop().
 //
 // Threading: Start(), Step() and Run() belong to one thread (the server thread). Stop() may be called from
-// any thread, including a signal-safe context (it only writes an eventfd). Handlers run on the server thread.
+// any thread, including a signal-safe context (it only writes an eventfd). HttpStream::Wake() from any thread.
 #pragma once
 
 #include <atomic>
@@ -17,17 +25,49 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ferry/clock.h"
 #include "ferry/error.h"
 
+struct MHD_Daemon;
+struct MHD_Connection;
+
 namespace ferry {
+
+// A reply body produced over time (Server-Sent Events). Pull() runs on the server thread; Wake() from any.
+class HttpStream {
+ public:
+  virtual ~HttpStream() = default;
+  // Appends what is ready to `out` (may append nothing). `keepalive`: nothing woke the stream for a while;
+  // a stream should write something (an SSE comment) so that a client that went away is noticed. Returns
+  // false when the stream has ended (what `out` holds is still sent).
+  virtual bool Pull(std::string& out, bool keepalive) = 0;
+  // Says that Pull() has something to write. Thread-safe; cheap (an atomic and an eventfd write).
+  void Wake();
+
+ private:
+  friend class HttpServer;
+  friend struct HttpServerCallbacks;
+  std::atomic<bool> pending_{true};
+  std::atomic<int> wake_fd_{-1};
+};
+
+struct HttpRequest {
+  std::string method;  // GET, HEAD, POST
+  std::string path;    // without the query string
+  std::map<std::string, std::string> args;     // decoded query arguments
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;                            // POST only; at most HttpServerOptions::max_body_bytes
+};
 
 struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  std::shared_ptr<HttpStream> stream;  // when set: `body` first, then what the stream pulls, chunked
 };
 
 struct HealthStatus {
@@ -38,27 +78,36 @@ struct HealthStatus {
 struct HttpServerOptions {
   std::string listen = "127.0.0.1:9464";  // host:port; port 0 picks a free port (see port())
   size_t max_request_bytes = 8192;        // request line + headers; larger gets 431 and is closed
-  std::chrono::milliseconds request_timeout{5000};  // from accept to the last byte written
+  size_t max_body_bytes = 0;              // POST bodies; larger gets 413. 0: POST is refused (405)
+  std::chrono::milliseconds request_timeout{5000};  // from accept to the last byte written (streams exempt)
+  std::chrono::milliseconds stream_keepalive{15000};
   size_t max_connections = 16;
+  // Whether a route may reply with an HttpStream: libmicrohttpd's suspend/resume costs one more eventfd, which
+  // the metrics endpoint does without. A stream reply without it is a 500.
+  bool streams = false;
 };
 
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse()>;
+  using RequestHandler = std::function<HttpResponse(const HttpRequest&)>;
 
   HttpServer(HttpServerOptions options, const Clock& clock);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Routes, set before Start(). The path is matched exactly, the query string ignored.
+  // Routes, set before Start(). The path is matched exactly, the query string ignored. GET and HEAD.
   void Route(const std::string& path, Handler handler);
+  // A route that sees the request. `allow_post`: POST is accepted too (with a body up to max_body_bytes).
+  void Route(const std::string& path, RequestHandler handler, bool allow_post);
   // GET /metrics: 200 with the text exposition format.
   void ServeMetrics(std::function<std::string()> render);
   // GET /healthz: 200 "ok" when healthy, 503 with the text otherwise.
   void ServeHealth(std::function<HealthStatus()> check);
 
-  // Binds and listens. Errors: kInvalidArgument (bad address), kIoError (bind/listen failed, e.g. in use).
+  // Binds and listens. Errors: kInvalidArgument (bad address), kIoError (bind/listen failed, e.g. in use;
+  // libmicrohttpd refused to start).
   Status Start();
   // The bound port (after Start()).
   uint16_t port() const { return port_; }
@@ -75,30 +124,33 @@ class HttpServer {
 
  private:
   struct Conn {
-    enum State { kReading, kWriting, kDraining };
-    int fd;
-    State state = kReading;
-    std::string in;
-    std::string out;
-    size_t written = 0;
+    int fd = -1;
     std::chrono::steady_clock::time_point deadline;
-    bool closed = false;
+    bool streaming = false;  // exempt from the deadline
+    bool expired = false;
   };
-  void Accept();
-  void OnReadable(Conn& c);
-  void OnWritable(Conn& c);
-  void Respond(Conn& c, int status, const std::string& content_type, const std::string& body, bool head);
-  void Dispatch(Conn& c);
-  void Close(Conn& c);
+  struct Route_ {
+    RequestHandler handler;
+    bool allow_post = false;
+  };
+  struct RequestState;
+  struct StreamState;
+
+  friend struct HttpServerCallbacks;  // libmicrohttpd callbacks (http_server.cc)
+  int Queue(MHD_Connection* connection, const HttpResponse& r, bool head);
+  void ResumeWoken(bool all);
 
   HttpServerOptions options_;
   const Clock& clock_;
-  std::map<std::string, Handler> routes_;
-  int listen_fd_ = -1;
+  std::map<std::string, Route_> routes_;
+  MHD_Daemon* daemon_ = nullptr;
+  int epoll_fd_ = -1;
   int wake_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stopped_{false};
-  std::vector<Conn> conns_;
+  std::map<MHD_Connection*, Conn> conns_;
+  std::vector<StreamState*> suspended_;
+  std::chrono::steady_clock::time_point next_keepalive_;
 };
 
 }  // namespace ferry

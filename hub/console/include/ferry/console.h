@@ -1,0 +1,86 @@
+// ferry/console.h: the web console served by ferryd (docs/console.md).
+//
+//   GET  /                    the page (HTML + JS, embedded; no CDN: gateways are offline)
+//   GET  /api/overview        streams (counts, bytes, seqs, oldest/newest ingest time, evictions, cursors),
+//                             storage use, uplinks (link state, backlog, oldest unsent age): JSON
+//   GET  /api/tail?stream=S[&filter=TEXT][&n=N]   Server-Sent Events: the last N records (default 10), then
+//                             every record committed after, woken by GroupCommitWriter's commit listener
+//   GET  /api/deadletters?stream=S[&n=N]          the last N records of a dead-letter stream: reason headers,
+//                             original bytes in base64; without stream=: the dead-letter streams routes name
+//   POST /api/sql             body: one SELECT (ferryctl sql's engine), with a row and a time limit: JSON
+//
+// Security: every /api/ request carries "Authorization: Bearer TOKEN" when a token file is set (compared in
+// constant time; 401 otherwise). Without a token file the console refuses any listen address that is not
+// loopback. The page itself holds no data and is served to anyone who reaches the port.
+//
+// Threads: Make/Start/Stop from the daemon's main thread; handlers run on the console's own server thread;
+// `links` is called on that thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ferry/clock.h"
+#include "ferry/config.h"
+#include "ferry/error.h"
+#include "ferry/event_log.h"
+#include "ferry/group_commit.h"
+#include "ferry/http_server.h"
+
+namespace ferry {
+
+struct ConsoleLink {
+  std::string uplink;
+  bool up = false;
+};
+
+struct ConsoleSources {
+  EventLog* log = nullptr;              // REQUIRES: outlives the Console
+  GroupCommitWriter* writer = nullptr;  // REQUIRES: outlives the Console (tails hold commit listeners)
+  const Config* config = nullptr;       // copied by Make
+  std::function<std::vector<ConsoleLink>()> links;  // may be empty
+};
+
+class Console {
+ public:
+  // Reads the token file. Errors: InvalidArgument naming console.token_file (empty token, or none while
+  // console.listen is not loopback), NotFound/IoError (token file unreadable).
+  static Result<std::unique_ptr<Console>> Make(const ConsoleConfig& config, ConsoleSources sources,
+                                               const Clock& clock);
+  ~Console();
+  Console(const Console&) = delete;
+  Console& operator=(const Console&) = delete;
+
+  // Binds and starts the server thread. Errors: HttpServer::Start's, prefixed "console.listen: ".
+  Status Start();
+  // Ends every tail and joins the thread. Idempotent.
+  void Stop();
+  uint16_t port() const { return http_->port(); }
+
+  // Exposed for tests: the constant-time token comparison.
+  static bool SameToken(const std::string& expected, const std::string& given);
+
+ private:
+  Console(const ConsoleConfig& config, ConsoleSources sources, const Clock& clock, std::string token);
+  bool Authorized(const HttpRequest& rq) const;
+  HttpResponse Overview(const HttpRequest& rq);
+  HttpResponse Tail(const HttpRequest& rq);
+  HttpResponse DeadLetters(const HttpRequest& rq);
+  HttpResponse Sql(const HttpRequest& rq);
+
+  ConsoleConfig config_;
+  Config full_config_;  // the config at start (restart-only keys; retention shown as started)
+  ConsoleSources src_;
+  const Clock& clock_;
+  std::string token_;  // empty: none required
+  std::unique_ptr<HttpServer> http_;
+  std::thread thread_;
+};
+
+// The page, embedded (console_page.cc).
+extern const char* const kConsolePage;
+
+}  // namespace ferry

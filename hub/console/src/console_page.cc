@@ -1,0 +1,141 @@
+// The console page: one HTML file with plain JS, embedded so an offline gateway needs nothing from outside.
+// The token (when the console has one) is asked once and kept in the tab's sessionStorage; the live tail is
+// read with fetch() and a stream reader rather than EventSource, which cannot send an Authorization header.
+#include "ferry/console.h"
+
+namespace ferry {
+
+const char* const kConsolePage = R"HTML(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ferry console</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px system-ui,sans-serif;margin:1em;color:#222}
+h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;font-size:13px}
+th{background:#f0f0f0}.up{color:#080}.down{color:#b00}
+#tail{height:18em;overflow:auto;background:#111;color:#ddd;font:12px monospace;padding:4px;white-space:pre-wrap}
+textarea{width:100%;height:4em;font:13px monospace}#err{color:#b00}
+</style></head><body>
+<h1>ferry console <span id="gw"></span></h1><div id="err"></div>
+<h2>Streams</h2><table id="streams"><thead><tr><th>stream</th><th>events</th><th>bytes</th><th>first seq</th>
+<th>last seq</th><th>oldest</th><th>newest</th><th>evicted</th></tr></thead><tbody></tbody></table>
+<div id="storage"></div>
+<h2>Uplinks</h2><table id="uplinks"><thead><tr><th>uplink</th><th>link</th><th>stream</th><th>backlog</th>
+<th>oldest unsent age (s)</th></tr></thead><tbody></tbody></table>
+<h2>Live tail</h2>
+<select id="tstream"></select> filter <input id="tfilter"> <button id="tgo">tail</button> <span id="tstate"></span>
+<div id="tail"></div>
+<h2>Dead letters</h2><select id="dstream"></select> <button id="dgo">show</button>
+<table id="dead"><thead><tr><th>seq</th><th>ingest time</th><th>reason</th><th>detail</th><th>topic</th>
+<th>original bytes (base64)</th></tr></thead><tbody></tbody></table>
+<h2>SQL</h2><textarea id="sql">SELECT seq, subject, payload FROM telemetry ORDER BY seq DESC LIMIT 10</textarea>
+<button id="sgo">run</button> <span id="snote"></span><table id="sres"><thead></thead><tbody></tbody></table>
+<script>
+"use strict";
+const $ = id => document.getElementById(id);
+function token() { return sessionStorage.getItem("ferry-token") || ""; }
+function hdrs() { const t = token(); return t ? {"Authorization": "Bearer " + t} : {}; }
+async function api(path, opts) {
+  opts = opts || {};
+  opts.headers = Object.assign({}, opts.headers || {}, hdrs());
+  let r = await fetch(path, opts);
+  if (r.status === 401) {
+    const t = prompt("Console token");
+    if (t === null) throw new Error("no token");
+    sessionStorage.setItem("ferry-token", t.trim());
+    opts.headers = Object.assign({}, opts.headers, hdrs());
+    r = await fetch(path, opts);
+  }
+  return r;
+}
+function cell(tr, text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; tr.appendChild(td); }
+function fill(sel, names) {
+  const cur = sel.value; sel.innerHTML = "";
+  for (const n of names) { const o = document.createElement("option"); o.textContent = n; sel.appendChild(o); }
+  if (names.includes(cur)) sel.value = cur;
+}
+async function overview() {
+  try {
+    const r = await api("/api/overview"); const o = await r.json();
+    if (!r.ok) throw new Error(o.error || r.status);
+    $("err").textContent = ""; $("gw").textContent = o.gateway;
+    const tb = $("streams").tBodies[0]; tb.innerHTML = "";
+    const names = [];
+    for (const s of o.status.streams) {
+      names.push(s.name);
+      const tr = document.createElement("tr"); tr.dataset.stream = s.name;
+      const x = o.streams[s.name] || {};
+      const ev = Object.values(s.evicted).reduce((a, b) => a + b, 0);
+      [s.name, s.count, s.bytes, s.first_seq, s.last_seq, s.oldest_ingest_time || "-", x.newest_ingest_time || "-", ev]
+        .forEach(v => cell(tr, String(v)));
+      tb.appendChild(tr);
+    }
+    const e = o.status.env;
+    $("storage").textContent = "storage: " + e.used_bytes + " of " + e.map_size + " bytes (" + e.used_pct.toFixed(1) + " %)";
+    const links = {}; for (const l of o.links) links[l.uplink] = l.up;
+    const ub = $("uplinks").tBodies[0]; ub.innerHTML = "";
+    for (const u of (o.status.uplinks || [])) {
+      const tr = document.createElement("tr");
+      cell(tr, u.uplink); cell(tr, links[u.uplink] ? "up" : "down", links[u.uplink] ? "up" : "down");
+      cell(tr, u.stream); cell(tr, String(u.backlog)); cell(tr, u.oldest_unsent_age_s == null ? "-" : String(u.oldest_unsent_age_s));
+      ub.appendChild(tr);
+    }
+    fill($("tstream"), names); fill($("dstream"), names);
+  } catch (e) { $("err").textContent = "overview: " + e.message; }
+}
+let tailAbort = null;
+async function tail() {
+  if (tailAbort) tailAbort.abort();
+  tailAbort = new AbortController();
+  const box = $("tail"); box.textContent = "";
+  const q = "/api/tail?stream=" + encodeURIComponent($("tstream").value) + "&filter=" + encodeURIComponent($("tfilter").value);
+  try {
+    const r = await api(q, {signal: tailAbort.signal});
+    if (!r.ok) throw new Error((await r.json()).error);
+    $("tstate").textContent = "live";
+    const rd = r.body.getReader(); const dec = new TextDecoder(); let buf = "";
+    for (;;) {
+      const {value, done} = await rd.read(); if (done) break;
+      buf += dec.decode(value, {stream: true});
+      let i;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const msg = buf.slice(0, i); buf = buf.slice(i + 2);
+        const data = msg.split("\n").filter(l => l.startsWith("data: ")).map(l => l.slice(6)).join("\n");
+        if (!data) continue;
+        const line = document.createElement("div"); line.className = "rec"; line.textContent = data;
+        box.appendChild(line); while (box.childNodes.length > 500) box.removeChild(box.firstChild);
+        box.scrollTop = box.scrollHeight;
+      }
+    }
+    $("tstate").textContent = "ended";
+  } catch (e) { if (e.name !== "AbortError") $("tstate").textContent = "error: " + e.message; }
+}
+async function dead() {
+  const r = await api("/api/deadletters?stream=" + encodeURIComponent($("dstream").value));
+  const o = await r.json(); const tb = $("dead").tBodies[0]; tb.innerHTML = "";
+  if (!r.ok) { $("err").textContent = o.error; return; }
+  for (const d of o.records) {
+    const tr = document.createElement("tr"); const h = d.headers;
+    [d.seq, d.ingest_time, h.ferry_dlq_reason || "-", h.ferry_dlq_detail || "", h.ferry_dlq_topic || "", d.payload_base64]
+      .forEach(v => cell(tr, String(v)));
+    tb.appendChild(tr);
+  }
+}
+async function sql() {
+  const r = await api("/api/sql", {method: "POST", body: $("sql").value});
+  const o = await r.json(); const t = $("sres"); t.tHead.innerHTML = ""; t.tBodies[0].innerHTML = "";
+  if (!r.ok) { $("snote").textContent = o.error; return; }
+  $("snote").textContent = o.rows.length + " rows, " + o.records_read + " records read " + (o.note || "");
+  if (!o.rows.length) return;
+  const cols = Object.keys(o.rows[0]); const hr = document.createElement("tr");
+  cols.forEach(c => { const th = document.createElement("th"); th.textContent = c; hr.appendChild(th); });
+  t.tHead.appendChild(hr);
+  for (const row of o.rows) { const tr = document.createElement("tr"); cols.forEach(c => cell(tr, row[c] === null ? "NULL" : String(row[c]))); t.tBodies[0].appendChild(tr); }
+}
+$("tgo").onclick = tail; $("dgo").onclick = dead; $("sgo").onclick = sql;
+overview().then(() => { if ($("tstream").value) tail(); });
+setInterval(overview, 5000);
+</script></body></html>
+)HTML";
+
+}  // namespace ferry

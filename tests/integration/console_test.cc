@@ -1,0 +1,222 @@
+// End-to-end tests of the web console (issue 14): a real ferryd subscribed to a real Mosquitto on 127.0.0.1,
+// its console on a free port. The overview lists the streams with their counts, a live tail (Server-Sent
+// Events) receives an event published after it opened, the SQL endpoint answers, and the token rules hold
+// (401 without or with a wrong token; no token off loopback: ferryd refuses to start). Waits poll with
+// deadlines; nothing sleeps for a fixed time.
+#include <gtest/gtest.h>
+
+#include <poll.h>
+
+#include <chrono>
+#include <string>
+
+#include "harness.h"
+
+namespace ferry::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<std::string> Ferryd(std::initializer_list<std::string> args) {
+  return ToolCommand(FERRY_FERRYD_PATH, "FERRY_TEST_FERRYD", args);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int Connect(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// One request; the whole response (status line, headers, body) once the server closes, or what came within
+// `timeout`.
+std::string Http(int port, const std::string& method, const std::string& path, const std::string& token,
+                 const std::string& body = "", std::chrono::milliseconds timeout = 10s) {
+  int fd = Connect(port);
+  if (fd < 0) return "";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
+  if (method == "POST") req += "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
+  std::string out;
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      char buf[65536];
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+int Status(const std::string& response) {
+  return response.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(response.c_str() + 9) : -1;
+}
+
+bool Publish(int port, const std::string& device, const std::string& payload) {
+  std::string cmd = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(port) + " -V mqttv5 -q 1 -t telemetry/" +
+                    device + "/x -m '" + payload + "'";
+  return std::system(cmd.c_str()) == 0;
+}
+
+class ConsoleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(broker_.start()) << broker_.log();
+    console_port_ = free_tcp_port();
+    WriteFile(dir_.Sub("token"), token_ + "\n");
+  }
+  // ferryd subscribed to the broker, with the console on `listen` and `console_keys`.
+  std::string Config(const std::string& console_keys) {
+    return "[gateway]\nid = \"gw-console\"\n[storage]\npath = \"" + dir_.Sub("log") +
+           "\"\nmap_size = \"64MiB\"\n[ingest]\naddress = \"" + broker_.uri() +
+           "\"\nclient_id = \"ferryd-console\"\nbackoff.min = \"100ms\"\nbackoff.max = \"300ms\"\n"
+           "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n[console]\n" + console_keys +
+           "\n[[stream]]\nname = \"telemetry\"\n[[stream]]\nname = \"dead\"\n[[route]]\nfilter = \"telemetry/{device}/#\"\n"
+           "stream = \"telemetry\"\nsubject = \"{device}\"\ncontent_type = \"application/json\"\ndead_letter = \"dead\"\n";
+  }
+  bool StartFerryd(const std::string& console_keys) {
+    WriteFile(dir_.Sub("ferry.toml"), Config(console_keys));
+    return ferryd_.Start(Ferryd({"-c", dir_.Sub("ferry.toml")}), dir_.Sub("ferryd.log"));
+  }
+  std::string Log() { return ReadFile(dir_.Sub("ferryd.log")); }
+  std::string Get(const std::string& path, const std::string& token) { return Http(console_port_, "GET", path, token); }
+
+  MosquittoBroker broker_;
+  TempDir dir_{"ferry-console"};
+  ChildProcess ferryd_;
+  int console_port_ = 0;
+  int metrics_port_ = free_tcp_port();
+  const std::string token_ = "s3cret-console-token";
+};
+
+TEST_F(ConsoleTest, OverviewTailSqlAndTheToken) {
+  ASSERT_TRUE(StartFerryd("enabled = true\nlisten = \"127.0.0.1:" + std::to_string(console_port_) +
+                          "\"\ntoken_file = \"" + dir_.Sub("token") + "\""));
+  ASSERT_TRUE(poll_until([&] { return Status(Get("/", "")) == 200 || !ferryd_.running(); }, 20s)) << Log();
+  EXPECT_NE(Get("/", "").find("ferry console"), std::string::npos);  // the page needs no token: it holds no data
+
+  // 401 without a token and with a wrong one, on every /api/ route.
+  for (const char* path : {"/api/overview", "/api/tail?stream=telemetry", "/api/deadletters"}) {
+    std::string none = Get(path, "");
+    EXPECT_EQ(Status(none), 401) << path << "\n" << none;
+    EXPECT_NE(none.find("WWW-Authenticate: Bearer"), std::string::npos) << none;
+    EXPECT_EQ(Status(Get(path, "s3cret-console-tokeN")), 401) << path;
+    EXPECT_EQ(Status(Get(path, "s3cret")), 401) << path;
+  }
+  EXPECT_EQ(Status(Http(console_port_, "POST", "/api/sql", "", "SELECT 1")), 401);
+
+  // The overview lists the stream with its count once the events are stored. Publish only once ferryd's ingest
+  // has subscribed: the broker drops what nobody has subscribed to yet.
+  ASSERT_TRUE(poll_until([&] {
+    return MetricValue(HttpGet(metrics_port_, "/metrics"), "ferry_ingest_link_up") == 1 || !ferryd_.running();
+  }, 60s)) << Log();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Publish(broker_.port(), "dev-" + std::to_string(i), "{\"temp\":" + std::to_string(20 + i) + "}"));
+  std::string overview;
+  EXPECT_TRUE(poll_until([&] {
+    overview = Get("/api/overview", token_);
+    return overview.find("\"name\":\"telemetry\",\"kind\":\"log\",\"count\":5,") != std::string::npos;
+  }, 20s)) << overview << "\n" << Log();
+  EXPECT_EQ(Status(overview), 200);
+  EXPECT_NE(overview.find("\"gateway\":\"gw-console\""), std::string::npos);
+  EXPECT_NE(overview.find("\"newest_ingest_time\":\"20"), std::string::npos) << overview;
+
+  // The live tail: opened with n=0 (nothing old), it receives an event published after it opened.
+  int fd = Connect(console_port_);
+  ASSERT_GE(fd, 0);
+  std::string req = "GET /api/tail?stream=telemetry&n=0&filter=dev-late HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                    token_ + "\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  std::string sse;
+  auto read_until = [&](const std::string& what, std::chrono::milliseconds timeout) {
+    return poll_until([&] {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 10) > 0) {
+        char buf[8192];
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n > 0) sse.append(buf, static_cast<size_t>(n));
+      }
+      return sse.find(what) != std::string::npos;
+    }, timeout);
+  };
+  ASSERT_TRUE(read_until(": tail of telemetry", 5s)) << sse;
+  EXPECT_NE(sse.find("Content-Type: text/event-stream"), std::string::npos) << sse;
+  ASSERT_TRUE(Publish(broker_.port(), "dev-other", "{\"temp\":1}"));  // filtered out
+  ASSERT_TRUE(Publish(broker_.port(), "dev-late", "{\"temp\":99.5}"));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(read_until("99.5", 2s)) << sse;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_NE(sse.find("event: record\n"), std::string::npos) << sse;
+  EXPECT_NE(sse.find("\"subject\":\"dev-late\""), std::string::npos) << sse;
+  EXPECT_EQ(sse.find("dev-other"), std::string::npos) << sse;
+  ::close(fd);
+
+  // SQL: the same engine as ferryctl sql.
+  std::string sql = Http(console_port_, "POST", "/api/sql", token_,
+                         "SELECT subject, json_extract(payload, '$.temp') AS temp FROM telemetry "
+                         "WHERE subject LIKE 'dev-_' ORDER BY temp DESC LIMIT 2");
+  EXPECT_EQ(Status(sql), 200) << sql;
+  EXPECT_NE(sql.find("\"rows\":[{\"subject\":\"dev-4\",\"temp\":24},{\"subject\":\"dev-3\",\"temp\":23}]"),
+            std::string::npos) << sql;
+  std::string count = Http(console_port_, "POST", "/api/sql", token_, "SELECT count(*) AS n FROM telemetry");
+  EXPECT_NE(count.find("\"rows\":[{\"n\":7}]"), std::string::npos) << count;
+  std::string bad = Http(console_port_, "POST", "/api/sql", token_, "SELEC nothing");
+  EXPECT_EQ(Status(bad), 400) << bad;
+  std::string write = Http(console_port_, "POST", "/api/sql", token_, "DELETE FROM telemetry");
+  EXPECT_EQ(Status(write), 400) << write;  // the tables are read-only
+
+  // Dead letters: the reason headers and the original bytes.
+  EXPECT_NE(Get("/api/deadletters", token_).find("{\"streams\":[\"dead\"]}"), std::string::npos);
+  ASSERT_TRUE(Publish(broker_.port(), "dev-1", "{\"temp\": 80,"));  // malformed JSON
+  std::string dead;
+  EXPECT_TRUE(poll_until([&] {
+    dead = Get("/api/deadletters?stream=dead", token_);
+    return dead.find("\"payload_base64\":\"eyJ0ZW1wIjogODAs\"") != std::string::npos;
+  }, 10s)) << dead;
+  EXPECT_NE(dead.find("\"ferry_dlq_reason\":\"bad_content\""), std::string::npos) << dead;
+  EXPECT_NE(dead.find("\"ferry_dlq_topic\":\"telemetry/dev-1/x\""), std::string::npos) << dead;
+
+  // /metrics and /healthz are served beside the console, on their own port.
+  EXPECT_NE(HttpGet(metrics_port_, "/healthz").find("ingest up"), std::string::npos);
+  EXPECT_NE(HttpGet(metrics_port_, "/metrics").find("ferry_build_info"), std::string::npos);
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+}
+
+TEST_F(ConsoleTest, NonLoopbackWithoutATokenRefusesToStart) {
+  ASSERT_TRUE(StartFerryd("enabled = true\nlisten = \"0.0.0.0:" + std::to_string(console_port_) + "\""));
+  int status = ferryd_.Wait(20s);
+  EXPECT_NE(status, -1) << "ferryd kept running";
+  EXPECT_NE(status, 0);
+  EXPECT_NE(Log().find("console.token_file"), std::string::npos) << Log();
+  EXPECT_NE(Log().find("not a loopback address"), std::string::npos) << Log();
+  EXPECT_FALSE(tcp_port_accepts(console_port_));
+}
+
+TEST_F(ConsoleTest, OffByDefault) {
+  ASSERT_TRUE(StartFerryd(""));
+  ASSERT_TRUE(poll_until([&] { return Log().find("ferryd ") != std::string::npos || !ferryd_.running(); }, 20s));
+  EXPECT_TRUE(ferryd_.running()) << Log();
+  EXPECT_EQ(Log().find("console on"), std::string::npos) << Log();
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+}
+
+}  // namespace
+}  // namespace ferry::test
