@@ -12,6 +12,8 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <set>
+#include <sstream>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -582,8 +584,10 @@ TEST(Faults, DISABLED_MixedSoak) {
     }
     if (now - last_report >= 60s) {
       last_report = now;
-      std::printf("[ soak ] %.0f s: rss %ld KiB (anon %ld), delivered %zu, kills %d, outages %d, reloads %d\n",
-                  Secs(t0), kib.total, kib.anon, rx.unique(), kills, outages, hups);
+      std::printf("[ soak ] %.0f s: rss %ld KiB (anon %ld), delivered %zu, kills %d, outages %d, reloads %d; "
+                  "acknowledged %zu, last seq %.0f%s\n",
+                  Secs(t0), kib.total, kib.anon, rx.unique(), kills, outages, hups,
+                  ReadLines(gw.path("ids.txt")).size(), gw.LastSeq(), gw.UplinkCounts().c_str());
       std::fflush(stdout);
     }
   }
@@ -631,6 +635,38 @@ TEST(Faults, DISABLED_MixedSoak) {
   std::printf("[ soak ] ferryd RSS: peak %ld KiB, slope over the second half %.1f KiB/hour; RssAnon: peak %ld KiB, "
               "slope %.1f KiB/hour (%zu samples)\n",
               peak.total, slope(&RssKiB::total), peak.anon, slope(&RssKiB::anon), rss.size());
+  if (!missing.empty()) {
+    // Where did they go: never stored (ingest), or stored and not delivered (uplink, retention)?
+    std::set<std::string> in_log;
+    EventLogOptions o;
+    o.path = gw.path("log");
+    o.read_only = true;
+    if (auto log = EventLog::Open(o); log)
+      if (auto it = (*log)->NewIterator("telemetry"); it)
+        for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) in_log.insert(std::string((*it)->record().id));
+    std::map<std::string, size_t> per_device;
+    size_t stored_missing = 0;
+    for (const auto& id : missing) {
+      ++per_device[id.substr(0, id.find('/'))];
+      stored_missing += in_log.count(id);
+    }
+    std::printf("[ soak ] missing: %zu in the log now (of %zu records kept), %zu not in it; by device:",
+                stored_missing, in_log.size(), missing.size() - stored_missing);
+    for (const auto& [dev, n] : per_device) std::printf(" %s=%zu", dev.c_str(), n);
+    std::printf("\n[ soak ] first missing: %s; last missing: %s\n", Head(missing).c_str(), missing.back().c_str());
+    std::istringstream metrics(HttpGet(gw.metrics_port(), "/metrics"));
+    for (std::string line; std::getline(metrics, line);)
+      if (!line.empty() && line[0] != '#' && line.find("ferry_") == 0 && line.find("_bucket") == std::string::npos)
+        std::printf("[ soak ] %s\n", line.c_str());
+    const char* keep = std::getenv("FERRY_SOAK_KEEP");
+    if (keep != nullptr) {
+      std::string cmd = std::string("mkdir -p '") + keep + "' && cp -r '" + gw.path("") + "'. '" + keep + "/' && cp '" +
+                        gw.local().log_path() + "' '" + keep + "/local-broker.log' && cp '" + gw.central().log_path() +
+                        "' '" + keep + "/central-broker.log'";
+      std::printf("[ soak ] kept in %s (exit %d)\n", keep, std::system(cmd.c_str()));
+    }
+    std::fflush(stdout);
+  }
   EXPECT_TRUE(missing.empty()) << missing.size() << " acknowledged events lost, e.g. " << Head(missing);
   EXPECT_EQ(restarts_failed, 0);
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
