@@ -53,7 +53,7 @@ done
 # them longer. Every seed, and every crash-* reproducer of a fixed bug, must pass, and the short run must find
 # nothing: a finding fails CI like a failed test (its input is kept under build/fuzz/<target>/artifacts/).
 fuzz_start=$(date +%s)
-if fuzz_out=$(FUZZ_OUT=build/fuzz tests/fuzz/run.sh "${FERRY_FUZZ_SECONDS:-30}" 2>&1); then
+if fuzz_out=$(FUZZ_OUT=build/fuzz FUZZ_JOBS=${FUZZ_JOBS:-2} tests/fuzz/run.sh "${FERRY_FUZZ_SECONDS:-30}" 2>&1); then
   fuzz_result="passed"
 else
   fuzz_result="FAILED"; failed=1

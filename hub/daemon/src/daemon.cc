@@ -206,11 +206,12 @@ Status Daemon::BuildUplinks() {
   return Ok();
 }
 
-void Daemon::StopUplinks() {
+void Daemon::StopUplinks(bool for_reload) {
   std::vector<std::unique_ptr<Uplink>> old;
   {
     std::lock_guard<std::mutex> lock(uplinks_mu_);
-    for (const auto& u : uplinks_) rebuilding_uplinks_.push_back(u->name());  // /healthz: "down (reloading)"
+    if (for_reload)
+      for (const auto& u : uplinks_) rebuilding_uplinks_.push_back(u->name());  // /healthz: "down (reloading)"
     old.swap(uplinks_);
   }
   for (auto& u : old) u->Stop();  // hands the last cursor positions to the writer
@@ -503,7 +504,7 @@ Result<ReloadPlan> Daemon::Reload(const Config& next) {
       config_.uplinks = previous;
       return MakeError(st.error().code, st.error().message + " (the uplinks keep their previous settings)");
     }
-    StopUplinks();
+    StopUplinks(/*for_reload=*/true);
     // The stopped uplinks handed their cursors to the writer; the new ones must read them back, not older ones.
     auto flushed = writer_->Submit([](WriteTxn&) { return Ok(); });
     if (flushed.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
@@ -530,7 +531,7 @@ void Daemon::Stop() {
   if (ingest_) ingest_->Stop();
   if (listener_) listener_->Stop();
   if (console_) console_->Stop();  // its live tails listen to the writer
-  StopUplinks();                 // hands their last cursor positions to the writer
+  StopUplinks(/*for_reload=*/false);  // hands their last cursor positions to the writer
   // A pipeline's batch waits for its commit: stop them while the writer still runs.
   for (auto& p : pipelines_) p->Stop();
   if (writer_) writer_->Stop();  // commits everything queued, ingest and cursors alike

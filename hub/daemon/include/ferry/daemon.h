@@ -69,7 +69,9 @@ class Daemon final : public IngestSink {
   Result<std::vector<std::unique_ptr<Uplink>>> MakeUplinks();
   Status TryUplinks();    // MakeUplinks, and the result thrown away: can the settings start?
   Status BuildUplinks();  // MakeUplinks, swapped in for uplinks_ (which must be stopped); on error nothing changes
-  void StopUplinks();     // takes the uplinks out (under uplinks_mu_) and stops them
+  // Takes the uplinks out (under uplinks_mu_) and stops them; for a reload, /healthz names them "down (reloading)"
+  // until BuildUplinks swaps the new ones in.
+  void StopUplinks(bool for_reload);
   void RegisterMetrics();
   HealthStatus Health();
   void WarnRejected(const std::string& stream, const Error& error);
