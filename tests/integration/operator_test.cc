@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "../support/test_pki.h"
 
 namespace ferry::test {
 namespace {
@@ -34,22 +35,6 @@ size_t Count(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
   return n;
-}
-
-// A throwaway PKI (as in store_and_forward_test.cc): ca.pem, server.pem/key for 127.0.0.1, and other-ca.pem, a
-// CA that signed nothing here.
-bool MakeTestPki(const std::string& dir) {
-  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
-  std::string script =
-      "set -e; cd '" + dir + "'; exec 2>pki.log >&2; "
-      "openssl req -x509" + ec + "-keyout ca.key -out ca.pem -days 2 -subj /CN=ferry-test-ca; "
-      "openssl req -x509" + ec + "-keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=ferry-other-ca; "
-      "openssl req" + ec + "-keyout server.key -out server.csr -subj /CN=127.0.0.1; "
-      "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext; "
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
-      "-extfile server.ext; "
-      "chmod 0755 .; chmod 0644 *";
-  return std::system(("/bin/sh -c \"" + script + "\"").c_str()) == 0;
 }
 
 // A ferryd of its own: subscribe mode against `ingest_address`, no uplink unless given, metrics on a free port.

@@ -15,6 +15,7 @@
 #include "ferry/stream_iterator.h"
 #include "../support/notify_socket.h"
 #include "harness.h"
+#include "../support/test_pki.h"
 
 namespace ferry::test {
 namespace {
@@ -48,25 +49,6 @@ struct GatewayOptions {
   bool tls = false;
   std::string ingest_ca_file;  // overrides the test CA for the ingest ("{PKI}" stands for the PKI directory)
 };
-
-// A throwaway PKI made with the openssl command: ca.pem (the test CA), server.pem/key (CN and IP SAN
-// 127.0.0.1), client.pem/key (signed by the CA) and other-ca.pem (a CA that signed nothing here). Files are
-// world-readable: Mosquitto started as root reads them after dropping to its own user.
-bool MakeTestPki(const std::string& dir) {
-  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
-  std::string script =
-      "set -e; cd '" + dir + "'; exec 2>pki.log >&2; "
-      "openssl req -x509" + ec + "-keyout ca.key -out ca.pem -days 2 -subj /CN=ferry-test-ca; "
-      "openssl req -x509" + ec + "-keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=ferry-other-ca; "
-      "openssl req" + ec + "-keyout server.key -out server.csr -subj /CN=127.0.0.1; "
-      "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext; "
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
-      "-extfile server.ext; "
-      "openssl req" + ec + "-keyout client.key -out client.csr -subj /CN=ferryd-it; "
-      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2; "
-      "chmod 0755 .; chmod 0644 *";
-  return std::system(("/bin/sh -c \"" + script + "\"").c_str()) == 0;
-}
 
 // A local broker, a central broker, ferryd between them, and a place for files.
 class Gateway {

@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "../integration/harness.h"
+#include "../support/test_pki.h"
 #include "mqtt_test_client.h"
 #include "ferry/event_log.h"
 #include "ferry/stream_iterator.h"
@@ -362,17 +363,7 @@ TEST(ListenerE2E, APoisonMessageCannotCauseACrashLoop) {
 // topic_must_match_client; a device without a certificate, and a plain-TCP client, are refused.
 TEST(ListenerE2E, TlsWithClientCertificates) {
   TempDir pki("ferry-listener-pki");
-  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
-  std::string script =
-      "set -e; cd '" + pki.path() + "'; exec 2>pki.log >&2; "
-      "openssl req -x509" + ec + "-keyout ca.key -out ca.pem -days 2 -subj /CN=ferry-test-ca; "
-      "openssl req" + ec + "-keyout server.key -out server.csr -subj /CN=127.0.0.1; "
-      "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext; "
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
-      "-extfile server.ext; "
-      "openssl req" + ec + "-keyout dev.key -out dev.csr -subj /CN=dev-tls; "
-      "openssl x509 -req -in dev.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out dev.pem -days 2";
-  ASSERT_EQ(std::system(("/bin/sh -c \"" + script + "\"").c_str()), 0) << "openssl failed";
+  ASSERT_TRUE(MakeTestPki(pki.path(), "/CN=dev-tls")) << ReadAll(pki.path() + "/pki.log");
   Options o;
   o.extra_ingest = "listen.tls.enabled = true\nlisten.tls.cert_file = \"" + pki.path() +
                    "/server.pem\"\nlisten.tls.key_file = \"" + pki.path() + "/server.key\"\nlisten.tls.ca_file = \"" +
@@ -381,7 +372,7 @@ TEST(ListenerE2E, TlsWithClientCertificates) {
   ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
   const std::string base = "mosquitto_pub -h 127.0.0.1 -p " + std::to_string(gw.port()) + " -q 1 -V mqttv5 --cafile " +
                            pki.path() + "/ca.pem ";
-  const std::string cert = "--cert " + pki.path() + "/dev.pem --key " + pki.path() + "/dev.key ";
+  const std::string cert = "--cert " + pki.path() + "/client.pem --key " + pki.path() + "/client.key ";
   EXPECT_EQ(Shell(base + cert + "-t telemetry/dev-tls/x -m '{\"id\":\"tls-1\"}'"), 0) << gw.ferryd().log();
   EXPECT_NE(Shell("mosquitto_pub -h 127.0.0.1 -p " + std::to_string(gw.port()) +
                   " -q 1 -t telemetry/dev-tls/x -m '{\"id\":\"plain\"}'"), 0)

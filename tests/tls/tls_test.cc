@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "../support/temp_dir.h"
+#include "../support/test_pki.h"
 #include "ferry/tls_server.h"
 
 namespace ferry::test {
@@ -56,32 +57,12 @@ const char* IoName(int io) {
 
 // ---- a throwaway PKI -----------------------------------------------------------------------------------------
 
-// As tests/integration's MakeTestPki (EC prime256v1), plus a client certificate signed by the other CA.
-bool MakeTestPki(const std::string& dir) {
-  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
-  std::string script =
-      "set -e; cd '" + dir + "'; exec 2>pki.log >&2; "
-      "openssl req -x509" + ec + "-keyout ca.key -out ca.pem -days 2 -subj /CN=ferry-test-ca; "
-      "openssl req -x509" + ec + "-keyout other-ca.key -out other-ca.pem -days 2 -subj /CN=ferry-other-ca; "
-      "openssl req" + ec + "-keyout server.key -out server.csr -subj /CN=127.0.0.1; "
-      "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext; "
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
-      "-extfile server.ext; "
-      "openssl req" + ec + "-keyout client.key -out client.csr -subj /O=ferry/CN=ferry-device-7; "
-      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2; "
-      "openssl req" + ec + "-keyout rogue.key -out rogue.csr -subj /CN=ferry-device-7; "
-      "openssl x509 -req -in rogue.csr -CA other-ca.pem -CAkey other-ca.key -CAcreateserial -out rogue.pem "
-      "-days 2; "
-      "printf 'this is not a certificate\\n' > garbage.pem";
-  return std::system(("/bin/sh -c \"" + script + "\"").c_str()) == 0;
-}
-
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ::signal(SIGPIPE, SIG_IGN);  // a child that exits while we feed its stdin
     pki_ = new TempDir("ferry-tls-pki");
-    pki_ok_ = MakeTestPki(pki_->path());
+    pki_ok_ = MakeTestPki(pki_->path(), "/O=ferry/CN=ferry-device-7");
   }
   static void TearDownTestSuite() {
     delete pki_;
