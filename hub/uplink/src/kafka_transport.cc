@@ -243,6 +243,10 @@ void KafkaTransport::PollLoop() {
       if (md != nullptr) rd_kafka_metadata_destroy(md);
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR && !fatal_) {
         down_reported_ = false;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          logged_error_.clear();
+        }
         ++session_;  // before the state: whoever sees kUp sees the new session
         state_ = LinkState::kUp;
       } else {
@@ -280,10 +284,24 @@ void KafkaTransport::OnError(rd_kafka_t* rk, int err, const char* reason, void* 
     self->LinkDown("all brokers down");
     return;
   }
-  // Everything else librdkafka reports here (a broker connection lost, a resolve failure) it recovers from by
-  // itself; the link stays up while any broker does.
-  FERRY_LOG_DEBUG("uplink %s: Kafka: %s: %s", self->uplink_.name.c_str(),
-                  rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
+  // Everything else librdkafka reports here (a broker connection lost, a resolve failure, a TLS handshake or
+  // SASL authentication that failed) it recovers from by itself, retrying; the link stays up while any broker
+  // does. While it is not up, the reason is what the operator needs (a wrong CA, refused credentials): each
+  // distinct one is a warning, once per episode.
+  std::string key = reason != nullptr ? reason : "";
+  if (auto at = key.find(" (after "); at != std::string::npos) key.resize(at);
+  bool fresh = false;
+  if (self->state_.load() != LinkState::kUp) {
+    std::lock_guard<std::mutex> lock(self->mu_);
+    fresh = key != self->logged_error_;
+    if (fresh) self->logged_error_ = key;
+  }
+  if (fresh)
+    FERRY_LOG_WARN("uplink %s: Kafka broker error %s: %s", self->uplink_.name.c_str(),
+                   rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
+  else
+    FERRY_LOG_DEBUG("uplink %s: Kafka: %s: %s", self->uplink_.name.c_str(),
+                    rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
 }
 
 void KafkaTransport::OnLog(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {

@@ -106,7 +106,10 @@ class KafkaTransport final : public UplinkTransport {
   std::atomic<bool> probe_{false};   // Connect() asked the poll thread for a probe
   std::atomic<bool> fatal_{false};   // the producer hit a fatal error: recreate it on the next Connect()
   std::atomic<bool> down_reported_{false};  // the first failed probe since the link was up is a warning
-  std::mutex mu_;                    // guards reports_
+  std::mutex mu_;                    // guards reports_ and logged_error_
+  // The last broker error logged as a warning while the link is not up, without librdkafka's "(after N ms in
+  // state ...)" tail: a wrong CA or refused credentials are said once per episode, not at every reconnect.
+  std::string logged_error_;
   std::vector<Report> reports_;      // delivery reports not yet collected
   // Handles of the current session still in flight, by the opaque they travel as (the engine's thread only).
   std::unordered_map<uintptr_t, uint64_t> pending_;
