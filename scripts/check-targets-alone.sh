@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
   targets=(ferry_storage ferry_config ferry_wire ferry_flow ferry_mqtt ferry_observe ferry_ingest
-           ferry_uplink ferry_central ferry_ctl ferry_daemon ferry_firmware
+           ferry_uplink ferry_downlink ferry_central ferry_ctl ferry_daemon ferry_firmware
            ferryd ferryctl ferry-receive ferry-decode ferry-sim)
 fi
 work=$(mktemp -d /tmp/ferry-targets.XXXXXX)

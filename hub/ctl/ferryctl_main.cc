@@ -92,6 +92,13 @@ int main(int argc, char** argv) {
   ctl::PipelinesOptions pipelines_opts;
   pipelines->add_flag("--json", pipelines_opts.json, "One JSON object per pipeline and input");
 
+  CLI::App* table = app.add_subcommand("table", "A table stream's rows, or one key's, and its downlinks' positions "
+                                                "(read-only)");
+  ctl::TableOptions table_opts;
+  table->add_option("table", table_opts.table, "Table stream name")->required();
+  table->add_option("key", table_opts.key, "Only this key's row");
+  table->add_flag("--json", table_opts.json, "One JSON object per row: key, seq, time, value");
+  table->add_option("--width", table_opts.width, "Cut longer values (not with --json)")->capture_default_str();
   CLI::App* sql = app.add_subcommand("sql", "Query the log with SQLite: a read-only table per stream");
   ctl::SqlOptions sql_opts;
   std::string sql_format = "table", sql_timeout = "30s";
@@ -194,6 +201,8 @@ int main(int argc, char** argv) {
     return ctl::RunStatus(**log, target->config ? &*target->config : nullptr, status_opts, env, std::cout, std::cerr);
   }
   if (poisoned->parsed()) return ctl::RunPoisoned(**log, poisoned_opts, std::cout, std::cerr);
+  if (table->parsed())
+    return ctl::RunTable(**log, target->config ? &*target->config : nullptr, table_opts, std::cout, std::cerr);
   if (pipelines->parsed()) return ctl::RunPipelines(**log, *target->config, pipelines_opts, std::cout, std::cerr);
   if (sql->parsed()) {
     sql_opts.format = sql_format == "csv"    ? ctl::SqlOptions::Format::kCsv

@@ -355,6 +355,32 @@ Result<std::vector<StoredRecord>> EventLog::Read(std::string_view stream, Seq fr
   return out;
 }
 
+Result<StoredRecord> EventLog::LookupLatest(std::string_view stream, std::string_view subject) {
+  auto h = FindStream(stream);
+  if (!h) return tl::unexpected(h.error());
+  if (!(*h)->table) return InvalidArgument("stream '" + std::string(stream) + "' is not a table");
+  if (subject.empty() || subject.size() > detail::kMaxKeySize)
+    return InvalidArgument("a table's key (subject) must be 1..511 bytes");
+  auto txn = BeginReadTxn();
+  if (!txn) return tl::unexpected(txn.error());
+  ReadTxnGuard guard{*txn};
+  MDB_val sk = Val(subject), sv{};
+  if (int rc = mdb_get(*txn, (*h)->subject_dbi, &sk, &sv); rc != 0) {
+    if (rc == MDB_NOTFOUND) return NotFound("no row '" + std::string(subject) + "' in table '" + std::string(stream) + "'");
+    return MdbFail(rc, "read subject index");
+  }
+  Seq seq;
+  if (!detail::DecodeSeq(sv, &seq)) return Corruption("subject index of '" + std::string(stream) + "': malformed seq");
+  MDB_val rv{};
+  if (int rc = mdb_get(*txn, (*h)->log_dbi, &sv, &rv); rc != 0) {
+    if (rc == MDB_NOTFOUND) return NotFound("no row '" + std::string(subject) + "' in table '" + std::string(stream) + "'");
+    return MdbFail(rc, "read record");
+  }
+  auto r = DecodeRecord(View(rv), seq);
+  if (!r) return tl::unexpected(r.error());
+  return StoredRecord{r->seq, r->ingest_time, r->ToEvent()};
+}
+
 Result<Seq> EventLog::GetCursor(std::string_view stream, std::string_view cursor) {
   auto txn = BeginReadTxn();
   if (!txn) return tl::unexpected(txn.error());

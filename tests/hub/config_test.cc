@@ -113,6 +113,9 @@ TEST(Config, EveryDefaultIsAValidValue) {
       text = "[[stream]]\nname = \"s\"\n[[route]]\nfilter = \"t/#\"\nstream = \"s\"\n";
     } else if (section == "uplink") {
       text = "[[uplink]]\nname = \"u\"\naddress = \"tcp://h:1\"\n";
+    } else if (section == "downlink") {
+      text = "[[stream]]\nname = \"t\"\nkind = \"table\"\n[[downlink]]\nname = \"d\"\naddress = \"h:9092\"\n"
+             "topic = \"c.t\"\ntable = \"t\"\n";
     } else if (section.rfind("pipeline", 0) == 0) {
       text = "[[stream]]\nname = \"a\"\n[[stream]]\nname = \"b\"\n[[pipeline]]\nname = \"p\"\ninput = [\"a\"]\n"
              "output = \"b\"\n";
@@ -518,6 +521,60 @@ stream = "t"
   ASSERT_FALSE(other);
   EXPECT_NE(other.error().message.find("{gateway}, {stream}, {subject} or {topic}"), std::string::npos)
       << other.error().message;
+}
+
+}  // namespace
+}  // namespace ferry
+
+namespace ferry {
+namespace {
+
+// [[downlink]]: what a downlink's table must be, and where the errors point.
+TEST(ConfigDownlink, TheTableMustBeADeclaredTableWithNoOtherWriter) {
+  const std::string base = R"([storage]
+path = "/tmp/x"
+[[stream]]
+name = "t"
+[[stream]]
+name = "assets"
+kind = "table"
+[[stream]]
+name = "plain"
+[[route]]
+filter = "telemetry/#"
+stream = "t"
+)";
+  auto dl = [](const std::string& table, const std::string& extra = "") {
+    return "[[downlink]]\nname = \"registry\"\naddress = \"k1:9092,k2:9092\"\ntopic = \"central.assets\"\ntable = \"" +
+           table + "\"\n" + extra;
+  };
+  auto ok = LoadConfigString(base + dl("assets"), "f.toml");
+  ASSERT_TRUE(ok) << ok.error().message;
+  ASSERT_EQ(ok->downlinks.size(), 1u);
+  EXPECT_EQ(ok->downlinks[0].table, "assets");
+  EXPECT_EQ(ok->downlinks[0].batch, 1000);
+  struct Bad {
+    std::string text, says;
+  };
+  for (const Bad& b : {Bad{dl("nowhere"), "downlink[0].table: stream \"nowhere\" is not declared"},
+                       Bad{dl("plain"), "is not a table: declare it with kind = \"table\""},
+                       Bad{dl("assets") + dl("assets"), "downlink[1].name: downlink \"registry\" is already declared"},
+                       Bad{dl("assets") + "[[downlink]]\nname = \"two\"\naddress = \"k:1\"\ntopic = \"x\"\ntable = "
+                                          "\"assets\"\n",
+                           "is already the table of downlink[0]"},
+                       Bad{dl("assets") + "[[route]]\nfilter = \"cfg/#\"\nstream = \"assets\"\n",
+                           "also written by the route \"cfg/#\""},
+                       Bad{"[[downlink]]\nname = \"r\"\naddress = \"kafka://k:9092\"\ntopic = \"x\"\ntable = \"assets\"\n",
+                           "not a URI"},
+                       Bad{"[[downlink]]\nname = \"r\"\naddress = \"k:9092\"\ntopic = \"a/b\"\ntable = \"assets\"\n",
+                           "'/' is not allowed in a Kafka topic name"},
+                       Bad{dl("assets", "kafka.properties = [\"fetch.wait.max.ms\"]\n"), "is not name=value"},
+                       Bad{dl("assets", "backoff.min = \"2s\"\nbackoff.max = \"1s\"\n"), "is larger than backoff.max"},
+                       Bad{dl("assets", "type = \"mqtt\"\n"), "not one of kafka"}}) {
+    auto c = LoadConfigString(base + b.text, "f.toml");
+    ASSERT_FALSE(c) << b.text;
+    EXPECT_NE(c.error().message.find(b.says), std::string::npos) << c.error().message;
+  }
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "ferry/kafka_feed.h"
 #include "ferry/write_txn.h"
 #include "harness.h"
+#include "kafka_mock.h"
 
 namespace ferry::test {
 namespace {
@@ -33,31 +34,9 @@ constexpr int16_t kApiKeyProduce = 0;
 
 // librdkafka's mock cluster, in this process: 3 brokers listening on 127.0.0.1, the topic created with
 // kPartitions partitions, replication factor 3.
-class MockCluster {
+class MockCluster : public MockKafkaCluster {
  public:
-  MockCluster() {
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    char err[256];
-    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
-    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (rk_ == nullptr) return;
-    mc_ = rd_kafka_mock_cluster_new(rk_, 3);
-    if (mc_ == nullptr) return;
-    rd_kafka_mock_topic_create(mc_, kTopic, kPartitions, 3);
-  }
-  ~MockCluster() {
-    if (mc_ != nullptr) rd_kafka_mock_cluster_destroy(mc_);
-    if (rk_ != nullptr) rd_kafka_destroy(rk_);
-  }
-  bool ok() const { return mc_ != nullptr; }
-  std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(mc_); }
-  rd_kafka_mock_cluster_t* get() { return mc_; }
-  void SetDown(int32_t broker) { rd_kafka_mock_broker_set_down(mc_, broker); }
-  void SetUp(int32_t broker) { rd_kafka_mock_broker_set_up(mc_, broker); }
-
- private:
-  rd_kafka_t* rk_ = nullptr;
-  rd_kafka_mock_cluster_t* mc_ = nullptr;
+  MockCluster() : MockKafkaCluster(kTopic, kPartitions) {}
 };
 
 std::string Id(int device, int i) {

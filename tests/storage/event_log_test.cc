@@ -232,6 +232,28 @@ TEST_F(EventLogTest, TableStreamRequiresSubject) {
   EXPECT_TRUE(log_->Append("devices", MakeEvent("v", "dev-1")));
 }
 
+TEST_F(EventLogTest, LookupLatestFindsATableRowByKey) {
+  ASSERT_TRUE(log_->CreateStream("devices", StreamOptions{StreamKind::kTable}));
+  ASSERT_TRUE(log_->Append("devices", MakeEvent("v1", "dev-1")));
+  ASSERT_TRUE(log_->Append("devices", MakeEvent("w1", "dev-2")));
+  auto v2 = log_->Append("devices", MakeEvent("v2", "dev-1"));
+  ASSERT_TRUE(v2);
+  auto r = log_->LookupLatest("devices", "dev-1");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->event.payload, "v2");
+  EXPECT_EQ(r->seq, *v2);
+  EXPECT_EQ(r->event.subject, "dev-1");
+  ASSERT_TRUE(log_->Append("devices", MakeEvent("", "dev-2")));  // a tombstone: found, with an empty payload
+  auto t = log_->LookupLatest("devices", "dev-2");
+  ASSERT_TRUE(t);
+  EXPECT_TRUE(t->event.payload.empty());
+  EXPECT_EQ(log_->LookupLatest("devices", "dev-3").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(log_->LookupLatest("nowhere", "dev-1").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(log_->LookupLatest("telemetry", "dev-1").error().code, ErrorCode::kInvalidArgument);  // not a table
+  EXPECT_EQ(log_->LookupLatest("devices", "").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(log_->LookupLatest("devices", std::string(512, 'k')).error().code, ErrorCode::kInvalidArgument);
+}
+
 // Waits for one byte from fd; false on EOF.
 bool ReadByte(int fd) {
   char c;

@@ -253,6 +253,7 @@ void* SectionObject(Config& c, const std::string& section) {
   if (section == "stream") return &c.streams.emplace_back();
   if (section == "uplink") return &c.uplinks.emplace_back();
   if (section == "pipeline") return &c.pipelines.emplace_back();
+  if (section == "downlink") return &c.downlinks.emplace_back();
   return nullptr;
 }
 
@@ -406,19 +407,7 @@ class Parser {
     if (u.topic.find("{topic}") != std::string::npos)
       return ErrorAt(path + ".topic", "{topic} is an MQTT topic ('/' levels): not a Kafka topic name; use "
                                       "{gateway}, {stream} or {subject}");
-    if (u.address.find("://") != std::string::npos)
-      return ErrorAt(path + ".address", "a kafka uplink's address is bootstrap servers host:port[,host:port...], "
-                                        "not a URI: \"" + u.address + "\"");
-    size_t start = 0;
-    for (;;) {
-      const size_t comma = u.address.find(',', start);
-      const std::string server = u.address.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      const size_t colon = server.rfind(':');
-      if (server.empty() || colon == std::string::npos || colon == 0 || colon + 1 == server.size())
-        return ErrorAt(path + ".address", "\"" + server + "\" is not host:port (kafka bootstrap servers)");
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
+    if (auto st = CheckKafkaServers(path, "uplink", u.address); !st) return st;
     bool in_placeholder = false;
     for (char c : u.topic) {
       if (c == '{') in_placeholder = true;
@@ -427,10 +416,70 @@ class Parser {
                                         "digits, '.', '_' and '-'); e.g. \"ferry.{gateway}.{stream}\"");
       if (c == '}') in_placeholder = false;
     }
-    for (const auto& e : u.kafka.properties) {
+    return CheckKafkaProperties(path, u.kafka.properties);
+  }
+
+  // Bootstrap servers: host:port[,host:port...], not a URI.
+  Status CheckKafkaServers(const std::string& path, const char* what, const std::string& address) {
+    if (address.find("://") != std::string::npos)
+      return ErrorAt(path + ".address", std::string("a kafka ") + what + "'s address is bootstrap servers "
+                                        "host:port[,host:port...], not a URI: \"" + address + "\"");
+    size_t start = 0;
+    for (;;) {
+      const size_t comma = address.find(',', start);
+      const std::string server = address.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      const size_t colon = server.rfind(':');
+      if (server.empty() || colon == std::string::npos || colon == 0 || colon + 1 == server.size())
+        return ErrorAt(path + ".address", "\"" + server + "\" is not host:port (kafka bootstrap servers)");
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    return Ok();
+  }
+
+  Status CheckKafkaProperties(const std::string& path, const std::vector<std::string>& properties) {
+    for (const auto& e : properties) {
       const auto eq = e.find('=');
       if (eq == std::string::npos || eq == 0)
         return ErrorAt(path + ".kafka.properties", "\"" + e + "\" is not name=value");
+    }
+    return Ok();
+  }
+
+  // [[downlink]]: unique names; the table a declared stream of kind "table" that no route, pipeline or other
+  // downlink writes (two writers would interleave two tables' rows); a Kafka topic name.
+  Status CheckDownlinks(const Config& c) {
+    std::map<std::string, size_t> names, tables;
+    for (size_t i = 0; i < c.downlinks.size(); ++i) {
+      const DownlinkConfig& d = c.downlinks[i];
+      const std::string path = "downlink[" + std::to_string(i) + "]";
+      if (auto [it, inserted] = names.emplace(d.name, i); !inserted)
+        return ErrorAt(path + ".name", "downlink \"" + d.name + "\" is already declared as downlink[" +
+                                           std::to_string(it->second) + "]");
+      const StreamConfig* table = c.FindStream(d.table);
+      if (table == nullptr)
+        return ErrorAt(path + ".table", "stream \"" + d.table + "\" is not declared in a [[stream]]");
+      if (table->kind != StreamKind::kTable)
+        return ErrorAt(path + ".table", "stream \"" + d.table + "\" is not a table: declare it with kind = \"table\"");
+      if (auto [it, inserted] = tables.emplace(d.table, i); !inserted)
+        return ErrorAt(path + ".table", "stream \"" + d.table + "\" is already the table of downlink[" +
+                                            std::to_string(it->second) + "]");
+      for (const auto& r : c.routes)
+        if (r.stream == d.table || r.dead_letter == d.table)
+          return ErrorAt(path + ".table", "stream \"" + d.table + "\" is also written by the route \"" + r.filter +
+                                              "\": a downlink's table must have no other writer");
+      for (const auto& p : c.pipelines)
+        if (p.output == d.table || p.dead_letter == d.table)
+          return ErrorAt(path + ".table", "stream \"" + d.table + "\" is also written by pipeline \"" + p.name +
+                                              "\": a downlink's table must have no other writer");
+      if (auto st = CheckKafkaServers(path, "downlink", d.address); !st) return st;
+      if (d.topic.empty()) return ErrorAt(path + ".topic", "is empty: name the Kafka topic holding the table");
+      for (char ch : d.topic)
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-')
+          return ErrorAt(path + ".topic", std::string("'") + ch + "' is not allowed in a Kafka topic name (letters, "
+                                          "digits, '.', '_' and '-')");
+      if (d.backoff.min > d.backoff.max) return ErrorAt(path + ".backoff.min", "is larger than backoff.max");
+      if (auto st = CheckKafkaProperties(path, d.properties); !st) return st;
     }
     return Ok();
   }
@@ -659,6 +708,7 @@ class Parser {
         if (auto st = check_tls(path, u.address, u.tls); !st) return st;
       }
     }
+    if (auto st = CheckDownlinks(c); !st) return st;
     return CheckPipelines(c, streams);
   }
 
@@ -935,6 +985,7 @@ ReloadPlan ReloadDiff(const Config& o, const Config& n) {
   DiffNamed("stream", o.streams, n.streams, &plan);
   DiffNamed("uplink", o.uplinks, n.uplinks, &plan);
   DiffNamed("pipeline", o.pipelines, n.pipelines, &plan);
+  DiffNamed("downlink", o.downlinks, n.downlinks, &plan);
   // Steps by position; every pipeline key is restart-only, so any change shows as a restart.
   for (const auto& x : o.pipelines) {
     for (const auto& y : n.pipelines) {

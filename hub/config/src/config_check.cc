@@ -215,6 +215,15 @@ std::vector<ConfigFinding> CheckConfigEnvironment(const Config& c) {
     }
     check.ReadableFile(path + ".hmac_key_file", u.hmac_key_file);
   }
+  for (size_t i = 0; i < c.downlinks.size(); ++i) {
+    const DownlinkConfig& d = c.downlinks[i];
+    const std::string path = "downlink[" + std::to_string(i) + "]";
+    if (d.tls.enabled) {
+      check.ReadableFile(path + ".tls.ca_file", d.tls.ca_file);
+      check.ReadableFile(path + ".tls.cert_file", d.tls.cert_file);
+      check.ReadableFile(path + ".tls.key_file", d.tls.key_file);
+    }
+  }
   return out;
 }
 

@@ -451,6 +451,54 @@ std::vector<ConfigKey> BuildKeys() {
                    "kafka: further librdkafka properties as \"name=value\"; each is checked by librdkafka when "
                    "ferryd starts (an unknown one is an error naming it).",
                    FERRY_FIELD(UplinkConfig, kafka.properties)));
+  // [[downlink]] (docs/replication.md). Restart only: its consumer is built once.
+  k.push_back(Str("downlink", "name", nullptr, kRestart,
+                  "Downlink name (metrics label; its positions are kept in the log as \"downlink.<name>.*\").",
+                  FERRY_FIELD(DownlinkConfig, name), CheckName));
+  k.push_back(Enum("downlink", "type", "kafka", "kafka", kRestart, "Central source protocol (Kafka for now).",
+                   FERRY_FIELD(DownlinkConfig, type)));
+  k.push_back(Str("downlink", "address", nullptr, kRestart, "kafka: bootstrap servers (host:port,...).",
+                  FERRY_FIELD(DownlinkConfig, address)));
+  k.push_back(Str("downlink", "topic", nullptr, kRestart,
+                  "kafka: the topic holding the table (compacted, keyed): each record's key is a row's key, its "
+                  "value the row, a null value a deletion.",
+                  FERRY_FIELD(DownlinkConfig, topic)));
+  k.push_back(Str("downlink", "table", nullptr, kRestart,
+                  "Declared stream of kind \"table\" the rows are written to (subject = key).",
+                  FERRY_FIELD(DownlinkConfig, table), CheckName));
+  k.push_back(Str("downlink", "client_id", "", kRestart,
+                  "Client id. Empty: ferry-GATEWAY-NAME (gateway.id, downlink name).",
+                  FERRY_FIELD(DownlinkConfig, client_id)));
+  k.push_back(Str("downlink", "username", "", kRestart, "SASL user name; empty: none.",
+                  FERRY_FIELD(DownlinkConfig, username)));
+  k.push_back(Str("downlink", "password", "", kRestart, "SASL password; empty: none.",
+                  FERRY_FIELD(DownlinkConfig, password)));
+  k.push_back(Bool("downlink", "tls.enabled", "false", kRestart, "Use TLS.",
+                   FERRY_FIELD(DownlinkConfig, tls.enabled)));
+  k.push_back(Str("downlink", "tls.ca_file", "", kRestart, "PEM CA bundle; empty: the system store.",
+                  FERRY_FIELD(DownlinkConfig, tls.ca_file)));
+  k.push_back(Str("downlink", "tls.cert_file", "", kRestart, "PEM client certificate; empty: none.",
+                  FERRY_FIELD(DownlinkConfig, tls.cert_file)));
+  k.push_back(Str("downlink", "tls.key_file", "", kRestart, "PEM client key; empty: none.",
+                  FERRY_FIELD(DownlinkConfig, tls.key_file)));
+  k.push_back(Bool("downlink", "tls.verify", "true", kRestart, "Verify the peer's certificate and host name.",
+                   FERRY_FIELD(DownlinkConfig, tls.verify)));
+  k.push_back(Enum("downlink", "kafka.security_protocol", "auto", "auto|plaintext|ssl|sasl_plaintext|sasl_ssl",
+                   kRestart, "kafka: security.protocol. auto: ssl when tls.enabled, sasl_* when username is set.",
+                   FERRY_FIELD(DownlinkConfig, security_protocol)));
+  k.push_back(Enum("downlink", "kafka.sasl_mechanism", "plain", "plain|scram_sha_256|scram_sha_512", kRestart,
+                   "kafka: SASL mechanism for username/password.", FERRY_FIELD(DownlinkConfig, sasl_mechanism)));
+  k.push_back(List("downlink", "kafka.properties", "", kRestart,
+                   "kafka: further librdkafka consumer properties as \"name=value\" (checked when ferryd starts).",
+                   FERRY_FIELD(DownlinkConfig, properties)));
+  k.push_back(Int("downlink", "batch", "1000", 1, 100'000, kRestart,
+                  "Most records written in one transaction, with the positions they move.",
+                  FERRY_FIELD(DownlinkConfig, batch)));
+  k.push_back(Dur("downlink", "backoff.min", "500ms", kMs, 3600 * kSec, kRestart,
+                  "First retry delay after the source failed; doubles per failure.",
+                  FERRY_FIELD(DownlinkConfig, backoff.min)));
+  k.push_back(Dur("downlink", "backoff.max", "60s", kMs, kDay, kRestart, "Longest retry delay.",
+                  FERRY_FIELD(DownlinkConfig, backoff.max)));
   // [[pipeline]] (docs/processing.md). Restart only: a changed pipeline would need its state and cursor
   // reconciled with what it already wrote; a restart does that by construction.
   k.push_back(Str("pipeline", "name", nullptr, kRestart,
@@ -546,6 +594,7 @@ const std::vector<ConfigSection>& ConfigSections() {
       {"route", true, "Topic filters mapped to streams; the first matching route wins."},
       {"stream", true, "Streams: retention, compaction, disk-budget policy."},
       {"uplink", true, "Connections to a central MQTT broker or Kafka cluster."},
+      {"downlink", true, "Central tables mirrored into local table streams (docs/replication.md)."},
       {"pipeline", true, "Processing: input streams through steps to an output stream (docs/processing.md)."},
       {"pipeline.step", true, "A pipeline's steps, applied in order."},
       {"pipeline.step.upgrade", true, "A schema_upgrade step's upgrades, one per version."},

@@ -130,6 +130,8 @@ Status Daemon::Open(const Config& config) {
     if (!p) return tl::make_unexpected(p.error());
     pipelines_.push_back(std::make_unique<PipelineRunner>(*log_, *writer_, std::move(*p), metrics_));
   }
+  for (const auto& dc : config_.downlinks)
+    downlinks_.push_back(std::make_unique<Downlink>(config_, dc, *log_, *writer_, metrics_, clock_));
 
   if (config.metrics.enabled) {
     HttpServerOptions ho;
@@ -340,6 +342,8 @@ Status Daemon::Start() {
   maintainer_->Start();
   for (auto& u : uplinks_) u->Run();
   for (auto& p : pipelines_) p->Start();
+  for (auto& d : downlinks_)
+    if (Status st = d->Start(); !st) return st;  // librdkafka refused a property: say which, at start
   if (listener_) listener_->Run();
   started_ = true;
   SdNotify("READY=1");
@@ -534,6 +538,7 @@ void Daemon::Stop() {
   StopUplinks(/*for_reload=*/false);  // hands their last cursor positions to the writer
   // A pipeline's batch waits for its commit: stop them while the writer still runs.
   for (auto& p : pipelines_) p->Stop();
+  for (auto& d : downlinks_) d->Stop();  // a batch waits for its commit, as a pipeline's does
   if (writer_) writer_->Stop();  // commits everything queued, ingest and cursors alike
   if (maintainer_) maintainer_->Stop();
   if (http_) http_->Stop();

@@ -85,16 +85,16 @@ const std::string& KafkaRecordKey(const OutboundUnit& unit) { return unit.key.em
 
 namespace {
 
-const char* SecurityProtocol(const UplinkConfig& u) {
-  switch (u.kafka.security_protocol) {
+const char* SecurityProtocol(KafkaSecurityProtocol protocol, const std::string& username, const TlsConfig& tls) {
+  switch (protocol) {
     case KafkaSecurityProtocol::kPlaintext: return "plaintext";
     case KafkaSecurityProtocol::kSsl: return "ssl";
     case KafkaSecurityProtocol::kSaslPlaintext: return "sasl_plaintext";
     case KafkaSecurityProtocol::kSaslSsl: return "sasl_ssl";
     case KafkaSecurityProtocol::kAuto: break;
   }
-  const bool sasl = !u.username.empty();
-  if (u.tls.enabled) return sasl ? "sasl_ssl" : "ssl";
+  const bool sasl = !username.empty();
+  if (tls.enabled) return sasl ? "sasl_ssl" : "ssl";
   return sasl ? "sasl_plaintext" : "plaintext";
 }
 
@@ -131,6 +131,30 @@ KafkaTransport::~KafkaTransport() {
   Destroy();
 }
 
+std::vector<KafkaProperty> KafkaSecurityProperties(KafkaSecurityProtocol protocol, KafkaSaslMechanism mechanism,
+                                                   const std::string& username, const std::string& password,
+                                                   const TlsConfig& tls) {
+  std::vector<KafkaProperty> p;
+  auto add = [&](const char* key, const char* name, std::string value) {
+    p.push_back(KafkaProperty{key, name, std::move(value)});
+  };
+  const std::string chosen = SecurityProtocol(protocol, username, tls);
+  add("kafka.security_protocol", "security.protocol", chosen);
+  if (chosen.rfind("sasl", 0) == 0) {
+    add("kafka.sasl_mechanism", "sasl.mechanisms", SaslMechanism(mechanism));
+    add("username", "sasl.username", username);
+    add("password", "sasl.password", password);
+  }
+  if (chosen == "ssl" || chosen == "sasl_ssl") {
+    if (!tls.ca_file.empty()) add("tls.ca_file", "ssl.ca.location", tls.ca_file);
+    if (!tls.cert_file.empty()) add("tls.cert_file", "ssl.certificate.location", tls.cert_file);
+    if (!tls.key_file.empty()) add("tls.key_file", "ssl.key.location", tls.key_file);
+    add("tls.verify", "enable.ssl.certificate.verification", tls.verify ? "true" : "false");
+    add("tls.verify", "ssl.endpoint.identification.algorithm", tls.verify ? "https" : "none");
+  }
+  return p;
+}
+
 Result<std::vector<KafkaProperty>> KafkaProducerProperties(const Config& config, const UplinkConfig& uplink) {
   std::vector<KafkaProperty> p;
   auto add = [&](const char* key, const char* name, std::string value) {
@@ -146,20 +170,9 @@ Result<std::vector<KafkaProperty>> KafkaProducerProperties(const Config& config,
   add("kafka.batch_messages", "batch.num.messages", std::to_string(uplink.kafka.batch_messages));
   add("kafka.message_timeout", "message.timeout.ms", std::to_string(uplink.kafka.message_timeout.count() / 1'000'000));
   add("kafka.compression", "compression.codec", Codec(uplink.kafka.compression));
-  const std::string protocol = SecurityProtocol(uplink);
-  add("kafka.security_protocol", "security.protocol", protocol);
-  if (protocol.rfind("sasl", 0) == 0) {
-    add("kafka.sasl_mechanism", "sasl.mechanisms", SaslMechanism(uplink.kafka.sasl_mechanism));
-    add("username", "sasl.username", uplink.username);
-    add("password", "sasl.password", uplink.password);
-  }
-  if (protocol == "ssl" || protocol == "sasl_ssl") {
-    if (!uplink.tls.ca_file.empty()) add("tls.ca_file", "ssl.ca.location", uplink.tls.ca_file);
-    if (!uplink.tls.cert_file.empty()) add("tls.cert_file", "ssl.certificate.location", uplink.tls.cert_file);
-    if (!uplink.tls.key_file.empty()) add("tls.key_file", "ssl.key.location", uplink.tls.key_file);
-    add("tls.verify", "enable.ssl.certificate.verification", uplink.tls.verify ? "true" : "false");
-    add("tls.verify", "ssl.endpoint.identification.algorithm", uplink.tls.verify ? "https" : "none");
-  }
+  for (auto& sp : KafkaSecurityProperties(uplink.kafka.security_protocol, uplink.kafka.sasl_mechanism,
+                                          uplink.username, uplink.password, uplink.tls))
+    p.push_back(std::move(sp));
   // Further librdkafka properties, as given: after ours, so an operator can override a default -- but not what
   // the uplink's guarantees rest on (idempotence, acks=all, the servers, the callbacks).
   for (const auto& entry : uplink.kafka.properties) {

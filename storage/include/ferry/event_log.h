@@ -135,6 +135,11 @@ class EventLog {
   Result<std::vector<StoredRecord>> Read(std::string_view stream, Seq from, size_t max_records,
                                          size_t max_bytes = SIZE_MAX);
 
+  // kTable streams: the latest record of `subject` (a tombstone has an empty payload), in a short read
+  // transaction, through the subject index: one lookup whatever the table's size. Errors: NotFound (no record
+  // for the subject, or the stream does not exist), InvalidArgument (not a table; subject empty or longer than
+  // 511 bytes), Corruption (the record failed verification), IoError.
+  Result<StoredRecord> LookupLatest(std::string_view stream, std::string_view subject);
   // A consumer cursor's position (the next seq it will read). Errors: NotFound if never set.
   Result<Seq> GetCursor(std::string_view stream, std::string_view cursor);
   // Generic processing state. Errors: NotFound.

@@ -204,6 +204,27 @@ struct UplinkConfig {
   UplinkKafkaConfig kafka;            // type = kafka only
 };
 
+// [[downlink]] (docs/replication.md): a central table mirrored into a local table stream. Kafka only for now:
+// a topic's records (key -> subject, value -> payload, a null value -> tombstone), the consumer's offsets kept
+// in the gateway's log in the same transaction as the records.
+enum class DownlinkType { kKafka };  // "kafka"
+struct DownlinkConfig {
+  std::string name;
+  DownlinkType type = DownlinkType::kKafka;
+  std::string address;               // kafka: bootstrap servers
+  std::string topic;                 // kafka: the (compacted) topic holding the table
+  std::string table;                 // a declared [[stream]] with kind = "table"
+  std::string client_id;
+  std::string username;
+  std::string password;
+  TlsConfig tls;
+  KafkaSecurityProtocol security_protocol = KafkaSecurityProtocol::kAuto;
+  KafkaSaslMechanism sasl_mechanism = KafkaSaslMechanism::kPlain;
+  std::vector<std::string> properties;  // further librdkafka consumer properties, "name=value"
+  int64_t batch = 0;                 // most records per transaction
+  BackoffConfig backoff;
+};
+
 // [[pipeline]] (docs/processing.md): input streams -> steps -> an output stream, exactly once locally.
 // Step kinds, in the order of the declaration table's `allowed` string.
 enum class PipelineStepType { kFilter, kSet, kDrop, kRename, kProject, kUnits, kSchemaUpgrade, kRoute, kScript };
@@ -256,6 +277,7 @@ struct Config {
   std::vector<StreamConfig> streams;
   std::vector<UplinkConfig> uplinks;
   std::vector<PipelineConfig> pipelines;
+  std::vector<DownlinkConfig> downlinks;
 
   const StreamConfig* FindStream(std::string_view name) const;
   const UplinkConfig* FindUplink(std::string_view name) const;

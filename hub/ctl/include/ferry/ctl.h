@@ -119,6 +119,21 @@ struct PipelinesOptions {
 int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& options, std::ostream& out,
                  std::ostream& err);
 
+// ---- table ---------------------------------------------------------------------------------------------------
+
+struct TableOptions {
+  std::string table;   // a stream of kind table
+  std::string key;     // empty: every row
+  bool json = false;   // one JSON object per row: key, seq, time, value
+  size_t width = 80;   // table form: cut longer values
+};
+
+// A table stream's current rows (the latest record of each key, deletions left out), or one key's row through
+// the table's key index; then, for each [[downlink]] of `config` (may be null) writing it, its position per
+// partition as stored with the rows. Exit kExitOk; kExitRuntime when the stream is unknown or not a table, or
+// when KEY has no row (a deleted key included: "deleted" is said).
+int RunTable(EventLog& log, const Config* config, const TableOptions& options, std::ostream& out, std::ostream& err);
+
 // ---- sql -----------------------------------------------------------------------------------------------------
 
 struct SqlOptions {

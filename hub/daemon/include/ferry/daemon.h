@@ -18,6 +18,7 @@
 #include "ferry/clock.h"
 #include "ferry/config.h"
 #include "ferry/console.h"
+#include "ferry/downlink.h"
 #include "ferry/event_log.h"
 #include "ferry/group_commit.h"
 #include "ferry/http_server.h"
@@ -94,6 +95,7 @@ class Daemon final : public IngestSink {
   std::vector<std::string> rebuilding_uplinks_;  // under uplinks_mu_: the names, while BuildUplinks replaces them
   // [[pipeline]]s, one runner (and thread) each; restart-only, so built once in Open.
   std::vector<std::unique_ptr<PipelineRunner>> pipelines_;
+  std::vector<std::unique_ptr<Downlink>> downlinks_;
   std::unique_ptr<HttpServer> http_;
   std::thread http_thread_;
   std::unique_ptr<Console> console_;  // [console] enabled; declared after writer_: its tails go first

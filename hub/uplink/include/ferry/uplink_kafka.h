@@ -46,6 +46,13 @@ struct KafkaProperty {
   std::string value;
 };
 
+// The security part of any Kafka client's properties (the uplink's producer, a downlink's consumer), in order:
+// security.protocol (auto: ssl when tls.enabled, sasl_* when a username is set); for sasl_*: the mechanism and
+// the credentials; for ssl and sasl_ssl: the tls.* files and verification (certificate and host name).
+std::vector<KafkaProperty> KafkaSecurityProperties(KafkaSecurityProtocol protocol, KafkaSaslMechanism mechanism,
+                                                   const std::string& username, const std::string& password,
+                                                   const TlsConfig& tls);
+
 // The producer's properties for `uplink`, in the order they are set: the servers and client id; the fixed
 // enable.idempotence=true, acks=all; linger, batch size, message timeout, compression; security.protocol (auto:
 // ssl when tls.enabled, sasl_* when a username is set) with the SASL mechanism and credentials and the tls.*

@@ -1,0 +1,114 @@
+// ferryctl table: a table stream's rows and the positions of the downlinks that write it.
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <map>
+#include <ostream>
+
+#include "ferry/ctl.h"
+#include "ferry/downlink.h"
+#include "ferry/rfc3339.h"
+#include "ferry/stream_iterator.h"
+
+namespace ferry::ctl {
+
+namespace {
+
+struct Row {
+  uint64_t seq = 0;
+  TimeNs time{};
+  std::string value;
+};
+
+std::string Cut(const std::string& s, size_t width) {
+  std::string out;
+  for (char c : s) out += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
+  if (width > 3 && out.size() > width) out = out.substr(0, width - 3) + "...";
+  return out;
+}
+
+void PrintRow(const std::string& key, const Row& r, const TableOptions& o, std::ostream& out) {
+  if (o.json) {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    w.Key("key");
+    w.String(key.c_str(), static_cast<rapidjson::SizeType>(key.size()));
+    w.Key("seq");
+    w.Uint64(r.seq);
+    w.Key("time");
+    const std::string t = r.time.ns > 0 ? FormatRfc3339(r.time) : "";
+    w.String(t.c_str());
+    w.Key("value");
+    w.String(r.value.c_str(), static_cast<rapidjson::SizeType>(r.value.size()));
+    w.EndObject();
+    out << sb.GetString() << "\n";
+    return;
+  }
+  out << key << "  " << r.seq << "  " << Cut(r.value, o.width) << "\n";
+}
+
+}  // namespace
+
+int RunTable(EventLog& log, const Config* config, const TableOptions& o, std::ostream& out, std::ostream& err) {
+  auto options = log.GetStreamOptions(o.table);
+  if (!options) {
+    err << "ferryctl table: " << o.table << ": " << options.error().message << "\n";
+    return kExitRuntime;
+  }
+  if (options->kind != StreamKind::kTable) {
+    err << "ferryctl table: stream " << o.table << " is not a table (kind = \"table\")\n";
+    return kExitRuntime;
+  }
+  if (!o.key.empty()) {
+    auto r = log.LookupLatest(o.table, o.key);
+    if (!r) {
+      err << "ferryctl table: " << r.error().message << "\n";
+      return kExitRuntime;
+    }
+    if (r->event.payload.empty()) {
+      err << "ferryctl table: row '" << o.key << "' of " << o.table << " was deleted (seq " << r->seq.value << ")\n";
+      return kExitRuntime;
+    }
+    PrintRow(o.key, Row{r->seq.value, r->event.time, r->event.payload}, o, out);
+    return kExitOk;
+  }
+  // Every row: the latest record of each key. Compaction keeps the table near one record per key, but reads
+  // may see superseded records not yet compacted: the later one wins.
+  std::map<std::string, Row> rows;
+  auto it = log.NewIterator(o.table);
+  if (!it) {
+    err << "ferryctl table: " << it.error().message << "\n";
+    return kExitRuntime;
+  }
+  for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) {
+    const RecordView& r = (*it)->record();
+    if (r.payload.empty()) rows.erase(std::string(r.subject));
+    else rows[std::string(r.subject)] = Row{r.seq.value, r.time, std::string(r.payload)};
+  }
+  if (!(*it)->status()) {
+    err << "ferryctl table: " << (*it)->status().error().message << "\n";
+    return kExitRuntime;
+  }
+  it->reset();
+  for (const auto& [key, row] : rows) PrintRow(key, row, o, out);
+  if (o.json) return kExitOk;
+  out << rows.size() << (rows.size() == 1 ? " row" : " rows") << " in " << o.table << "\n";
+  if (config == nullptr) return kExitOk;
+  for (const DownlinkConfig& d : config->downlinks) {
+    if (d.table != o.table) continue;
+    auto positions = log.ListState(DownlinkStatePrefix(d.name));
+    out << "downlink " << d.name << " (kafka " << d.address << ", topic " << d.topic << "): ";
+    if (!positions || positions->empty()) {
+      out << "no position yet (the first sync reads each partition from the beginning)\n";
+      continue;
+    }
+    out << "next offset by partition:";
+    const std::string prefix = DownlinkStatePrefix(d.name);
+    for (const auto& [key, value] : *positions) out << " " << key.substr(prefix.size()) << "=" << value;
+    out << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace ferry::ctl

@@ -1,0 +1,296 @@
+// Downlink replication (issue 15), end to end: a central table in librdkafka's mock cluster (3 brokers on
+// 127.0.0.1, in this process) mirrored by ferryd (a process) into a local table stream. The test keeps the
+// central table's model (key -> value, or deleted) as it produces, and compares the gateway's table with it,
+// key by key, through read-only opens of the log (EventLog::LookupLatest, the table's key index).
+// Waits poll with deadlines derived from the work; nothing sleeps for a fixed time.
+#include <gtest/gtest.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "ferry/downlink.h"
+#include "ferry/event_log.h"
+#include "ferry/stream_iterator.h"
+#include "harness.h"
+#include "kafka_mock.h"
+
+namespace ferry::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kTopic[] = "central.assets";
+constexpr int kPartitions = 3;
+constexpr int kKeys = 10'000;
+
+std::string Key(int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "asset-%05d", i);
+  return buf;
+}
+
+// The centre: a producer into the mock cluster, and the model of the table it writes.
+class Centre {
+ public:
+  explicit Centre(const std::string& bootstraps) {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    char err[256];
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps.c_str(), err, sizeof err);
+    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err);
+    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (rk_ != nullptr) rkt_ = rd_kafka_topic_new(rk_, kTopic, nullptr);
+  }
+  ~Centre() {
+    if (rkt_ != nullptr) rd_kafka_topic_destroy(rkt_);
+    if (rk_ != nullptr) rd_kafka_destroy(rk_);
+  }
+  bool ok() const { return rk_ != nullptr; }
+
+  void Put(const std::string& key, const std::string& value) {
+    Produce(key, &value);
+    model_[key] = value;
+  }
+  void Delete(const std::string& key) {
+    Produce(key, nullptr);
+    model_[key] = std::nullopt;
+  }
+  // Waits until every record is acknowledged by the cluster.
+  bool Flush(std::chrono::milliseconds timeout) {
+    return rd_kafka_flush(rk_, static_cast<int>(timeout.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  }
+  const std::map<std::string, std::optional<std::string>>& model() const { return model_; }
+  size_t live() const {
+    size_t n = 0;
+    for (const auto& [k, v] : model_) n += v.has_value();
+    return n;
+  }
+
+ private:
+  void Produce(const std::string& key, const std::string* value) {
+    for (;;) {
+      const int rc = rd_kafka_produce(rkt_, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                                      value != nullptr ? const_cast<char*>(value->data()) : nullptr,
+                                      value != nullptr ? value->size() : 0, key.data(), key.size(), nullptr);
+      const rd_kafka_resp_err_t err = rc == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_last_error();
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        ASSERT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2str(err);
+        return;
+      }
+      rd_kafka_poll(rk_, 10);  // the local queue is full: serve delivery reports until there is room
+    }
+  }
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_topic_t* rkt_ = nullptr;
+  std::map<std::string, std::optional<std::string>> model_;
+};
+
+// ferryd with a listener ingest (unused), metrics, and one downlink from the mock cluster into table "assets".
+class DownlinkGateway {
+ public:
+  DownlinkGateway(std::string bootstraps, int batch) : dir_("ferry-downlink"), bootstraps_(std::move(bootstraps)) {
+    metrics_port_ = free_tcp_port();
+    std::string c = "[gateway]\nid = \"gw-dl\"\n";
+    c += "[storage]\npath = \"" + dir_.path() + "/log\"\nmap_size = \"256MiB\"\n";
+    c += "[ingest]\nmode = \"listen\"\nlisten.address = \"127.0.0.1:" + std::to_string(free_tcp_port()) + "\"\n";
+    c += "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
+    c += "[[stream]]\nname = \"telemetry\"\n";
+    c += "[[stream]]\nname = \"assets\"\nkind = \"table\"\n";
+    c += "[[route]]\nfilter = \"telemetry/{device}\"\nstream = \"telemetry\"\n";
+    c += "[[downlink]]\nname = \"registry\"\naddress = \"" + bootstraps_ + "\"\ntopic = \"" + kTopic +
+         "\"\ntable = \"assets\"\nbatch = " + std::to_string(batch) +
+         "\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+    WriteFile(dir_.path() + "/ferry.toml", c);
+  }
+
+  bool Start() {
+    return ferryd_.Start(ToolCommand(FERRY_FERRYD_PATH, "FERRY_TEST_FERRYD", {"-c", dir_.path() + "/ferry.toml"}),
+                         dir_.path() + "/ferryd.log");
+  }
+  double Metric(const std::string& sample) {
+    return MetricValue(HttpGet(metrics_port_, "/metrics"), sample);
+  }
+  double Downlink(const std::string& family) { return Metric(family + "{downlink=\"registry\"}"); }
+
+  // The log, read-only (while ferryd runs).
+  std::unique_ptr<EventLog> OpenLog() {
+    EventLogOptions o;
+    o.path = dir_.path() + "/log";
+    o.read_only = true;
+    auto log = EventLog::Open(o);
+    return log ? std::move(*log) : nullptr;
+  }
+
+  // Keys whose row differs from the centre's model ("" if none), through the table's key index.
+  std::string Differences(const Centre& centre) {
+    auto log = OpenLog();
+    if (!log) return "the log cannot be opened";
+    std::string diff;
+    size_t n = 0;
+    for (const auto& [key, value] : centre.model()) {
+      auto r = log->LookupLatest("assets", key);
+      const bool present = r && !r->event.payload.empty();
+      bool same = value.has_value() ? present && r->event.payload == *value : !present;
+      if (!same && n++ < 5)
+        diff += key + " (centre: " + value.value_or("<deleted>") + ", gateway: " +
+                (present ? r->event.payload : std::string("<none>")) + ") ";
+    }
+    if (n > 0) diff = std::to_string(n) + " keys differ, e.g. " + diff;
+    return diff;
+  }
+
+  // Per partition: the stored position (next offset) and the highest offset among the table's records.
+  struct PartitionCheck {
+    int64_t position = 0;
+    int64_t max_offset_in_log = -1;
+  };
+  std::map<int, PartitionCheck> Positions() {
+    std::map<int, PartitionCheck> out;
+    auto log = OpenLog();
+    if (!log) return out;
+    for (int p = 0; p < kPartitions; ++p) {
+      auto s = log->GetState(DownlinkPositionKey("registry", kTopic, p));
+      out[p].position = s ? std::stoll(*s) : 0;
+    }
+    auto it = log->NewIterator("assets");
+    if (!it) return out;
+    for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) {
+      const std::string id((*it)->record().id);  // <topic>/<partition>/<offset>
+      const size_t a = id.find('/'), b = id.rfind('/');
+      const int p = std::stoi(id.substr(a + 1, b - a - 1));
+      out[p].max_offset_in_log = std::max<int64_t>(out[p].max_offset_in_log, std::stoll(id.substr(b + 1)));
+    }
+    return out;
+  }
+
+  ChildProcess& ferryd() { return ferryd_; }
+  std::string path() const { return dir_.path(); }
+
+ private:
+  TempDir dir_;
+  std::string bootstraps_;
+  int metrics_port_ = 0;
+  ChildProcess ferryd_;
+};
+
+std::string Value(int i, int version) {
+  return "{\"asset\":" + std::to_string(i) + ",\"max_temp\":" + std::to_string(60 + (i + version) % 40) +
+         ",\"version\":" + std::to_string(version) + "}";
+}
+
+// A table of 10,000 keys syncs; the link drops; 500 updates and 50 deletes happen centrally; the link returns;
+// the gateway's table equals the centre's, and what the resync fetched is the changes, not the table.
+TEST(DownlinkKafka, TableSyncsThenResyncsOnlyTheChanges) {
+  MockKafkaCluster cluster(kTopic, kPartitions);
+  ASSERT_TRUE(cluster.ok());
+  Centre centre(cluster.bootstraps());
+  ASSERT_TRUE(centre.ok());
+  for (int i = 0; i < kKeys; ++i) centre.Put(Key(i), Value(i, 0));
+  ASSERT_TRUE(centre.Flush(60s));
+
+  DownlinkGateway gw(cluster.bootstraps(), 1000);
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  // 10,000 small records: seconds even on a loaded machine; a minute is generous.
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_records_total") >= kKeys || !gw.ferryd().running(); },
+                         60s))
+      << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_last_sync_timestamp_seconds") > 0; }, 30s));
+  EXPECT_EQ(gw.Downlink("ferry_downlink_lag_records"), 0);
+  EXPECT_EQ(gw.Differences(centre), "");
+  const double full_sync_bytes = gw.Downlink("ferry_downlink_bytes_total");
+
+  // The link drops: every broker down, and ferryd notices.
+  for (int b = 1; b <= 3; ++b) cluster.SetDown(b);
+  EXPECT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_link_up") == 0; }, 60s)) << gw.ferryd().log();
+  // Meanwhile the centre changes: 500 updates and 50 deletes (queued by its producer until the brokers are back).
+  std::mt19937 rng(15);
+  for (int n = 0; n < 500; ++n) {
+    const int i = static_cast<int>(rng() % kKeys);
+    centre.Put(Key(i), Value(i, 1 + n));
+  }
+  for (int n = 0; n < 50; ++n) centre.Delete(Key(static_cast<int>(rng() % kKeys)));
+  for (int b = 1; b <= 3; ++b) cluster.SetUp(b);
+  ASSERT_TRUE(centre.Flush(60s));
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_records_total") >= kKeys + 550; }, 60s))
+      << gw.ferryd().log();
+  EXPECT_TRUE(poll_until([&] { return gw.Differences(centre).empty(); }, 30s)) << gw.Differences(centre);
+  EXPECT_EQ(gw.Downlink("ferry_downlink_deletes_total"), 50);
+  const double resync_bytes = gw.Downlink("ferry_downlink_bytes_total") - full_sync_bytes;
+  std::printf("downlink: full sync of %d keys fetched %.0f bytes; the resync after 500 updates and 50 deletes "
+              "fetched %.0f bytes (%.1f %%)\n",
+              kKeys, full_sync_bytes, resync_bytes, 100 * resync_bytes / full_sync_bytes);
+  // Proportional to the changes: 550 records of 10,550, with a margin for records refetched around the outage.
+  EXPECT_LT(resync_bytes, 0.10 * full_sync_bytes);
+  EXPECT_EQ(gw.Downlink("ferry_downlink_link_up"), 1);
+
+  // Live rows: the table stream, read whole, holds the centre's live keys once each (deletions left out).
+  auto log = gw.OpenLog();
+  ASSERT_TRUE(log);
+  std::map<std::string, bool> rows;
+  auto it = log->NewIterator("assets");
+  ASSERT_TRUE(it);
+  for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) rows[std::string((*it)->record().subject)] =
+      !(*it)->record().payload.empty();
+  size_t live = 0;
+  for (const auto& [k, present] : rows) live += present;
+  EXPECT_EQ(live, centre.live());
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// kill -9 of ferryd during a sync, 20 times, with central changes between the kills: the table ends equal to the
+// centre's, and the stored positions are never ahead of the stored rows.
+TEST(DownlinkKafka, KillNineDuringSyncTwentyTimesEndsEqual) {
+  MockKafkaCluster cluster(kTopic, kPartitions);
+  ASSERT_TRUE(cluster.ok());
+  Centre centre(cluster.bootstraps());
+  ASSERT_TRUE(centre.ok());
+  for (int i = 0; i < kKeys; ++i) centre.Put(Key(i), Value(i, 0));
+  ASSERT_TRUE(centre.Flush(60s));
+
+  DownlinkGateway gw(cluster.bootstraps(), 50);  // small transactions: the kills land between and inside many
+  std::mt19937 rng(2026);
+  int64_t last_total = 0;
+  for (int kill = 0; kill < 20; ++kill) {
+    ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+    const int64_t target = last_total + 100 + static_cast<int64_t>(rng() % 700);
+    poll_until(
+        [&] {
+          int64_t total = 0;
+          for (const auto& [p, c] : gw.Positions()) total += c.position;
+          return total >= target || !gw.ferryd().running();
+        },
+        60s);
+    ASSERT_TRUE(gw.ferryd().running()) << gw.ferryd().log();
+    gw.ferryd().Kill9();
+    int64_t total = 0;
+    for (const auto& [p, c] : gw.Positions()) {
+      // Positions and rows are one transaction: the position is one past the newest record of its partition.
+      if (c.position > 0) {
+        EXPECT_EQ(c.max_offset_in_log, c.position - 1) << "partition " << p << ", kill " << kill;
+      }
+      total += c.position;
+    }
+    last_total = total;
+    // The centre moves on between kills.
+    for (int n = 0; n < 20; ++n) {
+      const int i = static_cast<int>(rng() % kKeys);
+      if (n % 10 == 9) centre.Delete(Key(i));
+      else centre.Put(Key(i), Value(i, 100 + kill));
+    }
+    ASSERT_TRUE(centre.Flush(30s));
+  }
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  EXPECT_TRUE(poll_until([&] { return gw.Differences(centre).empty() || !gw.ferryd().running(); }, 120s))
+      << gw.Differences(centre) << "\n"
+      << gw.ferryd().log();
+  std::printf("downlink: 20 kills during the sync; %zu live keys equal to the centre's\n", centre.live());
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+}  // namespace
+}  // namespace ferry::test
