@@ -44,6 +44,17 @@ std::string Show(E f) {
   [](void* o, const ConfigValue& v) { Assign(static_cast<S*>(o)->m, v); },               \
       [](const void* o) -> std::string { return Show(static_cast<const S*>(o)->m); }
 
+// The tls.* keys of a client connection to the centre (an [[uplink]], a [[downlink]]), in section struct `S`.
+#define FERRY_CLIENT_TLS_KEYS(sec, S)                                                                           \
+  k.push_back(Bool(sec, "tls.enabled", "false", kRestart, "Use TLS.", FERRY_FIELD(S, tls.enabled)));            \
+  k.push_back(Str(sec, "tls.ca_file", "", kRestart, "PEM CA bundle; empty: the system store.",                 \
+                  FERRY_FIELD(S, tls.ca_file)));                                                                 \
+  k.push_back(Str(sec, "tls.cert_file", "", kRestart, "PEM client certificate; empty: none.",                   \
+                  FERRY_FIELD(S, tls.cert_file)));                                                               \
+  k.push_back(Str(sec, "tls.key_file", "", kRestart, "PEM client key; empty: none.", FERRY_FIELD(S, tls.key_file))); \
+  k.push_back(Bool(sec, "tls.verify", "true", kRestart, "Verify the peer's certificate and host name.",          \
+                   FERRY_FIELD(S, tls.verify)))
+
 using Store = void (*)(void*, const ConfigValue&);
 using ShowFn = std::string (*)(const void*);
 using Check = std::string (*)(const ConfigValue&);
@@ -379,15 +390,7 @@ std::vector<ConfigKey> BuildKeys() {
                   FERRY_FIELD(UplinkConfig, username)));
   k.push_back(Str("uplink", "password", "", kRestart, "Password; empty: none.",
                   FERRY_FIELD(UplinkConfig, password)));
-  k.push_back(Bool("uplink", "tls.enabled", "false", kRestart, "Use TLS.", FERRY_FIELD(UplinkConfig, tls.enabled)));
-  k.push_back(Str("uplink", "tls.ca_file", "", kRestart, "PEM CA bundle; empty: the system store.",
-                  FERRY_FIELD(UplinkConfig, tls.ca_file)));
-  k.push_back(Str("uplink", "tls.cert_file", "", kRestart, "PEM client certificate; empty: none.",
-                  FERRY_FIELD(UplinkConfig, tls.cert_file)));
-  k.push_back(Str("uplink", "tls.key_file", "", kRestart, "PEM client key; empty: none.",
-                  FERRY_FIELD(UplinkConfig, tls.key_file)));
-  k.push_back(Bool("uplink", "tls.verify", "true", kRestart, "Verify the peer's certificate and host name.",
-                   FERRY_FIELD(UplinkConfig, tls.verify)));
+  FERRY_CLIENT_TLS_KEYS("uplink", UplinkConfig);
   k.push_back(Enum("uplink", "mode", "per_event", "per_event|batched", kRestart,
                    "per_event: one message per event, attributes in MQTT v5 user properties (Kafka: ce_ headers). "
                    "batched: zstd CloudEvents batches, one message or record each (docs/wire.md).",
@@ -473,16 +476,7 @@ std::vector<ConfigKey> BuildKeys() {
                   FERRY_FIELD(DownlinkConfig, username)));
   k.push_back(Str("downlink", "password", "", kRestart, "SASL password; empty: none.",
                   FERRY_FIELD(DownlinkConfig, password)));
-  k.push_back(Bool("downlink", "tls.enabled", "false", kRestart, "Use TLS.",
-                   FERRY_FIELD(DownlinkConfig, tls.enabled)));
-  k.push_back(Str("downlink", "tls.ca_file", "", kRestart, "PEM CA bundle; empty: the system store.",
-                  FERRY_FIELD(DownlinkConfig, tls.ca_file)));
-  k.push_back(Str("downlink", "tls.cert_file", "", kRestart, "PEM client certificate; empty: none.",
-                  FERRY_FIELD(DownlinkConfig, tls.cert_file)));
-  k.push_back(Str("downlink", "tls.key_file", "", kRestart, "PEM client key; empty: none.",
-                  FERRY_FIELD(DownlinkConfig, tls.key_file)));
-  k.push_back(Bool("downlink", "tls.verify", "true", kRestart, "Verify the peer's certificate and host name.",
-                   FERRY_FIELD(DownlinkConfig, tls.verify)));
+  FERRY_CLIENT_TLS_KEYS("downlink", DownlinkConfig);
   k.push_back(Enum("downlink", "kafka.security_protocol", "auto", "auto|plaintext|ssl|sasl_plaintext|sasl_ssl",
                    kRestart, "kafka: security.protocol. auto: ssl when tls.enabled, sasl_* when username is set.",
                    FERRY_FIELD(DownlinkConfig, security_protocol)));
@@ -579,6 +573,7 @@ std::vector<ConfigKey> BuildKeys() {
   return k;
 }
 
+#undef FERRY_CLIENT_TLS_KEYS
 #undef FERRY_FIELD
 
 }  // namespace
