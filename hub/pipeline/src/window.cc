@@ -107,16 +107,16 @@ WindowOperator::WindowOperator(const WindowSpec& spec) : spec_(spec) {}
 
 void WindowOperator::Touch(KeyMap::iterator it) {
   KeyState& k = it->second;
-  lru_.erase({k.last_active, it->first});
-  idle_.erase({k.last_active, it->first});
+  lru_.erase({k.last_active, &it->first});
+  idle_.erase({k.last_active, &it->first});
   k.last_active = now_;
-  lru_.emplace(k.last_active, it->first);
+  lru_.emplace(k.last_active, &it->first);
 }
 
 void WindowOperator::SetIdle(KeyMap::iterator it) {
   KeyState& k = it->second;
-  if (!k.windows.empty() || !k.points.empty()) idle_.emplace(k.last_active, it->first);
-  else idle_.erase({k.last_active, it->first});
+  if (!k.windows.empty() || !k.points.empty()) idle_.emplace(k.last_active, &it->first);
+  else idle_.erase({k.last_active, &it->first});
 }
 
 void WindowOperator::Emit(const std::string& key, const Window& w, WindowResult::Kind kind, WindowClose reason,
@@ -164,7 +164,7 @@ void WindowOperator::Advance(int64_t now_ns, std::vector<WindowResult>* out) {
   if (spec_.idle_ns <= 0) return;
   const int64_t due = SatAdd(now_, -spec_.idle_ns);
   while (!idle_.empty() && idle_.begin()->first <= due) {
-    const std::string key = idle_.begin()->second;
+    const std::string key = *idle_.begin()->second;
     idle_.erase(idle_.begin());
     auto it = keys_.find(key);
     if (it == keys_.end()) continue;
@@ -179,11 +179,11 @@ bool WindowOperator::Add(std::string_view key_view, int64_t t, uint64_t order, s
   if (it == keys_.end()) {
     if (keys_.size() >= spec_.max_keys && !lru_.empty()) {
       // The least recently active key goes: its windows close early, its watermark is forgotten.
-      const std::string victim = lru_.begin()->second;
+      const std::string victim = *lru_.begin()->second;
       auto vit = keys_.find(victim);
       CloseUpTo(vit, true, WindowClose::kMaxKeys, out);
       lru_.erase(lru_.begin());
-      idle_.erase({vit->second.last_active, victim});
+      idle_.erase({vit->second.last_active, &vit->first});
       keys_.erase(vit);
       dirty_.insert(victim);
     }
@@ -400,7 +400,7 @@ bool WindowOperator::LoadKey(std::string_view key, std::string_view bytes) {
   auto [it, inserted] = keys_.emplace(std::string(key), std::move(k));
   if (!inserted) return false;
   open_windows_ += it->second.windows.size();
-  lru_.emplace(it->second.last_active, it->first);
+  lru_.emplace(it->second.last_active, &it->first);
   SetIdle(it);
   return true;
 }
@@ -421,7 +421,7 @@ size_t WindowOperator::memory() const {
   for (const auto& [key, k] : keys_) {
     const size_t key_bytes = sizeof(std::string) + (key.size() > 15 ? key.capacity() + 1 : 0);
     bytes += kNode + key_bytes + sizeof(KeyState);
-    bytes += 2 * (kNode + sizeof(int64_t) + key_bytes);
+    bytes += 2 * (kNode + 2 * sizeof(int64_t));
     bytes += k.windows.capacity() * sizeof(Window) + k.points.capacity() * sizeof(Point);
     for (const Window& w : k.windows) bytes += w.agg.sketch.memory();
   }

@@ -135,7 +135,14 @@ class WindowOperator {
     std::vector<Point> points;        // sliding only
   };
   using KeyMap = std::unordered_map<std::string, KeyState>;
-  using TimeIndex = std::set<std::pair<int64_t, std::string>>;
+  // (last_active, key): the key points into keys_ (node-based: stable until the key is erased).
+  struct ByTime {
+    bool operator()(const std::pair<int64_t, const std::string*>& a,
+                    const std::pair<int64_t, const std::string*>& b) const {
+      return a.first != b.first ? a.first < b.first : *a.second < *b.second;
+    }
+  };
+  using TimeIndex = std::set<std::pair<int64_t, const std::string*>, ByTime>;
 
   std::string Serialize(const KeyState& k) const;
   void Touch(KeyMap::iterator it);
