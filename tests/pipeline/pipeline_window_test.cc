@@ -4,7 +4,10 @@
 // mistakes named by key. The clock is a ManualClock: nothing sleeps.
 #include <gtest/gtest.h>
 
+#include "ferry/ctl.h"
 #include "ferry/pipeline_runner.h"
+
+#include <sstream>
 
 #include "../support/temp_dir.h"
 
@@ -232,6 +235,45 @@ TEST(PipelineWindow, ConfigMistakesNameTheKey) {
                 "field = \"t\"\naggregates = [\"p99.9\", \"min\"]\n[[pipeline.step]]\ntype = \"threshold\"\n"
                 "where = \"count >= 5\"\noutput = \"al\"\n"),
             "ok");
+}
+
+
+TEST(PipelineWindow, ResetReprocessesWithTheSameIdsBesideARunningRunner) {
+  Fixture fx;
+  for (int i = 0; i < 200; ++i) fx.Put(i, "d" + std::to_string(i % 3), i, std::to_string(i % 90));
+  auto r = Runner(fx, 16);
+  Drain(*r);
+  const auto first = fx.All("out");
+  ASSERT_GT(first.size(), 5u);
+  ASSERT_TRUE(fx.log->ListState(PipelineWindowStatePrefix("avg"))->size() > 0);
+
+  Config config;
+  config.pipelines.push_back(Windowed(16));
+  std::ostringstream out, err;
+  ctl::PipelineResetOptions o;
+  o.pipeline = "avg";
+  o.from = "1";
+  ASSERT_EQ(ctl::RunPipelineReset(*fx.log, config, o, out, err), ctl::kExitOk) << err.str();
+  EXPECT_NE(out.str().find("input raw: cursor 201 -> 1"), std::string::npos) << out.str();
+  EXPECT_TRUE(fx.log->ListState(PipelineWindowStatePrefix("avg"))->empty());
+  EXPECT_FALSE(fx.log->GetState(PipelineWindowMetaKey("avg")));
+
+  // The running runner notices (it is caught up: the cursor it reads is not its own), reloads and reprocesses.
+  ASSERT_TRUE(r->Step());
+  Drain(*r);
+  const auto all = fx.All("out");
+  ASSERT_EQ(all.size(), 2 * first.size());
+  for (size_t i = 0; i < first.size(); ++i) {
+    EXPECT_EQ(all[first.size() + i].event.id, first[i].event.id);
+    EXPECT_EQ(all[first.size() + i].event.payload, first[i].event.payload);
+  }
+
+  o.pipeline = "nope";
+  EXPECT_EQ(ctl::RunPipelineReset(*fx.log, config, o, out, err), ctl::kExitRuntime);
+  EXPECT_NE(err.str().find("no pipeline \"nope\""), std::string::npos);
+  o.pipeline = "avg";
+  o.from = "yesterday";
+  EXPECT_EQ(ctl::RunPipelineReset(*fx.log, config, o, out, err), ctl::kExitUsage);
 }
 
 }  // namespace

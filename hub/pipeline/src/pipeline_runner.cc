@@ -70,7 +70,9 @@ Status PipelineRunner::LoadWindowState() {
       return Corruption("pipeline " + name + ": window state record \"" + key + "\" is malformed");
   }
   auto meta = log_.GetState(PipelineWindowMetaKey(name));
+  committed_meta_.reset();
   if (meta) {
+    committed_meta_ = *meta;
     if (!w->LoadMeta(*meta)) return Corruption("pipeline " + name + ": window state record \"" + PipelineWindowMetaKey(name) + "\" is malformed");
   } else if (meta.error().code != ErrorCode::kNotFound) {
     return tl::unexpected(meta.error());
@@ -137,6 +139,14 @@ Result<bool> PipelineRunner::Commit(std::vector<PipelineOutput>& appends, const 
         return Ok();
       }
     }
+    if (windowed) {
+      auto m = txn.GetState(meta_key);
+      if (!m && m.error().code != ErrorCode::kNotFound) return tl::unexpected(m.error());
+      if ((m ? std::optional<std::string>(*m) : std::nullopt) != committed_meta_) {
+        moved = true;  // the state was reset under it: write nothing, reload
+        return Ok();
+      }
+    }
     for (const auto& a : appends) {
       auto seq = txn.Append(a.stream, a.event);
       if (!seq) return tl::unexpected(seq.error());
@@ -157,10 +167,11 @@ Result<bool> PipelineRunner::Commit(std::vector<PipelineOutput>& appends, const 
     return tl::unexpected(st.error());
   }
   if (moved) {
-    FERRY_LOG_WARN("pipeline %s: cursor moved under it; reloading", name.c_str());
+    FERRY_LOG_WARN("pipeline %s: cursor or window state changed under it (a reset?); reloading", name.c_str());
     loaded_ = false;
     return false;
   }
+  if (windowed) committed_meta_ = std::move(meta);
   return true;
 }
 
@@ -227,7 +238,25 @@ Result<PipelineStepResult> PipelineRunner::Step() {
     UpdateLag();
     return result;
   }
-  // Caught up: idle keys close on the log's clock.
+  // Caught up. A reset (ferryctl pipeline reset) shows here, not only at the next commit: cheap reads.
+  for (const auto& [in, pos] : position_) {
+    auto c = log_.GetCursor(in, cursor_);
+    if ((c ? *c : Seq{1}) != pos && (c || c.error().code == ErrorCode::kNotFound)) {
+      FERRY_LOG_INFO("pipeline %s: cursor on %s moved to %llu (a reset?); reloading", pc.name.c_str(), in.c_str(),
+                     static_cast<unsigned long long>(c ? c->value : 1));
+      loaded_ = false;
+      return result;
+    }
+  }
+  if (pipeline_->window() != nullptr) {
+    auto m = log_.GetState(PipelineWindowMetaKey(pc.name));
+    if ((m ? std::optional<std::string>(*m) : std::nullopt) != committed_meta_ &&
+        (m || m.error().code == ErrorCode::kNotFound)) {
+      loaded_ = false;
+      return result;
+    }
+  }
+  // Idle keys close on the log's clock.
   if (pipeline_->window() != nullptr) {
     ProcessOutcome o = pipeline_->Tick(log_.clock().Now());
     CountWindow(o);

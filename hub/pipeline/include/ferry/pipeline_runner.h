@@ -12,8 +12,9 @@
 // caught up, Step() moves processing time to the log's clock (EventLogOptions::clock) and commits whatever
 // windows that closes (idle keys) the same way, the cursor unchanged.
 //
-// The closure also checks that the cursor is still where the batch started; if not (another ferryd, a reset),
-// it changes nothing and the runner reloads the cursor.
+// The closure also checks that the cursor (and a windowed pipeline's meta record) is still what the runner
+// last saw; if not (another ferryd, a `ferryctl pipeline reset`), it changes nothing and the runner reloads
+// cursor and state.
 //
 // Threads: Step() from one thread at a time. Start() runs Step() on a thread of its own, woken by the
 // writer's commit announcements (nothing polls); Stop() joins it.
@@ -25,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -95,6 +97,9 @@ class PipelineRunner {
   std::map<std::string, Counter*> alerts_;  // by threshold step name
   Counter* closed_[4] = {};                 // by WindowClose
   WindowStats counted_;                     // window stats already added to the counters
+  // The window meta record as this runner last loaded or committed it: a commit finding another (a ferryctl
+  // pipeline reset deleted it) writes nothing and reloads, like a moved cursor.
+  std::optional<std::string> committed_meta_;
   Gauge* keys_gauge_ = nullptr;
   Gauge* open_gauge_ = nullptr;
   Gauge* state_gauge_ = nullptr;
