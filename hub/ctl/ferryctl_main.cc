@@ -92,6 +92,14 @@ int main(int argc, char** argv) {
   ctl::PipelinesOptions pipelines_opts;
   pipelines->add_flag("--json", pipelines_opts.json, "One JSON object per pipeline and input");
 
+  CLI::App* pipeline = app.add_subcommand("pipeline", "Change one pipeline (writes to the log)");
+  pipeline->require_subcommand(1);
+  CLI::App* pipeline_reset =
+      pipeline->add_subcommand("reset", "Reprocess from a point: move the pipeline's cursor, clear its window state");
+  ctl::PipelineResetOptions reset_opts;
+  pipeline_reset->add_option("name", reset_opts.pipeline, "Pipeline name (from the config)")->required();
+  pipeline_reset->add_option("--from", reset_opts.from, "Seq number or RFC 3339 time (ingest time)")->required();
+
   CLI::App* table = app.add_subcommand("table", "A table stream's rows, or one key's, and its downlinks' positions "
                                                 "(read-only)");
   ctl::TableOptions table_opts;
@@ -172,7 +180,7 @@ int main(int argc, char** argv) {
   }
 
   // replay must know the uplinks: it always reads the config, --log only moves the log.
-  const bool need_config = config_opt->count() > 0 || replay->parsed() || pipelines->parsed();
+  const bool need_config = config_opt->count() > 0 || replay->parsed() || pipelines->parsed() || pipeline->parsed();
   auto target = ctl::ResolveTarget(config_path, need_config, log_path);
   if (!target) {
     std::cerr << "ferryctl: " << target.error().message
@@ -191,6 +199,14 @@ int main(int argc, char** argv) {
       return ctl::kExitRuntime;
     }
     return ctl::RunReplay(**log, *target->config, replay_opts, env, std::cin, std::cout, std::cerr);
+  }
+  if (pipeline->parsed()) {
+    auto log = ctl::OpenReadWrite(target->log_path);
+    if (!log) {
+      std::cerr << "ferryctl: " << log.error().message << "\n";
+      return ctl::kExitRuntime;
+    }
+    return ctl::RunPipelineReset(**log, *target->config, reset_opts, std::cout, std::cerr);
   }
   auto log = ctl::OpenReadOnly(target->log_path);
   if (!log) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -534,6 +535,7 @@ class Parser {
         if (auto st = declared("dead_letter", p.dead_letter); !st) return st;
         if (auto st = not_input("dead_letter", p.dead_letter); !st) return st;
       }
+      int window_step = -1;
       for (size_t j = 0; j < p.steps.size(); ++j) {
         const PipelineStepConfig& s = p.steps[j];
         const std::string sp = path + ".step[" + std::to_string(j) + "]";
@@ -599,8 +601,52 @@ class Parser {
             }
             break;
           case PipelineStepType::kScript: st = need("script", !s.script.empty()); break;
+          case PipelineStepType::kWindow: {
+            if (window_step >= 0)
+              return ErrorAt(sp + ".type", "a pipeline has at most one window step (step[" + std::to_string(window_step) + "] is one)");
+            window_step = static_cast<int>(j);
+            const int64_t size = s.size.count();
+            if (s.window != WindowType::kSession && size <= 0)
+              return ErrorAt(sp + ".size", "a tumbling, hopping or sliding window needs a size > 0");
+            if (s.window == WindowType::kHopping) {
+              if (s.hop.count() <= 0) return ErrorAt(sp + ".hop", "a hopping window needs a hop > 0");
+              if (s.hop.count() > size) return ErrorAt(sp + ".hop", "must be at most size");
+              if (size / s.hop.count() > 64) return ErrorAt(sp + ".hop", "size / hop must be at most 64 (an event is in size / hop windows)");
+            }
+            if (s.window == WindowType::kSession && s.gap.count() <= 0)
+              return ErrorAt(sp + ".gap", "a session window needs a gap > 0");
+            bool needs_field = false;
+            for (const auto& a : s.aggregates) {
+              if (a == "count") continue;
+              if (a == "sum" || a == "min" || a == "max" || a == "avg" || a == "first" || a == "last") {
+                needs_field = true;
+                continue;
+              }
+              char* end = nullptr;
+              double q = a.size() > 1 && a[0] == 'p' ? std::strtod(a.c_str() + 1, &end) : -1;
+              if (end == nullptr || *end != '\0' || !(q > 0 && q < 100))
+                return ErrorAt(sp + ".aggregates", "\"" + a + "\" is not an aggregate (count, sum, min, max, avg, first, last, p1..p99)");
+              needs_field = true;
+            }
+            if (needs_field && s.field.empty()) return ErrorAt(sp + ".field", "the aggregates need the field they aggregate");
+            if (!s.late_output.empty()) {
+              if (auto r = declared("step[" + std::to_string(j) + "].late_output", s.late_output); !r) return r;
+              if (auto r = not_input("step[" + std::to_string(j) + "].late_output", s.late_output); !r) return r;
+            }
+            break;
+          }
+          case PipelineStepType::kThreshold:
+            if (window_step < 0) return ErrorAt(sp + ".type", "a threshold step reads window results: put it after a window step");
+            st = need("where", !s.where.empty());
+            if (st) st = need("output", !s.output.empty());
+            if (!st) break;
+            if (auto r = declared("step[" + std::to_string(j) + "].output", s.output); !r) return r;
+            if (auto r = not_input("step[" + std::to_string(j) + "].output", s.output); !r) return r;
+            break;
         }
         if (!st) return st;
+        if (window_step >= 0 && static_cast<int>(j) != window_step && s.type != PipelineStepType::kThreshold)
+          return ErrorAt(sp + ".type", "only threshold steps may follow a window step");
       }
     }
     return Ok();

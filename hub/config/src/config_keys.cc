@@ -521,7 +521,7 @@ std::vector<ConfigKey> BuildKeys() {
                    FERRY_FIELD(PipelineConfig, max_memory)));
   // [[pipeline.step]]
   k.push_back(Enum("pipeline.step", "type", nullptr,
-                   "filter|set|drop|rename|project|units|schema_upgrade|route|script", kRestart,
+                   "filter|set|drop|rename|project|units|schema_upgrade|route|script|window|threshold", kRestart,
                    "What the step does; the keys below say which types use them.",
                    FERRY_FIELD(PipelineStepConfig, type)));
   k.push_back(Str("pipeline.step", "name", "", kRestart,
@@ -559,6 +559,48 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Int("pipeline.step", "missing_version", "1", 0, 1'000'000, kRestart,
                   "schema_upgrade: the version of an event without the version field.",
                   FERRY_FIELD(PipelineStepConfig, missing_version)));
+  // window / threshold steps (docs/processing.md "Windows")
+  k.push_back(Enum("pipeline.step", "window", "tumbling", "tumbling|hopping|sliding|session", kRestart,
+                   "window: the kind of window.", FERRY_FIELD(PipelineStepConfig, window)));
+  k.push_back(Str("pipeline.step", "key", "", kRestart,
+                  "window: top-level field whose value groups events (each key has its own windows and "
+                  "watermark). Empty: the event's subject.",
+                  FERRY_FIELD(PipelineStepConfig, key)));
+  k.push_back(Dur("pipeline.step", "size", "0", 0, 366 * kDay, kRestart,
+                  "window: length of a tumbling, hopping or sliding window.", FERRY_FIELD(PipelineStepConfig, size)));
+  k.push_back(Dur("pipeline.step", "hop", "0", 0, 366 * kDay, kRestart,
+                  "window: how far a hopping window advances (at most size; size / hop at most 64).",
+                  FERRY_FIELD(PipelineStepConfig, hop)));
+  k.push_back(Dur("pipeline.step", "gap", "0", 0, 366 * kDay, kRestart,
+                  "window: a session ends after this much event time without an event of its key.",
+                  FERRY_FIELD(PipelineStepConfig, gap)));
+  k.push_back(List("pipeline.step", "aggregates", "", kRestart,
+                   "window: aggregates of field besides count: sum, min, max, avg, first, last, and quantiles "
+                   "p1..p99 (p50, p95, p99.9: a bounded sketch, 1% relative error).",
+                   FERRY_FIELD(PipelineStepConfig, aggregates)));
+  k.push_back(Dur("pipeline.step", "allowed_lateness", "0", 0, 366 * kDay, kRestart,
+                  "window: a key's watermark trails its newest event time by this much; a window closes once "
+                  "its end is behind the watermark.",
+                  FERRY_FIELD(PipelineStepConfig, allowed_lateness)));
+  k.push_back(Dur("pipeline.step", "idle_timeout", "0", 0, 366 * kDay, kRestart,
+                  "window: a key without events for this long (gateway time) has its windows closed. 0: never.",
+                  FERRY_FIELD(PipelineStepConfig, idle_timeout)));
+  k.push_back(Str("pipeline.step", "late_output", "", kRestart,
+                  "window: declared stream for late events (unchanged, with ferry_late_* headers). Empty: late "
+                  "events are counted and dropped.",
+                  FERRY_FIELD(PipelineStepConfig, late_output), CheckOptionalName));
+  k.push_back(Int("pipeline.step", "early_every", "0", 0, 1'000'000'000, kRestart,
+                  "window: also emit a non-final result every this many events of a window. 0: final only.",
+                  FERRY_FIELD(PipelineStepConfig, early_every)));
+  k.push_back(Int("pipeline.step", "max_keys", "20000", 1, 10'000'000, kRestart,
+                  "window: most keys held; a new key beyond it closes the least recently active key's windows.",
+                  FERRY_FIELD(PipelineStepConfig, max_keys)));
+  k.push_back(Int("pipeline.step", "max_windows", "16", 1, 100'000, kRestart,
+                  "window: most open windows per key; beyond it the oldest closes early.",
+                  FERRY_FIELD(PipelineStepConfig, max_windows)));
+  k.push_back(Str("pipeline.step", "output", "", kRestart,
+                  "threshold: declared stream the alerts go to (give it a priority so uplinks send it first).",
+                  FERRY_FIELD(PipelineStepConfig, output), CheckOptionalName));
   // [[pipeline.step.upgrade]]
   k.push_back(Int("pipeline.step.upgrade", "version", nullptr, 0, 1'000'000, kRestart,
                   "schema_upgrade: this upgrade turns an event of this version into version + 1.",

@@ -127,4 +127,67 @@ int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& o,
   return kExitOk;
 }
 
+int RunPipelineReset(EventLog& log, const Config& config, const PipelineResetOptions& o, std::ostream& out,
+                     std::ostream& err) {
+  const PipelineConfig* p = nullptr;
+  for (const auto& c : config.pipelines)
+    if (c.name == o.pipeline) p = &c;
+  if (p == nullptr) {
+    err << "ferryctl: no pipeline \"" << o.pipeline << "\" in the config\n";
+    return kExitRuntime;
+  }
+  auto pos = ParsePosition(o.from);
+  if (!pos) {
+    err << "ferryctl: --from: " << pos.error().message << "\n";
+    return kExitUsage;
+  }
+  if (pos->seq && p->input.size() > 1) {
+    err << "ferryctl: pipeline " << p->name << " reads " << p->input.size()
+        << " streams: a seq names a record of one; give --from an RFC 3339 time\n";
+    return kExitRuntime;
+  }
+  std::vector<std::pair<std::string, Seq>> targets;
+  for (const auto& in : p->input) {
+    auto seq = ResolvePosition(log, in, *pos);
+    if (!seq) {
+      err << "ferryctl: " << in << ": " << seq.error().message << "\n";
+      return kExitRuntime;
+    }
+    targets.emplace_back(in, *seq);
+  }
+  const std::string cursor = PipelineCursorName(p->name);
+  auto txn = log.BeginWrite();
+  if (!txn) {
+    err << "ferryctl: " << txn.error().ToString() << "\n";
+    return kExitRuntime;
+  }
+  // Listed while this transaction holds the write lock: nothing can be committed between the list and the deletes.
+  const std::string prefix = PipelineWindowStatePrefix(p->name);
+  auto keys = log.ListState(prefix);
+  if (!keys) {
+    err << "ferryctl: " << keys.error().ToString() << "\n";
+    return kExitRuntime;
+  }
+  Status st = Ok();
+  for (const auto& kv : *keys)
+    if (st) st = (*txn)->DeleteState(kv.first);
+  if (st) st = (*txn)->DeleteState(PipelineWindowMetaKey(p->name));
+  std::vector<std::string> lines;
+  for (const auto& [in, seq] : targets) {
+    auto before = (*txn)->GetCursor(in, cursor);
+    lines.push_back("input " + in + ": cursor " + (before ? std::to_string(before->value) : std::string("(none)")) +
+                    " -> " + std::to_string(seq.value));
+    if (st) st = (*txn)->SetCursor(in, cursor, seq);
+  }
+  if (st) st = (*txn)->Commit();
+  if (!st) {
+    err << "ferryctl: pipeline " << p->name << ": nothing reset: " << st.error().ToString() << "\n";
+    return kExitRuntime;
+  }
+  out << "pipeline " << p->name << ":\n";
+  for (const auto& l : lines) out << "  " << l << "\n";
+  out << "  window state: " << keys->size() << " key record(s) deleted\n";
+  return kExitOk;
+}
+
 }  // namespace ferry::ctl

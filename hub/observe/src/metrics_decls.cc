@@ -88,6 +88,18 @@ const std::vector<MetricDecl>& FerryMetricDecls() {
        "is the step's name, input (the payload is not a JSON object) or output (the result cannot be JSON). A batch "
        "whose commit failed is counted again when it is retried."},
       {"ferry_pipeline_lag_events", T::kGauge, "pipeline", "Input records not yet processed, over all inputs."},
+      {"ferry_pipeline_window_late_total", T::kCounter, "pipeline",
+       "Events a window step found late (behind the key's watermark, in no open window); sent to its late_output "
+       "or dropped."},
+      {"ferry_pipeline_windows_closed_total", T::kCounter, "pipeline,reason",
+       "Windows closed with a final result; reason is watermark, idle (idle_timeout), max_keys or max_windows (closed "
+       "early at a state bound)."},
+      {"ferry_pipeline_window_keys", T::kGauge, "pipeline", "Keys a window step holds state for."},
+      {"ferry_pipeline_windows_open", T::kGauge, "pipeline", "Open windows over all keys."},
+      {"ferry_pipeline_window_state_bytes", T::kGauge, "pipeline",
+       "Estimated heap bytes of a window step's state (keys, windows, sketches, indexes)."},
+      {"ferry_pipeline_alerts_total", T::kCounter, "pipeline,stream",
+       "Alerts threshold steps appended, by the stream they went to."},
       {"ferry_downlink_records_total", T::kCounter, "downlink",
        "Records of the central table written to the local table stream (rows and deletions), each with the source position it moves, in one transaction."},
       {"ferry_downlink_deletes_total", T::kCounter, "downlink",

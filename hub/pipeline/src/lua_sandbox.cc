@@ -755,6 +755,26 @@ Result<std::optional<double>> LuaSandbox::GetNumber(Slot slot, std::string_view 
   return std::optional<double>(v);
 }
 
+Result<std::optional<std::string>> LuaSandbox::GetKey(Slot slot, std::string_view field) {
+  int type = LUA_TNIL;
+  std::string v;
+  Status st = Protected("field", [&](lua_State* L) {
+    PushSlot(L, slot);
+    lua_pushlstring(L, field.data(), field.size());
+    type = lua_rawget(L, -2);
+    if (type == LUA_TSTRING || type == LUA_TNUMBER) {
+      size_t n = 0;
+      const char* s = lua_tolstring(L, -1, &n);  // converts a number on the stack only
+      v.assign(s, n);
+    }
+  });
+  if (!st) return tl::unexpected(st.error());
+  if (type == LUA_TNIL) return std::optional<std::string>();
+  if (type != LUA_TSTRING && type != LUA_TNUMBER)
+    return InvalidArgument("field '" + std::string(field) + "' is a " + lua_typename(L_, type) + ", not a string or number");
+  return std::optional<std::string>(std::move(v));
+}
+
 Status LuaSandbox::SetNumber(Slot slot, std::string_view field, double value) {
   return Protected("field", [&](lua_State* L) {
     PushSlot(L, slot);

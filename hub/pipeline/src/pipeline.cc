@@ -1,8 +1,13 @@
 #include "ferry/pipeline.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
+
+#include "ferry/rfc3339.h"
 
 #include "ferry/utf8.h"
 
@@ -20,6 +25,8 @@ const char* StepTypeName(PipelineStepType t) {
     case PipelineStepType::kSchemaUpgrade: return "schema_upgrade";
     case PipelineStepType::kRoute: return "route";
     case PipelineStepType::kScript: return "script";
+    case PipelineStepType::kWindow: return "window";
+    case PipelineStepType::kThreshold: return "threshold";
   }
   return "?";
 }
@@ -47,6 +54,9 @@ const Unit* FindUnit(std::string_view n) {
 }
 
 }  // namespace
+
+std::string PipelineWindowStatePrefix(const std::string& pipeline) { return "pipeline/" + pipeline + "/window/"; }
+std::string PipelineWindowMetaKey(const std::string& pipeline) { return "pipeline/" + pipeline + "/window-meta"; }
 
 std::optional<double> ConvertUnits(double value, std::string_view from, std::string_view to) {
   const Unit* f = FindUnit(from);
@@ -92,6 +102,12 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Compile(const PipelineConfig& config
   for (size_t i = 0; i < p->config_.steps.size(); ++i) {
     if (Status st = p->CompileStep(i, p->config_.steps[i]); !st)
       return InvalidArgument("pipeline " + config.name + ": step " + p->step_names_.back() + ": " + st.error().message);
+  }
+  if (p->window_ && !p->thresholds_.empty()) {
+    // Thresholds look at every change of a window, not only at what is emitted (no state is held yet).
+    WindowSpec spec = p->window_->spec();
+    spec.probe = true;
+    p->window_ = std::make_unique<WindowOperator>(spec);
   }
   return p;
 }
@@ -149,11 +165,57 @@ Status Pipeline::CompileStep(size_t index, const PipelineStepConfig& sc) {
       }
       break;
     }
+    case PipelineStepType::kWindow: {
+      WindowSpec spec;
+      switch (sc.window) {
+        case WindowType::kTumbling: spec.kind = WindowKind::kTumbling; break;
+        case WindowType::kHopping: spec.kind = WindowKind::kHopping; break;
+        case WindowType::kSliding: spec.kind = WindowKind::kSliding; break;
+        case WindowType::kSession: spec.kind = WindowKind::kSession; break;
+      }
+      spec.size_ns = sc.size.count();
+      spec.hop_ns = sc.hop.count();
+      spec.gap_ns = sc.gap.count();
+      spec.lateness_ns = sc.allowed_lateness.count();
+      spec.idle_ns = sc.idle_timeout.count();
+      spec.early_every = sc.early_every;
+      spec.max_keys = static_cast<size_t>(std::max<int64_t>(sc.max_keys, 1));
+      spec.max_windows = static_cast<size_t>(std::max<int64_t>(sc.max_windows, 1));
+      // The config checked these; a Pipeline compiled from a hand-made config checks again, never crashes.
+      if (spec.kind != WindowKind::kSession && spec.size_ns <= 0) return InvalidArgument("size must be > 0");
+      if (spec.kind == WindowKind::kHopping && (spec.hop_ns <= 0 || spec.hop_ns > spec.size_ns || spec.size_ns / spec.hop_ns > 64))
+        return InvalidArgument("hop must be > 0, at most size, and size / hop at most 64");
+      if (spec.kind == WindowKind::kSession && spec.gap_ns <= 0) return InvalidArgument("gap must be > 0");
+      for (const auto& a : sc.aggregates) {
+        if (a == "count") continue;
+        if (a == "sum" || a == "min" || a == "max" || a == "avg" || a == "first" || a == "last") {
+          aggregates_.push_back(a);
+          continue;
+        }
+        char* end = nullptr;
+        double q = a.size() > 1 && a[0] == 'p' ? std::strtod(a.c_str() + 1, &end) : -1;
+        if (end == nullptr || *end != '\0' || !(q > 0 && q < 100)) return InvalidArgument("unknown aggregate \"" + a + "\"");
+        quantiles_.emplace_back(a, q / 100);
+        spec.sketch = true;
+      }
+      window_index_ = index;
+      window_ = std::make_unique<WindowOperator>(spec);
+      break;
+    }
+    case PipelineStepType::kThreshold: {
+      if (window_index_ == SIZE_MAX) return InvalidArgument("a threshold step must follow a window step");
+      if (thresholds_.size() >= 32) return InvalidArgument("at most 32 threshold steps");
+      if (Status st = compile("where", sc.where); !st) return st;
+      thresholds_.push_back(Threshold{step->name, sc.output, step->expr, uint32_t{1} << thresholds_.size()});
+      break;
+    }
     case PipelineStepType::kDrop:
     case PipelineStepType::kRename:
     case PipelineStepType::kProject:
       break;
   }
+  if (window_index_ != SIZE_MAX && index > window_index_ && sc.type != PipelineStepType::kThreshold)
+    return InvalidArgument("only threshold steps may follow a window step");
   steps_.push_back(std::move(step));
   return Ok();
 }
@@ -241,6 +303,9 @@ Status Pipeline::Apply(const Step& step, Work work, std::vector<Work>* next) {
       for (LuaSandbox::Slot s : *out) next->push_back(Work{s, work.output});
       return Ok();
     }
+    case PipelineStepType::kWindow:
+    case PipelineStepType::kThreshold:
+      break;  // Process hands events to the window after the stateless steps
   }
   next->push_back(work);
   return Ok();
@@ -255,7 +320,8 @@ ProcessOutcome Pipeline::Process(std::string_view input_stream, const RecordView
   }
   std::vector<Work> work{Work{*slot, 0}};
   std::vector<Work> next;
-  for (size_t i = 0; i < steps_.size() && !work.empty(); ++i) {
+  const size_t stateless = std::min(steps_.size(), window_index_);
+  for (size_t i = 0; i < stateless && !work.empty(); ++i) {
     next.clear();
     for (size_t w = 0; w < work.size(); ++w) {
       if (Status st = Apply(*steps_[i], work[w], &next); !st) {
@@ -266,6 +332,64 @@ ProcessOutcome Pipeline::Process(std::string_view input_stream, const RecordView
       }
     }
     work.swap(next);
+  }
+  if (window_) {
+    // Every event the stateless steps let through is read first, so a failure changes no window state.
+    const Step& ws = *steps_[window_index_];
+    const PipelineStepConfig& wc = *ws.config;
+    struct In {
+      std::string key;
+      std::optional<double> value;
+    };
+    std::vector<In> ins;
+    std::string error;
+    for (const Work& w : work) {
+      In in;
+      if (wc.key.empty()) {
+        in.key = std::string(record.subject);
+      } else if (auto k = lua_->GetKey(w.slot, wc.key); !k) {
+        error = k.error().message;
+      } else if (!*k) {
+        error = "key field '" + wc.key + "' is absent";
+      } else {
+        in.key = std::move(**k);
+      }
+      if (error.empty() && in.key.size() > kMaxWindowKeySize)
+        error = "key is longer than " + std::to_string(kMaxWindowKeySize) + " bytes";
+      if (error.empty() && !wc.field.empty()) {
+        auto v = lua_->GetNumber(w.slot, wc.field);
+        if (!v) error = v.error().message;
+        else if (*v && !std::isfinite(**v)) error = "field '" + wc.field + "' is not a finite number";
+        else if (!*v && !aggregates_.empty()) error = "field '" + wc.field + "' is absent";
+        else in.value = *v;
+      }
+      if (!error.empty()) break;
+      ins.push_back(std::move(in));
+    }
+    for (const Work& w : work) lua_->Free(w.slot);
+    if (!error.empty()) {
+      outcome.failure = PipelineFailure{ws.name, error};
+      return outcome;
+    }
+    std::vector<WindowResult> results;
+    window_->Advance(record.ingest_time.ns, &results);
+    const int64_t t = record.time.ns != 0 ? record.time.ns : record.ingest_time.ns;
+    bool late = false;
+    for (const In& in : ins) late |= !window_->Add(in.key, t, record.seq.value, in.value, &results);
+    EmitResults(&results, &outcome);
+    if (late) {
+      ++outcome.late;
+      if (!wc.late_output.empty()) {
+        Event e = record.ToEvent();
+        e.id = (record.id.empty() ? std::string(input_stream) + "/" + std::to_string(record.seq.value)
+                                  : std::string(record.id)) + "/" + config_.name + "/late";
+        e.headers.emplace_back("ferry_late_pipeline", config_.name);
+        e.headers.emplace_back("ferry_late_key", ins.front().key);
+        e.headers.emplace_back(kPipelineInputHeader, std::string(input_stream) + "/" + std::to_string(record.seq.value));
+        outcome.outputs.push_back(PipelineOutput{wc.late_output, std::move(e)});
+      }
+    }
+    return outcome;
   }
   // Stable ids: the input's id (or <stream>/<seq>) and the pipeline's name, so a reprocessed record produces
   // the same ids and the centre's de-duplication sees one event.
@@ -299,6 +423,123 @@ ProcessOutcome Pipeline::Process(std::string_view input_stream, const RecordView
     outcome.outputs.push_back(std::move(out));
   }
   return outcome;
+}
+
+ProcessOutcome Pipeline::Tick(TimeNs now) {
+  ProcessOutcome outcome;
+  if (!window_) return outcome;
+  std::vector<WindowResult> results;
+  window_->Advance(now.ns, &results);
+  EmitResults(&results, &outcome);
+  return outcome;
+}
+
+namespace {
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"': *out += "\\\""; break;
+      case '\\': *out += "\\\\"; break;
+      case '\n': *out += "\\n"; break;
+      case '\r': *out += "\\r"; break;
+      case '\t': *out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
+          *out += buf;
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+void AppendNumber(std::string* out, double d) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, d);  // shortest round trip: the same bytes on every run
+  out->append(buf, r.ptr);
+}
+}  // namespace
+
+std::string Pipeline::ResultJson(const WindowResult& r) const {
+  std::string j = "{\"key\":";
+  AppendJsonString(&j, r.key);
+  j += ",\"window_start\":\"" + FormatRfc3339(TimeNs{r.start}) + "\"";
+  j += ",\"window_end\":\"" + FormatRfc3339(TimeNs{r.end}) + "\"";
+  j += ",\"count\":" + std::to_string(r.agg.count);
+  const WindowAggregate& a = r.agg;
+  for (const std::string& name : aggregates_) {
+    j += ",\"" + name + "\":";
+    if (a.values == 0) {
+      j += "null";
+      continue;
+    }
+    double v = name == "sum" ? a.sum : name == "min" ? a.min : name == "max" ? a.max : name == "avg" ? a.avg()
+             : name == "first" ? a.first : a.last;
+    AppendNumber(&j, v);
+  }
+  for (const auto& [name, q] : quantiles_) {
+    j += ",\"" + name + "\":";
+    if (a.values == 0 || a.sketch.empty()) {
+      j += "null";
+      continue;
+    }
+    AppendNumber(&j, std::min(a.max, std::max(a.min, a.sketch.Quantile(q))));
+  }
+  j += r.kind == WindowResult::kFinal ? ",\"final\":true,\"closed\":\"" + std::string(WindowCloseName(r.reason)) + "\"}"
+                                      : std::string(",\"final\":false}");
+  return j;
+}
+
+void Pipeline::EmitResults(std::vector<WindowResult>* results, ProcessOutcome* outcome) {
+  const std::string step = steps_[window_index_]->name;
+  std::map<std::pair<std::string, int64_t>, uint32_t> fired;  // in this call; the window's bits lag behind
+  for (const WindowResult& r : *results) {
+    std::string json = ResultJson(r);
+    // Stable ids: pipeline, key and window start (and the count of an early result), so a replay gives the same.
+    std::string id = config_.name + "/" + r.key + "/" + std::to_string(r.start);
+    if (r.kind == WindowResult::kEarly) id += "/early/" + std::to_string(r.agg.count);
+    auto make = [&](std::string event_id, std::string type, std::string payload) {
+      Event e;
+      e.id = std::move(event_id);
+      e.source = "ferry/pipeline/" + config_.name;
+      e.type = std::move(type);
+      e.subject = r.key;
+      e.time = TimeNs{r.end};
+      e.datacontenttype = "application/json";
+      e.headers.emplace_back("ferry_window", config_.name + "/" + step);
+      e.payload = std::move(payload);
+      return e;
+    };
+    for (const Threshold& th : thresholds_) {
+      uint32_t& bits = fired[{r.key, r.start}];
+      if ((r.alerted | bits) & th.bit) continue;
+      auto slot = lua_->FromJson(json);
+      if (!slot) {
+        outcome->threshold_failures.push_back(th.name);
+        continue;
+      }
+      auto hit = lua_->Test(th.expr, *slot);
+      lua_->Free(*slot);
+      if (!hit) {
+        outcome->threshold_failures.push_back(th.name);
+        continue;
+      }
+      if (!*hit) continue;
+      std::string payload = json.substr(0, json.size() - 1) + ",\"alert\":";
+      AppendJsonString(&payload, th.name);
+      payload += "}";
+      const std::string alert_id = config_.name + "/" + r.key + "/" + std::to_string(r.start) + "/alert/" + th.name;
+      outcome->outputs.push_back(PipelineOutput{th.output, make(alert_id, "ferry.alert", std::move(payload))});
+      ++outcome->alerts;
+      bits |= th.bit;
+      if (r.kind != WindowResult::kFinal) window_->MarkAlerted(r.key, r.start, th.bit);
+    }
+    if (r.kind == WindowResult::kProbe) continue;
+    outcome->outputs.push_back(PipelineOutput{config_.output, make(std::move(id), "ferry.window", std::move(json))});
+  }
 }
 
 Event Pipeline::DeadLetter(std::string_view input_stream, const RecordView& record,

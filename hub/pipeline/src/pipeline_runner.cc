@@ -16,6 +16,20 @@ PipelineRunner::PipelineRunner(EventLog& log, GroupCommitWriter& writer, std::un
   out_ = &DeclaredCounter(metrics, "ferry_pipeline_events_out_total", l);
   dropped_ = &DeclaredCounter(metrics, "ferry_pipeline_events_dropped_total", l);
   lag_gauge_ = &DeclaredGauge(metrics, "ferry_pipeline_lag_events", l);
+  if (pipeline_->window() != nullptr) {
+    late_ = &DeclaredCounter(metrics, "ferry_pipeline_window_late_total", l);
+    for (int i = 0; i < 4; ++i)
+      closed_[i] = &DeclaredCounter(metrics, "ferry_pipeline_windows_closed_total",
+                                    {{"pipeline", pipeline_->config().name},
+                                     {"reason", WindowCloseName(static_cast<WindowClose>(i))}});
+    keys_gauge_ = &DeclaredGauge(metrics, "ferry_pipeline_window_keys", l);
+    open_gauge_ = &DeclaredGauge(metrics, "ferry_pipeline_windows_open", l);
+    state_gauge_ = &DeclaredGauge(metrics, "ferry_pipeline_window_state_bytes", l);
+    for (const auto& sc : pipeline_->config().steps)
+      if (sc.type == PipelineStepType::kThreshold && !alerts_.count(sc.output))
+        alerts_[sc.output] = &DeclaredCounter(metrics, "ferry_pipeline_alerts_total",
+                                              {{"pipeline", pipeline_->config().name}, {"stream", sc.output}});
+  }
   std::vector<std::string> steps = pipeline_->step_names();
   steps.push_back("input");
   steps.push_back("output");
@@ -37,7 +51,33 @@ Status PipelineRunner::LoadCursors() {
       return tl::unexpected(c.error());
     }
   }
+  if (Status st = LoadWindowState(); !st) return st;
   loaded_ = true;
+  return Ok();
+}
+
+// The window state as committed: whatever the operator held in memory may be ahead of the log.
+Status PipelineRunner::LoadWindowState() {
+  WindowOperator* w = pipeline_->window();
+  if (w == nullptr) return Ok();
+  w->Clear();
+  const std::string& name = pipeline_->config().name;
+  const std::string prefix = PipelineWindowStatePrefix(name);
+  auto entries = log_.ListState(prefix);
+  if (!entries) return tl::unexpected(entries.error());
+  for (const auto& [key, value] : *entries) {
+    if (!w->LoadKey(std::string_view(key).substr(prefix.size()), value))
+      return Corruption("pipeline " + name + ": window state record \"" + key + "\" is malformed");
+  }
+  auto meta = log_.GetState(PipelineWindowMetaKey(name));
+  committed_meta_.reset();
+  if (meta) {
+    committed_meta_ = *meta;
+    if (!w->LoadMeta(*meta)) return Corruption("pipeline " + name + ": window state record \"" + PipelineWindowMetaKey(name) + "\" is malformed");
+  } else if (meta.error().code != ErrorCode::kNotFound) {
+    return tl::unexpected(meta.error());
+  }
+  UpdateWindowGauges();
   return Ok();
 }
 
@@ -51,6 +91,88 @@ void PipelineRunner::UpdateLag() {
   }
   lag_.store(lag);
   lag_gauge_->Set(static_cast<int64_t>(lag));
+}
+
+void PipelineRunner::CountWindow(const ProcessOutcome& o) {
+  for (const auto& step : o.threshold_failures) failed_[step]->Inc();
+}
+
+void PipelineRunner::UpdateWindowGauges() {
+  const WindowOperator* w = pipeline_->window();
+  if (w == nullptr) return;
+  keys_gauge_->Set(static_cast<int64_t>(w->keys()));
+  open_gauge_->Set(static_cast<int64_t>(w->open_windows()));
+  state_gauge_->Set(static_cast<int64_t>(w->memory()));
+  const WindowStats& s = w->stats();
+  late_->Inc(s.late - counted_.late);
+  for (int i = 0; i < 4; ++i) closed_[i]->Inc(s.closed[i] - counted_.closed[i]);
+  counted_ = s;
+}
+
+Result<bool> PipelineRunner::Commit(std::vector<PipelineOutput>& appends, const std::string& in, Seq from, Seq next) {
+  std::vector<std::pair<std::string, std::optional<std::string>>> state;
+  std::string meta;
+  const std::string& name = pipeline_->config().name;
+  if (WindowOperator* w = pipeline_->window()) {
+    state = w->TakeDirty();
+    meta = w->SerializeMeta();
+  }
+  const std::string prefix = PipelineWindowStatePrefix(name);
+  const std::string meta_key = PipelineWindowMetaKey(name);
+  const bool windowed = pipeline_->window() != nullptr;
+  // Without an input (a tick), every cursor must still be where this runner thinks it is.
+  std::vector<std::pair<std::string, Seq>> expect;
+  if (in.empty()) {
+    for (const auto& [s, pos] : position_) expect.emplace_back(s, pos);
+  } else {
+    expect.emplace_back(in, from);
+  }
+  // ONE closure in the writer's transaction: outputs, dead letters, window state and the cursor commit together.
+  bool moved = false;
+  std::future<Status> done = writer_.Submit([&, cursor = cursor_](WriteTxn& txn) -> Status {
+    for (const auto& [s, pos] : expect) {
+      auto at = txn.GetCursor(s, cursor);
+      Seq current = at ? *at : Seq{1};
+      if (!at && at.error().code != ErrorCode::kNotFound) return tl::unexpected(at.error());
+      if (current != pos) {
+        moved = true;  // someone else moved the cursor: write nothing, reload
+        return Ok();
+      }
+    }
+    if (windowed) {
+      auto m = txn.GetState(meta_key);
+      if (!m && m.error().code != ErrorCode::kNotFound) return tl::unexpected(m.error());
+      if ((m ? std::optional<std::string>(*m) : std::nullopt) != committed_meta_) {
+        moved = true;  // the state was reset under it: write nothing, reload
+        return Ok();
+      }
+    }
+    for (const auto& a : appends) {
+      auto seq = txn.Append(a.stream, a.event);
+      if (!seq) return tl::unexpected(seq.error());
+    }
+    if (windowed) {
+      for (const auto& [key, value] : state) {
+        Status st = value ? txn.PutState(prefix + key, *value) : txn.DeleteState(prefix + key);
+        if (!st) return st;
+      }
+      if (Status st = txn.PutState(meta_key, meta); !st) return st;
+    }
+    if (in.empty()) return Ok();
+    return txn.SetCursor(in, cursor, next);
+  });
+  Status st = done.get();  // `appends` and `state` live until here: the closure has run (or was dropped) by then
+  if (!st) {
+    loaded_ = false;  // the window state in memory is ahead of the log: reload it with the cursor
+    return tl::unexpected(st.error());
+  }
+  if (moved) {
+    FERRY_LOG_WARN("pipeline %s: cursor or window state changed under it (a reset?); reloading", name.c_str());
+    loaded_ = false;
+    return false;
+  }
+  if (windowed) committed_meta_ = std::move(meta);
+  return true;
 }
 
 Result<PipelineStepResult> PipelineRunner::Step() {
@@ -84,6 +206,9 @@ Result<PipelineStepResult> PipelineRunner::Step() {
       for (const auto& [hk, hv] : r.event.headers) v.headers.emplace_back(hk, hv);
       v.payload = r.event.payload;
       ProcessOutcome o = pipeline_->Process(in, v);
+      CountWindow(o);
+      result.late += o.late;
+      result.alerts += o.alerts;
       if (o.failure) {
         ++result.failed;
         if (!pc.dead_letter.empty()) appends.push_back({pc.dead_letter, pipeline_->DeadLetter(in, v, *o.failure)});
@@ -100,36 +225,56 @@ Result<PipelineStepResult> PipelineRunner::Step() {
     const Seq next = records->back().seq.next();
     result.records = records->size();
 
-    // ONE closure in the writer's transaction: outputs, dead letters and the cursor commit together.
-    bool moved = false;
-    std::future<Status> done = writer_.Submit(
-        [&appends, &moved, in, from, next, cursor = cursor_](WriteTxn& txn) -> Status {
-          auto at = txn.GetCursor(in, cursor);
-          Seq current = at ? *at : Seq{1};
-          if (!at && at.error().code != ErrorCode::kNotFound) return tl::unexpected(at.error());
-          if (current != from) {
-            moved = true;  // someone else moved the cursor: write nothing, reload
-            return Ok();
-          }
-          for (const auto& a : appends) {
-            auto seq = txn.Append(a.stream, a.event);
-            if (!seq) return tl::unexpected(seq.error());
-          }
-          return txn.SetCursor(in, cursor, next);
-        });
-    Status st = done.get();  // `appends` lives until here: the closure has run (or was dropped) by then
-    if (!st) return tl::unexpected(st.error());
-    if (moved) {
-      FERRY_LOG_WARN("pipeline %s: cursor on %s moved under it; reloading", pc.name.c_str(), in.c_str());
-      loaded_ = false;
-      return PipelineStepResult{};
-    }
+    auto committed = Commit(appends, in, from, next);
+    if (!committed) return tl::unexpected(committed.error());
+    if (!*committed) return PipelineStepResult{};
     position_[in] = next;
     in_->Inc(result.records);
     out_->Inc(result.outputs);
     dropped_->Inc(result.dropped);
+    for (const auto& a : appends)
+      if (auto it = alerts_.find(a.stream); it != alerts_.end() && a.event.type == "ferry.alert") it->second->Inc();
+    UpdateWindowGauges();
     UpdateLag();
     return result;
+  }
+  // Caught up. A reset (ferryctl pipeline reset) shows here, not only at the next commit: cheap reads.
+  for (const auto& [in, pos] : position_) {
+    auto c = log_.GetCursor(in, cursor_);
+    if ((c ? *c : Seq{1}) != pos && (c || c.error().code == ErrorCode::kNotFound)) {
+      FERRY_LOG_INFO("pipeline %s: cursor on %s moved to %llu (a reset?); reloading", pc.name.c_str(), in.c_str(),
+                     static_cast<unsigned long long>(c ? c->value : 1));
+      loaded_ = false;
+      return result;
+    }
+  }
+  if (pipeline_->window() != nullptr) {
+    auto m = log_.GetState(PipelineWindowMetaKey(pc.name));
+    if ((m ? std::optional<std::string>(*m) : std::nullopt) != committed_meta_ &&
+        (m || m.error().code == ErrorCode::kNotFound)) {
+      loaded_ = false;
+      return result;
+    }
+  }
+  // Idle keys close on the log's clock.
+  if (pipeline_->window() != nullptr) {
+    ProcessOutcome o = pipeline_->Tick(log_.clock().Now());
+    CountWindow(o);
+    // Closing an idle key always emits its windows; a tick that emits nothing changed nothing worth a commit
+    // (a key left dirty is written with the next batch).
+    if (!o.outputs.empty()) {
+      std::vector<PipelineOutput> appends = std::move(o.outputs);
+      auto committed = Commit(appends, std::string(), Seq{}, Seq{});
+      if (!committed) return tl::unexpected(committed.error());
+      if (*committed) {
+        result.outputs = appends.size();
+        result.alerts = o.alerts;
+        out_->Inc(result.outputs);
+        for (const auto& ap : appends)
+          if (auto it = alerts_.find(ap.stream); it != alerts_.end() && ap.event.type == "ferry.alert") it->second->Inc();
+        UpdateWindowGauges();
+      }
+    }
   }
   UpdateLag();
   return result;

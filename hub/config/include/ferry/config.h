@@ -227,7 +227,11 @@ struct DownlinkConfig {
 
 // [[pipeline]] (docs/processing.md): input streams -> steps -> an output stream, exactly once locally.
 // Step kinds, in the order of the declaration table's `allowed` string.
-enum class PipelineStepType { kFilter, kSet, kDrop, kRename, kProject, kUnits, kSchemaUpgrade, kRoute, kScript };
+enum class PipelineStepType {
+  kFilter, kSet, kDrop, kRename, kProject, kUnits, kSchemaUpgrade, kRoute, kScript, kWindow, kThreshold
+};
+// A window step's kind: "tumbling" | "hopping" | "sliding" | "session".
+enum class WindowType { kTumbling, kHopping, kSliding, kSession };
 
 // [[pipeline.step.upgrade]]: how an event of schema version `version` becomes version + 1.
 struct SchemaUpgradeConfig {
@@ -252,6 +256,21 @@ struct PipelineStepConfig {
   std::string script;                // script: Lua source defining process(event)
   int64_t missing_version = 1;       // schema_upgrade: the version of an event without the field
   std::vector<SchemaUpgradeConfig> upgrades;
+  // window (docs/processing.md "Windows"): `field` is the value aggregated.
+  WindowType window = WindowType::kTumbling;
+  std::string key;                      // the grouping field; empty: the event's subject
+  Duration size{0};                     // tumbling, hopping, sliding
+  Duration hop{0};                      // hopping
+  Duration gap{0};                      // session
+  std::vector<std::string> aggregates;  // count sum min max avg first last pNN
+  Duration allowed_lateness{0};
+  Duration idle_timeout{0};             // 0: off
+  std::string late_output;              // late events; empty: counted and dropped
+  int64_t early_every = 0;              // 0: final results only
+  int64_t max_keys = 0;
+  int64_t max_windows = 0;
+  // threshold: `where` on a window result; alerts go to `output`.
+  std::string output;
 };
 
 struct PipelineConfig {

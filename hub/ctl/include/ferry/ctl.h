@@ -119,6 +119,23 @@ struct PipelinesOptions {
 int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& options, std::ostream& out,
                  std::ostream& err);
 
+// ---- pipeline reset ------------------------------------------------------------------------------------------
+
+struct PipelineResetOptions {
+  std::string pipeline;
+  std::string from;  // a seq (one-input pipelines only) or an RFC 3339 time (ingest time), per input
+};
+
+// Moves pipeline `pipeline`'s cursor on each input to `from` and deletes its window state (every record under
+// PipelineWindowStatePrefix and the meta record), in ONE write transaction (the state keys are listed while it
+// holds LMDB's write lock, so no runner commit slips in between). Safe beside a running ferryd: its runner's
+// next commit finds the cursor or the window meta record changed, writes nothing and reloads both.
+// Reprocessed records give the same output ids as before; a window that straddles the point is rebuilt from
+// the records after it only (docs/processing.md). Errors (kExitRuntime): unknown pipeline, a seq with several
+// inputs, a bad --from (kExitUsage), the write.
+int RunPipelineReset(EventLog& log, const Config& config, const PipelineResetOptions& options, std::ostream& out,
+                     std::ostream& err);
+
 // ---- table ---------------------------------------------------------------------------------------------------
 
 struct TableOptions {

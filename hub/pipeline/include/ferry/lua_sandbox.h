@@ -91,6 +91,9 @@ class LuaSandbox {
   Status KeepFields(Slot slot, const std::vector<std::string>& fields);
   // The field as a number; nullopt if absent. Errors: present but not a number.
   Result<std::optional<double>> GetNumber(Slot slot, std::string_view field);
+  // The field as a grouping key: a string as is, a number as Lua formats it ("12", "1.5"); nullopt if absent.
+  // Errors: another type.
+  Result<std::optional<std::string>> GetKey(Slot slot, std::string_view field);
   Status SetNumber(Slot slot, std::string_view field, double value);
   Status SetInteger(Slot slot, std::string_view field, int64_t value);
   bool HasField(Slot slot, std::string_view field);

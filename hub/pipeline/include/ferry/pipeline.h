@@ -24,6 +24,7 @@
 #include "ferry/error.h"
 #include "ferry/lua_sandbox.h"
 #include "ferry/record.h"
+#include "ferry/window.h"
 
 namespace ferry {
 
@@ -46,7 +47,17 @@ struct PipelineFailure {
 struct ProcessOutcome {
   std::vector<PipelineOutput> outputs;  // empty and no failure: the steps dropped the event
   std::optional<PipelineFailure> failure;
+  // A window step: events it found late, threshold alerts raised, threshold evaluations that failed (by step).
+  size_t late = 0;
+  size_t alerts = 0;
+  std::vector<std::string> threshold_failures;
 };
+
+// Where a windowed pipeline keeps its state, in the log's state table (docs/processing.md "Window state"):
+// one record per key under the prefix, and one meta record.
+std::string PipelineWindowStatePrefix(const std::string& pipeline);  // "pipeline/<name>/window/"
+std::string PipelineWindowMetaKey(const std::string& pipeline);      // "pipeline/<name>/window-meta"
+inline constexpr size_t kMaxWindowKeySize = 256;
 
 class Pipeline {
  public:
@@ -55,7 +66,14 @@ class Pipeline {
   static Result<std::unique_ptr<Pipeline>> Compile(const PipelineConfig& config);
   ~Pipeline();
 
+  // A windowed pipeline changes its window state here (and only here or in Tick); its results, alerts and
+  // late events are among the outputs. Processing time (idle timeouts) moves to the record's ingest time.
   ProcessOutcome Process(std::string_view input_stream, const RecordView& record);
+  // Windowed pipelines: processing time moves to `now` (the runner's clock when it is caught up), closing the
+  // windows of keys idle since. Outputs: their results and alerts. Others: nothing.
+  ProcessOutcome Tick(TimeNs now);
+  WindowOperator* window() { return window_.get(); }
+  const WindowOperator* window() const { return window_.get(); }
 
   // The dead-letter event for a record a step failed on: the record's payload and attributes unchanged, the
   // reason in ferry_dlq_* headers (as ingest's dead letters, reason pipeline_step).
@@ -76,12 +94,28 @@ class Pipeline {
     int output;  // index into outputs_ (0: the pipeline's output)
   };
   Status Apply(const Step& step, Work work, std::vector<Work>* next);
+  // Window results to events (and threshold alerts) in *outcome.
+  void EmitResults(std::vector<WindowResult>* results, ProcessOutcome* outcome);
+  std::string ResultJson(const WindowResult& r) const;
 
   PipelineConfig config_;
   std::unique_ptr<LuaSandbox> lua_;
   std::vector<std::unique_ptr<Step>> steps_;
   std::vector<std::string> step_names_;
   std::vector<std::string> outputs_;  // [0] = config.output, then the route steps' outputs
+
+  // The window step, if any: steps_[window_index_] and the threshold steps after it.
+  size_t window_index_ = SIZE_MAX;
+  std::unique_ptr<WindowOperator> window_;
+  std::vector<std::pair<std::string, double>> quantiles_;  // ("p95", 0.95)
+  std::vector<std::string> aggregates_;                   // sum min max avg first last, in config order
+  struct Threshold {
+    std::string name;
+    std::string output;
+    LuaSandbox::Handle expr;
+    uint32_t bit;
+  };
+  std::vector<Threshold> thresholds_;
 };
 
 // Unit conversion of the `units` step. Units: C F K (temperature), Pa kPa bar psi (pressure). nullopt when the

@@ -6,8 +6,15 @@
 // transaction. Either all of it commits or none of it does, so after a kill -9 at any point the pipeline
 // resumes at the first record whose results are not on disk: no output is lost or written twice.
 //
-// The closure also checks that the cursor is still where the batch started; if not (another ferryd, a reset),
-// it changes nothing and the runner reloads the cursor.
+// A windowed pipeline's state (ferry/window.h) is written by the same closure: the records of the keys the
+// batch changed, and the meta record, so state, cursor and results are one commit. When a commit fails or the
+// cursor moved under it, the runner reloads cursor and state from the log before the next batch. When it is
+// caught up, Step() moves processing time to the log's clock (EventLogOptions::clock) and commits whatever
+// windows that closes (idle keys) the same way, the cursor unchanged.
+//
+// The closure also checks that the cursor (and a windowed pipeline's meta record) is still what the runner
+// last saw; if not (another ferryd, a `ferryctl pipeline reset`), it changes nothing and the runner reloads
+// cursor and state.
 //
 // Threads: Step() from one thread at a time. Start() runs Step() on a thread of its own, woken by the
 // writer's commit announcements (nothing polls); Stop() joins it.
@@ -19,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +47,8 @@ struct PipelineStepResult {
   size_t outputs = 0;      // events appended to output streams
   size_t dropped = 0;      // records that produced no output and no failure
   size_t failed = 0;       // records sent to the dead letter (or dropped when there is none)
+  size_t late = 0;         // records a window step found late
+  size_t alerts = 0;       // threshold alerts appended
 };
 
 class PipelineRunner {
@@ -62,6 +72,11 @@ class PipelineRunner {
 
  private:
   Status LoadCursors();
+  Status LoadWindowState();
+  // Commits appends + window state (+ the cursor of `in` moved from `from` to `next`, unless in is empty).
+  Result<bool> Commit(std::vector<PipelineOutput>& appends, const std::string& in, Seq from, Seq next);
+  void CountWindow(const ProcessOutcome& o);
+  void UpdateWindowGauges();
   void UpdateLag();
   void Run();
 
@@ -78,6 +93,16 @@ class PipelineRunner {
   Counter* dropped_ = nullptr;
   std::map<std::string, Counter*> failed_;  // by step name
   Gauge* lag_gauge_ = nullptr;
+  Counter* late_ = nullptr;
+  std::map<std::string, Counter*> alerts_;  // by threshold step name
+  Counter* closed_[4] = {};                 // by WindowClose
+  WindowStats counted_;                     // window stats already added to the counters
+  // The window meta record as this runner last loaded or committed it: a commit finding another (a ferryctl
+  // pipeline reset deleted it) writes nothing and reloads, like a moved cursor.
+  std::optional<std::string> committed_meta_;
+  Gauge* keys_gauge_ = nullptr;
+  Gauge* open_gauge_ = nullptr;
+  Gauge* state_gauge_ = nullptr;
   std::atomic<uint64_t> lag_{0};
 
   std::mutex mu_;
