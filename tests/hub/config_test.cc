@@ -579,3 +579,50 @@ stream = "t"
 
 }  // namespace
 }  // namespace ferry
+
+namespace ferry {
+namespace {
+
+TEST(ConfigLookup, TheStepNeedsAFieldAKeyedTableAndADefaultWhenAsked) {
+  const std::string base = R"([storage]
+path = "/tmp/x"
+[[stream]]
+name = "t"
+[[stream]]
+name = "out"
+[[stream]]
+name = "assets"
+kind = "table"
+[[route]]
+filter = "telemetry/#"
+stream = "t"
+[[pipeline]]
+name = "enrich"
+input = ["t"]
+output = "out"
+[[pipeline.step]]
+type = "lookup"
+)";
+  auto ok = LoadConfigString(base + "field = \"device\"\ntable = \"assets\"\ninto = \"asset\"\n", "f.toml");
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->pipelines[0].steps[0].missing, LookupMissing::kDeadLetter);
+  struct Bad {
+    std::string text, says;
+  };
+  for (const Bad& b : {Bad{"table = \"assets\"\ninto = \"a\"\n", "this step type needs `field`"},
+                       Bad{"field = \"d\"\ninto = \"a\"\n", "this step type needs `table`"},
+                       Bad{"field = \"d\"\ntable = \"assets\"\n", "this step type needs `into`"},
+                       Bad{"field = \"d\"\ntable = \"t\"\ninto = \"a\"\n", "stream \"t\" is not a table"},
+                       Bad{"field = \"d\"\ntable = \"nope\"\ninto = \"a\"\n", "stream \"nope\" is not declared"},
+                       Bad{"field = \"d\"\ntable = \"assets\"\ninto = \"a\"\nmissing = \"default\"\n",
+                           "this step type needs `value`"},
+                       Bad{"field = \"d\"\ntable = \"assets\"\ninto = \"a\"\nmissing = \"ignore\"\n",
+                           "not one of dead_letter, default, keep"}}) {
+    auto c = LoadConfigString(base + b.text, "f.toml");
+    ASSERT_FALSE(c) << b.text;
+    EXPECT_NE(c.error().message.find(b.says), std::string::npos) << c.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace ferry

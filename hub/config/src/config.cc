@@ -635,6 +635,18 @@ class Parser {
             }
             break;
           }
+          case PipelineStepType::kLookup: {
+            st = need("field", !s.field.empty());
+            if (st) st = need("table", !s.table.empty());
+            if (st) st = need("into", !s.into.empty());
+            if (st && s.missing == LookupMissing::kDefault) st = need("value", !s.value.empty());
+            if (!st) break;
+            const StreamConfig* t = c.FindStream(s.table);
+            if (t == nullptr) return ErrorAt(sp + ".table", "stream \"" + s.table + "\" is not declared in a [[stream]]");
+            if (t->kind != StreamKind::kTable)
+              return ErrorAt(sp + ".table", "stream \"" + s.table + "\" is not a table: declare it with kind = \"table\"");
+            break;
+          }
           case PipelineStepType::kThreshold:
             if (window_step < 0) return ErrorAt(sp + ".type", "a threshold step reads window results: put it after a window step");
             st = need("where", !s.where.empty());

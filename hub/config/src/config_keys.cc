@@ -521,7 +521,7 @@ std::vector<ConfigKey> BuildKeys() {
                    FERRY_FIELD(PipelineConfig, max_memory)));
   // [[pipeline.step]]
   k.push_back(Enum("pipeline.step", "type", nullptr,
-                   "filter|set|drop|rename|project|units|schema_upgrade|route|script|window|threshold", kRestart,
+                   "filter|set|drop|rename|project|units|schema_upgrade|route|script|window|threshold|lookup", kRestart,
                    "What the step does; the keys below say which types use them.",
                    FERRY_FIELD(PipelineStepConfig, type)));
   k.push_back(Str("pipeline.step", "name", "", kRestart,
@@ -532,10 +532,11 @@ std::vector<ConfigKey> BuildKeys() {
                   FERRY_FIELD(PipelineStepConfig, where)));
   k.push_back(Str("pipeline.step", "field", "", kRestart,
                   "set, units: the top-level field written / converted. schema_upgrade: the version field "
-                  "(empty: schema_version).",
+                  "(empty: schema_version). lookup: the field holding the table's key.",
                   FERRY_FIELD(PipelineStepConfig, field)));
   k.push_back(Str("pipeline.step", "value", "", kRestart,
-                  "set: Lua expression whose value the field gets (nil removes it).",
+                  "set: Lua expression whose value the field gets (nil removes it). lookup with missing = "
+                  "\"default\": the value `into` gets when the table has no row for the key.",
                   FERRY_FIELD(PipelineStepConfig, value)));
   k.push_back(List("pipeline.step", "fields", "", kRestart,
                    "drop: top-level fields removed. project: the only fields kept.",
@@ -601,6 +602,17 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Str("pipeline.step", "output", "", kRestart,
                   "threshold: declared stream the alerts go to (give it a priority so uplinks send it first).",
                   FERRY_FIELD(PipelineStepConfig, output), CheckOptionalName));
+  k.push_back(Str("pipeline.step", "table", "", kRestart,
+                  "lookup: the declared table stream (kind = \"table\", e.g. a downlink's) whose row is looked up.",
+                  FERRY_FIELD(PipelineStepConfig, table), CheckOptionalName));
+  k.push_back(Str("pipeline.step", "into", "", kRestart,
+                  "lookup: the top-level field the row goes into (a JSON object row as a table, any other as a "
+                  "string).",
+                  FERRY_FIELD(PipelineStepConfig, into)));
+  k.push_back(Enum("pipeline.step", "missing", "dead_letter", "dead_letter|default|keep", kRestart,
+                   "lookup: no row for the key (or no key): dead_letter fails the event, default sets `into` to "
+                   "`value`, keep passes the event on unchanged; every miss is counted.",
+                   FERRY_FIELD(PipelineStepConfig, missing)));
   // [[pipeline.step.upgrade]]
   k.push_back(Int("pipeline.step.upgrade", "version", nullptr, 0, 1'000'000, kRestart,
                   "schema_upgrade: this upgrade turns an event of this version into version + 1.",

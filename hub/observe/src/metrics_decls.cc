@@ -88,6 +88,9 @@ const std::vector<MetricDecl>& FerryMetricDecls() {
        "is the step's name, input (the payload is not a JSON object) or output (the result cannot be JSON). A batch "
        "whose commit failed is counted again when it is retried."},
       {"ferry_pipeline_lag_events", T::kGauge, "pipeline", "Input records not yet processed, over all inputs."},
+      {"ferry_pipeline_lookup_misses_total", T::kCounter, "pipeline",
+       "Events for which a lookup step found no row in its table (or no key field): dead-lettered, given the "
+       "step's default, or kept as they were, as its missing says."},
       {"ferry_pipeline_window_late_total", T::kCounter, "pipeline",
        "Events a window step found late (behind the key's watermark, in no open window); sent to its late_output "
        "or dropped."},

@@ -793,6 +793,24 @@ Status LuaSandbox::SetInteger(Slot slot, std::string_view field, int64_t value) 
   });
 }
 
+Status LuaSandbox::SetTable(Slot slot, std::string_view field, Slot value) {
+  return Protected("field", [&](lua_State* L) {
+    PushSlot(L, slot);
+    lua_pushlstring(L, field.data(), field.size());
+    PushSlot(L, value);
+    lua_rawset(L, -3);
+  });
+}
+
+Status LuaSandbox::SetString(Slot slot, std::string_view field, std::string_view value) {
+  return Protected("field", [&](lua_State* L) {
+    PushSlot(L, slot);
+    lua_pushlstring(L, field.data(), field.size());
+    lua_pushlstring(L, value.data(), value.size());
+    lua_rawset(L, -3);
+  });
+}
+
 bool LuaSandbox::HasField(Slot slot, std::string_view field) {
   bool has = false;
   Status st = Protected("field", [&](lua_State* L) {

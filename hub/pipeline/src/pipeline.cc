@@ -27,6 +27,7 @@ const char* StepTypeName(PipelineStepType t) {
     case PipelineStepType::kScript: return "script";
     case PipelineStepType::kWindow: return "window";
     case PipelineStepType::kThreshold: return "threshold";
+    case PipelineStepType::kLookup: return "lookup";
   }
   return "?";
 }
@@ -145,6 +146,10 @@ Status Pipeline::CompileStep(size_t index, const PipelineStepConfig& sc) {
       step->expr = *h;
       break;
     }
+    case PipelineStepType::kLookup:
+      if (sc.missing == LookupMissing::kDefault)
+        if (Status st = compile("value", sc.value); !st) return st;
+      break;
     case PipelineStepType::kUnits:
       if (!ConvertUnits(0, sc.from, sc.to)) return InvalidArgument("cannot convert " + sc.from + " to " + sc.to);
       break;
@@ -251,6 +256,37 @@ Status Pipeline::Apply(const Step& step, Work work, std::vector<Work>* next) {
     case PipelineStepType::kProject:
       if (Status st = lua.KeepFields(work.slot, sc.fields); !st) return fail(st);
       break;
+    case PipelineStepType::kLookup: {
+      auto key = lua.GetKey(work.slot, sc.field);
+      if (!key) return fail(tl::unexpected(key.error()));
+      std::optional<std::string> row;
+      if (*key) {
+        if (!lookup_) return fail(InvalidArgument("lookup: no table reader"));
+        auto found = lookup_(sc.table, **key);
+        if (!found) return fail(InvalidArgument("lookup in " + sc.table + ": " + found.error().message));
+        row = std::move(*found);
+      }
+      if (!row) {
+        ++lookup_misses_;
+        const std::string what = *key ? "no row '" + **key + "' in table " + sc.table : "no key field '" + sc.field + "'";
+        if (sc.missing == LookupMissing::kDeadLetter) return fail(NotFound("lookup: " + what));
+        if (sc.missing == LookupMissing::kDefault)
+          if (Status st = lua.Assign(step.expr, work.slot, sc.into); !st) return fail(st);
+        break;
+      }
+      // A JSON object row becomes a table; anything else (a number, a plain string) goes in as a string.
+      if (!row->empty() && row->front() == '{') {
+        auto value = lua.FromJson(*row);
+        if (value) {
+          Status st = lua.SetTable(work.slot, sc.into, *value);
+          lua.Free(*value);
+          if (!st) return fail(st);
+          break;
+        }
+      }
+      if (Status st = lua.SetString(work.slot, sc.into, *row); !st) return fail(st);
+      break;
+    }
     case PipelineStepType::kUnits: {
       auto v = lua.GetNumber(work.slot, sc.field);
       if (!v) return fail(tl::unexpected(v.error()));
@@ -312,6 +348,13 @@ Status Pipeline::Apply(const Step& step, Work work, std::vector<Work>* next) {
 }
 
 ProcessOutcome Pipeline::Process(std::string_view input_stream, const RecordView& record) {
+  lookup_misses_ = 0;
+  ProcessOutcome outcome = ProcessSteps(input_stream, record);
+  outcome.lookup_misses = lookup_misses_;
+  return outcome;
+}
+
+ProcessOutcome Pipeline::ProcessSteps(std::string_view input_stream, const RecordView& record) {
   ProcessOutcome outcome;
   auto slot = lua_->FromJson(record.payload);
   if (!slot) {

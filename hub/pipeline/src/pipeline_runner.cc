@@ -16,6 +16,22 @@ PipelineRunner::PipelineRunner(EventLog& log, GroupCommitWriter& writer, std::un
   out_ = &DeclaredCounter(metrics, "ferry_pipeline_events_out_total", l);
   dropped_ = &DeclaredCounter(metrics, "ferry_pipeline_events_dropped_total", l);
   lag_gauge_ = &DeclaredGauge(metrics, "ferry_pipeline_lag_events", l);
+  bool looks_up = false;
+  for (const auto& sc : pipeline_->config().steps) looks_up |= sc.type == PipelineStepType::kLookup;
+  if (looks_up) {
+    lookup_misses_ = &DeclaredCounter(metrics, "ferry_pipeline_lookup_misses_total", l);
+    // Tables are read as they are when the event is processed: a row written later changes later events only.
+    pipeline_->SetTableLookup([this](const std::string& table, const std::string& key)
+                                  -> Result<std::optional<std::string>> {
+      auto r = log_.LookupLatest(table, key);
+      if (!r) {
+        if (r.error().code == ErrorCode::kNotFound) return std::optional<std::string>{};
+        return tl::unexpected(r.error());
+      }
+      if (r->event.payload.empty()) return std::optional<std::string>{};  // deleted
+      return std::optional<std::string>{std::move(r->event.payload)};
+    });
+  }
   if (pipeline_->window() != nullptr) {
     late_ = &DeclaredCounter(metrics, "ferry_pipeline_window_late_total", l);
     for (int i = 0; i < 4; ++i)
@@ -207,6 +223,7 @@ Result<PipelineStepResult> PipelineRunner::Step() {
       v.payload = r.event.payload;
       ProcessOutcome o = pipeline_->Process(in, v);
       CountWindow(o);
+      result.lookup_misses += o.lookup_misses;
       result.late += o.late;
       result.alerts += o.alerts;
       if (o.failure) {
@@ -232,6 +249,7 @@ Result<PipelineStepResult> PipelineRunner::Step() {
     in_->Inc(result.records);
     out_->Inc(result.outputs);
     dropped_->Inc(result.dropped);
+    if (lookup_misses_ != nullptr) lookup_misses_->Inc(result.lookup_misses);
     for (const auto& a : appends)
       if (auto it = alerts_.find(a.stream); it != alerts_.end() && a.event.type == "ferry.alert") it->second->Inc();
     UpdateWindowGauges();

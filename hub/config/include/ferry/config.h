@@ -228,8 +228,10 @@ struct DownlinkConfig {
 // [[pipeline]] (docs/processing.md): input streams -> steps -> an output stream, exactly once locally.
 // Step kinds, in the order of the declaration table's `allowed` string.
 enum class PipelineStepType {
-  kFilter, kSet, kDrop, kRename, kProject, kUnits, kSchemaUpgrade, kRoute, kScript, kWindow, kThreshold
+  kFilter, kSet, kDrop, kRename, kProject, kUnits, kSchemaUpgrade, kRoute, kScript, kWindow, kThreshold, kLookup
 };
+// A lookup step's answer when the table has no row for the key: "dead_letter" | "default" | "keep".
+enum class LookupMissing { kDeadLetter, kDefault, kKeep };
 // A window step's kind: "tumbling" | "hopping" | "sliding" | "session".
 enum class WindowType { kTumbling, kHopping, kSliding, kSession };
 
@@ -271,6 +273,11 @@ struct PipelineStepConfig {
   int64_t max_windows = 0;
   // threshold: `where` on a window result; alerts go to `output`.
   std::string output;
+  // lookup: the row of `table` (a table stream) whose key is the event's `field` goes into `into`; without a row,
+  // `missing` says what happens (default: the value of the `value` expression).
+  std::string table;
+  std::string into;
+  LookupMissing missing = LookupMissing::kDeadLetter;
 };
 
 struct PipelineConfig {

@@ -97,6 +97,9 @@ class LuaSandbox {
   Status SetNumber(Slot slot, std::string_view field, double value);
   Status SetInteger(Slot slot, std::string_view field, int64_t value);
   bool HasField(Slot slot, std::string_view field);
+  // slot[field] = the table of `value` (which stays a slot of its own until freed), or a string.
+  Status SetTable(Slot slot, std::string_view field, Slot value);
+  Status SetString(Slot slot, std::string_view field, std::string_view value);
   // Sets slot[field] to the value of a compiled constant expression (a default of a schema upgrade).
   Status AssignIfAbsent(Handle expr, Slot slot, std::string_view field);
 

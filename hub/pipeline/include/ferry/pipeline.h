@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,7 +52,13 @@ struct ProcessOutcome {
   size_t late = 0;
   size_t alerts = 0;
   std::vector<std::string> threshold_failures;
+  // Lookup steps that found no row (or no key) for the event, whatever their `missing` says.
+  size_t lookup_misses = 0;
 };
+
+// What a lookup step asks: the current row (payload) of `table` for `key`, nullopt when there is none (never
+// written, or deleted). An error fails the event (dead letter), as any step failure does.
+using TableLookup = std::function<Result<std::optional<std::string>>(const std::string& table, const std::string& key)>;
 
 // Where a windowed pipeline keeps its state, in the log's state table (docs/processing.md "Window state"):
 // one record per key under the prefix, and one meta record.
@@ -79,6 +86,10 @@ class Pipeline {
   // reason in ferry_dlq_* headers (as ingest's dead letters, reason pipeline_step).
   Event DeadLetter(std::string_view input_stream, const RecordView& record, const PipelineFailure& failure) const;
 
+  // Lookup steps read tables through `lookup` (the runner gives the log's LookupLatest). Without one, every
+  // lookup fails the event.
+  void SetTableLookup(TableLookup lookup) { lookup_ = std::move(lookup); }
+
   const PipelineConfig& config() const { return config_; }
   // "0:filter", or the step's own name; in step order.
   const std::vector<std::string>& step_names() const { return step_names_; }
@@ -88,6 +99,7 @@ class Pipeline {
   struct Step;
   explicit Pipeline(const PipelineConfig& config);
   Status CompileStep(size_t index, const PipelineStepConfig& sc);
+  ProcessOutcome ProcessSteps(std::string_view input_stream, const RecordView& record);
   // Applies step i to one event; appends what it becomes to *next (nothing: dropped).
   struct Work {
     LuaSandbox::Slot slot;
@@ -99,6 +111,8 @@ class Pipeline {
   std::string ResultJson(const WindowResult& r) const;
 
   PipelineConfig config_;
+  TableLookup lookup_;
+  size_t lookup_misses_ = 0;  // since Process began (Apply counts, Process reports)
   std::unique_ptr<LuaSandbox> lua_;
   std::vector<std::unique_ptr<Step>> steps_;
   std::vector<std::string> step_names_;

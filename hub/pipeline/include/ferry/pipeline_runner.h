@@ -49,6 +49,7 @@ struct PipelineStepResult {
   size_t failed = 0;       // records sent to the dead letter (or dropped when there is none)
   size_t late = 0;         // records a window step found late
   size_t alerts = 0;       // threshold alerts appended
+  size_t lookup_misses = 0;  // lookup steps that found no row
 };
 
 class PipelineRunner {
@@ -91,6 +92,7 @@ class PipelineRunner {
   Counter* in_ = nullptr;
   Counter* out_ = nullptr;
   Counter* dropped_ = nullptr;
+  Counter* lookup_misses_ = nullptr;  // pipelines with a lookup step
   std::map<std::string, Counter*> failed_;  // by step name
   Gauge* lag_gauge_ = nullptr;
   Counter* late_ = nullptr;
