@@ -19,6 +19,8 @@
 #include "harness.h"
 #include "kafka_mock.h"
 
+#include <mqtt/async_client.h>
+
 namespace ferry::test {
 namespace {
 
@@ -93,11 +95,13 @@ class Centre {
 // ferryd with a listener ingest (unused), metrics, and one downlink from the mock cluster into table "assets".
 class DownlinkGateway {
  public:
-  DownlinkGateway(std::string bootstraps, int batch) : dir_("ferry-downlink"), bootstraps_(std::move(bootstraps)) {
+  DownlinkGateway(std::string bootstraps, int batch, const std::string& extra = "")
+      : dir_("ferry-downlink"), bootstraps_(std::move(bootstraps)) {
     metrics_port_ = free_tcp_port();
+    listen_port_ = free_tcp_port();
     std::string c = "[gateway]\nid = \"gw-dl\"\n";
     c += "[storage]\npath = \"" + dir_.path() + "/log\"\nmap_size = \"256MiB\"\n";
-    c += "[ingest]\nmode = \"listen\"\nlisten.address = \"127.0.0.1:" + std::to_string(free_tcp_port()) + "\"\n";
+    c += "[ingest]\nmode = \"listen\"\nlisten.address = \"127.0.0.1:" + std::to_string(listen_port_) + "\"\n";
     c += "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(metrics_port_) + "\"\n";
     c += "[[stream]]\nname = \"telemetry\"\n";
     c += "[[stream]]\nname = \"assets\"\nkind = \"table\"\n";
@@ -105,8 +109,10 @@ class DownlinkGateway {
     c += "[[downlink]]\nname = \"registry\"\naddress = \"" + bootstraps_ + "\"\ntopic = \"" + kTopic +
          "\"\ntable = \"assets\"\nbatch = " + std::to_string(batch) +
          "\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+    c += extra;
     WriteFile(dir_.path() + "/ferry.toml", c);
   }
+  int listen_port() const { return listen_port_; }
 
   bool Start() {
     return ferryd_.Start(ToolCommand(FERRY_FERRYD_PATH, "FERRY_TEST_FERRYD", {"-c", dir_.path() + "/ferry.toml"}),
@@ -175,6 +181,7 @@ class DownlinkGateway {
   TempDir dir_;
   std::string bootstraps_;
   int metrics_port_ = 0;
+  int listen_port_ = 0;
   ChildProcess ferryd_;
 };
 
@@ -298,6 +305,81 @@ TEST_F(DownlinkKafka, KillNineDuringSyncTwentyTimesEndsEqual) {
       << gw.ferryd().log();
   std::printf("downlink: 20 kills, %d of them inside the first sync of %d keys; %zu live keys equal to the "
               "centre's\n", mid_first_sync, kKeys, centre.live());
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// A pipeline enriches telemetry with the table while the uplink is down; a central update arriving later changes
+// the enrichment of later events only (issue 15, acceptance 3).
+TEST_F(DownlinkKafka, APipelineEnrichesFromTheTableOfflineAndLaterUpdatesChangeLaterEventsOnly) {
+  const std::string pipeline = R"(
+[[stream]]
+name = "enriched"
+[[stream]]
+name = "dlq"
+[[uplink]]
+name = "central"
+address = "tcp://127.0.0.1:1"
+backoff.min = "50ms"
+backoff.max = "500ms"
+[[pipeline]]
+name = "enrich"
+input = ["telemetry"]
+output = "enriched"
+dead_letter = "dlq"
+[[pipeline.step]]
+type = "lookup"
+field = "device"
+table = "assets"
+into = "asset"
+[[pipeline.step]]
+type = "set"
+field = "hot"
+value = "temp > asset.max_temp"
+)";
+  DownlinkGateway gw(cluster.bootstraps(), 1000, pipeline);
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_records_total") >= kKeys || !gw.ferryd().running(); },
+                         60s))
+      << gw.ferryd().log();
+  // The uplink's centre (port 1) never answers: everything below happens offline.
+  EXPECT_EQ(gw.Metric("ferry_uplink_link_up{uplink=\"central\"}"), 0);
+
+  mqtt::async_client device("tcp://127.0.0.1:" + std::to_string(gw.listen_port()), "dev-test");
+  ASSERT_NO_THROW(device.connect(mqtt::connect_options_builder().clean_session(true).finalize())->wait_for(30s));
+  auto publish = [&](int n, int temp) {
+    const std::string payload = "{\"id\":\"e" + std::to_string(n) + "\",\"device\":\"" + Key(7) +
+                                "\",\"temp\":" + std::to_string(temp) + "}";
+    ASSERT_TRUE(device.publish("telemetry/" + Key(7), payload, 1, false)->wait_for(30s));
+  };
+  auto enriched = [&]() {
+    std::vector<std::string> out;
+    auto log = gw.OpenLog();
+    if (!log) return out;
+    auto it = log->NewIterator("enriched");
+    if (!it) return out;
+    for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) out.emplace_back((*it)->record().payload);
+    return out;
+  };
+  // Key(7)'s row says max_temp 67 (Value(7, 0)): 70 is hot.
+  for (int n = 0; n < 3; ++n) publish(n, 70);
+  ASSERT_TRUE(poll_until([&] { return enriched().size() >= 3; }, 30s)) << gw.ferryd().log();
+  // The centre raises the threshold: the table follows, and only events after it see the new row.
+  centre.Put(Key(7), "{\"asset\":7,\"max_temp\":75,\"version\":1}");
+  ASSERT_TRUE(centre.Flush(30s));
+  ASSERT_TRUE(poll_until([&] { return gw.Differences(centre).empty(); }, 30s)) << gw.Differences(centre);
+  for (int n = 3; n < 6; ++n) publish(n, 70);
+  ASSERT_TRUE(poll_until([&] { return enriched().size() >= 6; }, 30s)) << gw.ferryd().log();
+  const auto out = enriched();
+  ASSERT_EQ(out.size(), 6u);
+  for (int n = 0; n < 6; ++n) {
+    const bool before = n < 3;
+    EXPECT_NE(out[static_cast<size_t>(n)].find(before ? "\"max_temp\":67" : "\"max_temp\":75"), std::string::npos)
+        << out[static_cast<size_t>(n)];
+    EXPECT_NE(out[static_cast<size_t>(n)].find(before ? "\"hot\":true" : "\"hot\":false"), std::string::npos)
+        << out[static_cast<size_t>(n)];
+  }
+  EXPECT_EQ(gw.Metric("ferry_uplink_link_up{uplink=\"central\"}"), 0);
+  device.disconnect()->wait_for(10s);
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
 }
 
