@@ -1,6 +1,6 @@
 // The console in headless Chromium (issue 14, acceptance 1), driven over the DevTools protocol on a pipe
 // (cdp_pipe.mjs; nothing from npm): a request without the token is refused, the overview shows the streams
-// with their counts, the live tail shows an event published after the page opened within 2 s, a SQL query
+// with their counts and rates and the ingest chart, the live tail shows an event published after the page opened within 2 s, a SQL query
 // returns the expected rows. Screenshots go to SHOTS_DIR.
 // Usage: node console_browser.mjs URL TOKEN BROKER_PORT SHOTS_DIR
 //
@@ -55,10 +55,13 @@ try {
                      5 * kTailTargetMs, "the live tail to show the event published after the page opened");
   const tailMs = Date.now() - t0;
   check(tailMs <= kTailTargetMs, "the live tail showed the new event in " + tailMs + " ms (target " + kTailTargetMs + ")");
-  if (process.env.FERRY_CHARTS_WAIT) {
-    // Charts need two overview samples at least; docs screenshots wait for them.
-    await page.waitFor(() => document.querySelectorAll(".chart canvas").length > 0, 3 * kOverviewReloadMs, "charts");
-  }
+  // Charts and rates need two overview samples (the page reloads it every 5 s): the uPlot ingest chart is drawn
+  // from the library ferryd serves, and the stream's rate is a number.
+  await page.waitFor(() => typeof uPlot === "function" && document.querySelectorAll("#crate canvas").length > 0 &&
+                           /^[0-9.]+$/.test(document.querySelector("#streams tbody tr td.rate")?.textContent || ""),
+                     3 * kOverviewReloadMs, "the ingest chart and the stream's rate");
+  check(true, "the ingest chart is drawn and the stream's rate is " +
+              await page.evaluate(() => document.querySelector("#streams tbody tr td.rate").textContent) + " events/s");
   writeFileSync(shots + "/console-overview.png", await page.screenshot());
 
   await page.evaluate(() => {

@@ -218,5 +218,49 @@ TEST_F(ConsoleTest, OffByDefault) {
   EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
 }
 
+// The chart library is embedded (gateways are offline): served, whole, without the token (it holds no data).
+TEST_F(ConsoleTest, ServesTheVendoredChartLibrary) {
+  ASSERT_TRUE(StartFerryd("enabled = true\nlisten = \"127.0.0.1:" + std::to_string(console_port_) +
+                          "\"\ntoken_file = \"" + dir_.Sub("token") + "\""));
+  ASSERT_TRUE(poll_until([&] { return Status(Get("/", "")) == 200 || !ferryd_.running(); }, 20s)) << Log();
+  std::string js = Get("/assets/uPlot.iife.min.js", "");
+  EXPECT_EQ(Status(js), 200);
+  EXPECT_NE(js.find("Content-Type: text/javascript"), std::string::npos);
+  // hub/console/vendor/uplot/VENDORED.md: uPlot 1.6.32, uPlot.iife.min.js is 51,081 bytes.
+  EXPECT_NE(js.find("Content-Length: 51081"), std::string::npos) << js.substr(0, 300);
+  EXPECT_NE(js.find("var uPlot=function()"), std::string::npos);
+  std::string css = Get("/assets/uPlot.min.css", "");
+  EXPECT_EQ(Status(css), 200);
+  EXPECT_NE(css.find(".uplot"), std::string::npos);
+  // The page loads both from ferryd, nothing from elsewhere.
+  std::string page = Get("/", "");
+  EXPECT_NE(page.find("src=\"/assets/uPlot.iife.min.js\""), std::string::npos);
+  EXPECT_EQ(page.find("https://"), std::string::npos);
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+}
+
+// Issue 14, acceptance 4: libmicrohttpd (and GnuTLS, which it needs) are loaded only when an HTTP listener is
+// configured, so a ferryd with metrics and console off maps what it mapped before the console existed.
+TEST_F(ConsoleTest, WithoutHttpNoHttpLibraryIsLoaded) {
+  auto maps = [&] { return ReadFile("/proc/" + std::to_string(ferryd_.pid()) + "/maps"); };
+  std::string config = Config("");
+  config.replace(config.find("[metrics]\n"), 10, "[metrics]\nenabled = false\n");
+  WriteFile(dir_.Sub("ferry.toml"), config);
+  ASSERT_TRUE(ferryd_.Start(Ferryd({"-c", dir_.Sub("ferry.toml")}), dir_.Sub("ferryd.log")));
+  ASSERT_TRUE(poll_until([&] { return Log().find("ferryd ") != std::string::npos || !ferryd_.running(); }, 20s));
+  ASSERT_TRUE(ferryd_.running()) << Log();
+  std::string m = maps();
+  EXPECT_EQ(m.find("libmicrohttpd"), std::string::npos) << m;
+  EXPECT_EQ(m.find("libgnutls"), std::string::npos) << m;
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+
+  // Metrics on (the default): loaded, and /metrics answers.
+  ASSERT_TRUE(StartFerryd(""));
+  ASSERT_TRUE(poll_until([&] { return HttpGet(metrics_port_, "/healthz").find("HTTP/1.") != std::string::npos ||
+                                      !ferryd_.running(); }, 20s)) << Log();
+  EXPECT_NE(maps().find("libmicrohttpd"), std::string::npos);
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+}
+
 }  // namespace
 }  // namespace ferry::test

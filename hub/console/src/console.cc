@@ -176,6 +176,13 @@ Console::Console(const ConsoleConfig& config, ConsoleSources sources, const Cloc
                       std::chrono::seconds(10);
   http_ = std::make_unique<HttpServer>(o, clock_);
   http_->Route("/", [] { return HttpResponse{200, "text/html; charset=utf-8", kConsolePage, {}, nullptr}; });
+  // The chart library: no data in it, so served without the token, like the page. Cached for a day: it only
+  // changes with ferryd.
+  auto asset = [](const char* type, const char* body) {
+    return [type, body] { return HttpResponse{200, type, body, {{"Cache-Control", "max-age=86400"}}, nullptr}; };
+  };
+  http_->Route("/assets/uPlot.iife.min.js", asset("text/javascript; charset=utf-8", kUplotJs));
+  http_->Route("/assets/uPlot.min.css", asset("text/css; charset=utf-8", kUplotCss));
   auto guarded = [this](HttpResponse (Console::*fn)(const HttpRequest&)) {
     return [this, fn](const HttpRequest& rq) {
       if (!Authorized(rq)) {

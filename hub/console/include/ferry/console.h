@@ -82,5 +82,8 @@ class Console {
 
 // The page, embedded (console_page.cc).
 extern const char* const kConsolePage;
+// uPlot 1.6.32 (MIT; hub/console/vendor/uplot/VENDORED.md), served at /assets/uPlot.iife.min.js and .css.
+extern const char* const kUplotJs;
+extern const char* const kUplotCss;
 
 }  // namespace ferry
