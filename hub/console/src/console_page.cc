@@ -102,6 +102,7 @@ function chart(id, title, field) {
   charts[id] = {sig, u: new uPlot({title, width: 380, height: 180, series, axes: [{}, {size: 50}],
                                    scales: {y: {range: (u, lo, hi) => [0, Math.max(1, hi)]}}}, data, el)};
 }
+async function overview() {
   try {
     const r = await api("/api/overview"); const o = await r.json();
     if (!r.ok) throw new Error(o.error || r.status);
