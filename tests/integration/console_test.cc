@@ -256,8 +256,8 @@ TEST_F(ConsoleTest, WithoutHttpNoHttpLibraryIsLoaded) {
 
   // Metrics on (the default): loaded, and /metrics answers.
   ASSERT_TRUE(StartFerryd(""));
-  ASSERT_TRUE(poll_until([&] { return HttpGet(metrics_port_, "/healthz").find("HTTP/1.") != std::string::npos ||
-                                      !ferryd_.running(); }, 20s)) << Log();
+  ASSERT_TRUE(poll_until([&] { return !HttpGet(metrics_port_, "/healthz").empty() || !ferryd_.running(); }, 20s))
+      << Log();  // HttpGet: the body, "" without a reply
   EXPECT_NE(maps().find("libmicrohttpd"), std::string::npos);
   EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
 }
