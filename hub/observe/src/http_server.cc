@@ -96,6 +96,7 @@ struct MhdApi {
   FERRY_MHD_FN(add_response_header)
   FERRY_MHD_FN(queue_response)
   FERRY_MHD_FN(destroy_response)
+  FERRY_MHD_FN(add_connection)
 #undef FERRY_MHD_FN
 };
 
@@ -142,6 +143,7 @@ Status LoadMhd() {
     FERRY_MHD_SYM(add_response_header)
     FERRY_MHD_SYM(queue_response)
     FERRY_MHD_SYM(destroy_response)
+    FERRY_MHD_SYM(add_connection)
 #undef FERRY_MHD_SYM
     if (ok) mhd = &api;
   });
@@ -176,6 +178,7 @@ HttpServer::~HttpServer() {
     mhd->stop_daemon(daemon_);  // closes the listening socket and every connection
   }
   if (wake_fd_ >= 0) ::close(wake_fd_);
+  for (const Handed& h : handed_) ::close(h.fd);
 }
 
 void HttpServer::Route(const std::string& path, Handler handler) {
@@ -202,6 +205,28 @@ void HttpServer::ServeHealth(std::function<HealthStatus()> check) {
 }
 
 Status HttpServer::Start() {
+  if (options_.external_connections) {
+    if (Status st = LoadMhd(); !st) return st;
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) return IoError(std::string("http: eventfd: ") + std::strerror(errno));
+    size_t pool = std::max<size_t>(options_.max_request_bytes * 2 + 16384, 32768);
+    auto backstop = std::max(options_.request_timeout, options_.stream_keepalive) + std::chrono::seconds(5);
+    unsigned timeout_s = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(backstop).count());
+    daemon_ = mhd->start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
+                                    (options_.streams ? MHD_ALLOW_SUSPEND_RESUME : 0),
+                                0, nullptr, nullptr, &HttpServerCallbacks::OnRequest, this,
+                                MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options_.max_connections),
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+                                MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                                MHD_OPTION_NOTIFY_CONNECTION, &HttpServerCallbacks::OnConnection, this,
+                                MHD_OPTION_NOTIFY_COMPLETED, &HttpServerCallbacks::OnCompleted, this,
+                                MHD_OPTION_END);
+    if (daemon_ == nullptr) return IoError("http: libmicrohttpd did not start (no listening socket)");
+    const MHD_DaemonInfo* info = mhd->get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
+    epoll_fd_ = info != nullptr ? info->epoll_fd : -1;
+    next_keepalive_ = clock_.Steady() + options_.stream_keepalive;
+    return Ok();
+  }
   const std::string& listen = options_.listen;
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
@@ -274,6 +299,18 @@ void HttpServer::Stop() {
   }
 }
 
+void HttpServer::AddConnection(int fd, const sockaddr* peer, socklen_t peer_len) {
+  Handed h{fd, {}, std::min<socklen_t>(peer_len, sizeof(sockaddr_storage))};
+  std::memcpy(&h.peer, peer, h.peer_len);
+  {
+    std::lock_guard<std::mutex> lock(handed_mu_);
+    handed_.push_back(h);
+  }
+  uint64_t one = 1;
+  ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  (void)n;
+}
+
 void HttpServer::Run() {
   while (Step(std::chrono::milliseconds(1000))) {
   }
@@ -303,6 +340,15 @@ bool HttpServer::Step(std::chrono::milliseconds max_wait) {
     uint64_t v;
     ssize_t r = ::read(wake_fd_, &v, sizeof v);
     (void)r;
+  }
+  std::vector<Handed> handed;
+  {
+    std::lock_guard<std::mutex> lock(handed_mu_);
+    handed.swap(handed_);
+  }
+  for (const Handed& h : handed) {
+    // libmicrohttpd closes the socket itself when it cannot take it (over the connection limit).
+    mhd->add_connection(daemon_, h.fd, reinterpret_cast<const sockaddr*>(&h.peer), h.peer_len);
   }
   mhd->run(daemon_);
   now = clock_.Steady();
