@@ -28,6 +28,9 @@ packages=(
   mosquitto mosquitto-clients python3 python3-paho-mqtt iproute2 procps strace gnuplot-nox openssl
   # fault tests: ferryd's wall clock stepped by LD_PRELOAD (host only; never in the cross sysroots)
   faketime
+  # the console's browser test (ConsoleBrowser.Chromium): headless Chromium driven over the DevTools protocol
+  # on a pipe by plain Node (tests/integration/cdp_pipe.mjs; nothing from npm), and curl for its readiness wait
+  chromium nodejs curl
 )
 if [ "$cross" = 1 ]; then
   packages+=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user)

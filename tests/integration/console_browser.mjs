@@ -1,47 +1,83 @@
-// The console in headless Chromium (issue 14, acceptance 1), driven by puppeteer-core: the overview shows
-// the streams with their counts, the live tail shows an event published after the page opened within 2 s, a
-// SQL query returns the expected rows, a request without the token is refused. Screenshots go to SHOTS.
-// Usage: node console_browser.mjs URL TOKEN BROKER_PORT SHOTS_DIR PUPPETEER_PREFIX
-import { createRequire } from "node:module";
-import { execFileSync } from "node:child_process";
-const [url, token, brokerPort, shots, prefix] = process.argv.slice(2);
-const require = createRequire(prefix + "/node_modules/");
-const puppeteer = require("puppeteer-core");
+// The console in headless Chromium (issue 14, acceptance 1), driven over the DevTools protocol on a pipe
+// (cdp_pipe.mjs; nothing from npm): a request without the token is refused, the overview shows the streams
+// with their counts and rates and the ingest chart, the live tail shows an event published after the page opened within 2 s, a SQL query
+// returns the expected rows. Screenshots go to SHOTS_DIR.
+// Usage: node console_browser.mjs URL TOKEN BROKER_PORT SHOTS_DIR
+//
+// Deadlines come from what is awaited, not from guesses about the machine: the tail's 2 s is the acceptance
+// figure and is checked on the measured time; the other waits are bounded by what they stand for (the page
+// reloads the overview every 5 s, so two reloads; a SQL query is bounded by the console's sql_timeout of 5 s;
+// Chromium's start and each protocol command on a loaded 2-core machine, 60 s).
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { Browser } from "./cdp_pipe.mjs";
 
+const [url, token, brokerPort, shots] = process.argv.slice(2);
+const kOverviewReloadMs = 5000;  // console_page.cc: setInterval(overview, 5000)
+const kSqlTimeoutMs = 5000;      // console.sql_timeout's default
+const kTailTargetMs = 2000;      // issue 14, acceptance 1
+const kProtocolMs = 60000;
+
+let failures = 0;
 function check(ok, what) {
-  if (!ok) { console.error("FAIL: " + what); process.exitCode = 1; } else console.log("ok: " + what);
+  if (!ok) { console.error("FAIL: " + what); failures++; } else console.log("ok: " + what);
 }
-const browser = await puppeteer.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"], protocolTimeout: 30000 });
+function publish(payload) {
+  return new Promise((resolve, reject) => execFile("mosquitto_pub",
+    ["-h", "127.0.0.1", "-p", brokerPort, "-q", "1", "-t", "telemetry/dev-browser/x", "-m", payload],
+    e => (e ? reject(e) : resolve())));
+}
+
+const t_start = Date.now();
+const browser = await Browser.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+                                       commandTimeoutMs: kProtocolMs });
+console.log("chromium up in " + (Date.now() - t_start) + " ms");
 try {
-  const page = await browser.newPage();
-  await page.setViewport({ width: 1200, height: 1000 });
-  // Without a token the page asks for one (a prompt); the test answers no and checks the API itself.
-  page.on("dialog", d => d.dismiss());
-  // Without the token: the API refuses (the page would prompt; here the fetch is made by hand).
-  await page.goto(url, { waitUntil: "domcontentloaded" });
+  const page = await browser.newPage({ width: 1200, height: 900 });
+  // Without the token: the page prompts (dismissed by the driver) and the API answers 401.
+  await page.goto(url, kProtocolMs);
   const status = await page.evaluate(async () => (await fetch("/api/overview")).status);
   check(status === 401, "a request without the token gets 401 (got " + status + ")");
+
   await page.evaluateOnNewDocument(t => sessionStorage.setItem("ferry-token", t), token);
-  await page.goto(url, { waitUntil: "domcontentloaded" });
-  await page.waitForFunction(() => [...document.querySelectorAll("#streams tbody tr")]
-    .some(tr => tr.cells[0].textContent === "telemetry" && tr.cells[1].textContent === "3"), { timeout: 10000 });
+  await page.goto(url, kProtocolMs);
+  await page.waitFor(() => [...document.querySelectorAll("#streams tbody tr")]
+    .some(tr => tr.cells[0].textContent === "telemetry" && tr.cells[1].textContent === "3"),
+    2 * kOverviewReloadMs + kProtocolMs / 6, "the overview to show telemetry with 3 events");
   check(true, "the overview shows telemetry with 3 events");
-  await page.screenshot({ path: shots + "/console-overview.png", fullPage: true });
-  await page.waitForFunction(() => document.getElementById("tstate").textContent === "live", { timeout: 10000 });
+
+  await page.waitFor(() => document.getElementById("tstate").textContent === "live", kProtocolMs / 6,
+                     "the live tail to open");
   const t0 = Date.now();
-  execFileSync("mosquitto_pub", ["-h", "127.0.0.1", "-p", brokerPort, "-q", "1", "-t", "telemetry/dev-browser/x",
-                                 "-m", "{\"temp\":77.7}"]);
-  await page.waitForFunction(() => [...document.querySelectorAll("#tail .rec")].some(d => d.textContent.includes("77.7")),
-                             { timeout: 2000 });
-  check(Date.now() - t0 <= 2000, "the live tail showed the new event in " + (Date.now() - t0) + " ms");
-  await page.screenshot({ path: shots + "/console-tail.png", fullPage: true });
-  await page.$eval("#sql", el => { el.value = "SELECT subject FROM telemetry WHERE subject LIKE 'dev-_' ORDER BY seq"; });
-  await page.click("#sgo");
-  await page.waitForFunction(() => document.querySelectorAll("#sres tbody tr").length === 3, { timeout: 5000 });
-  const rows = await page.$$eval("#sres tbody tr", trs => trs.map(tr => tr.cells[0].textContent));
+  await publish("{\"temp\":77.7}");
+  // Waited up to 5x the target so that a slow run reports its time instead of a bare timeout.
+  await page.waitFor(() => [...document.querySelectorAll("#tail .rec")].some(d => d.textContent.includes("77.7")),
+                     5 * kTailTargetMs, "the live tail to show the event published after the page opened");
+  const tailMs = Date.now() - t0;
+  check(tailMs <= kTailTargetMs, "the live tail showed the new event in " + tailMs + " ms (target " + kTailTargetMs + ")");
+  // Charts and rates need two overview samples (the page reloads it every 5 s): the uPlot ingest chart is drawn
+  // from the library ferryd serves, and the stream's rate is a number.
+  await page.waitFor(() => typeof uPlot === "function" && document.querySelectorAll("#crate canvas").length > 0 &&
+                           /^[0-9.]+$/.test(document.querySelector("#streams tbody tr td.rate")?.textContent || ""),
+                     3 * kOverviewReloadMs, "the ingest chart and the stream's rate");
+  check(true, "the ingest chart is drawn and the stream's rate is " +
+              await page.evaluate(() => document.querySelector("#streams tbody tr td.rate").textContent) + " events/s");
+  writeFileSync(shots + "/console-overview.png", await page.screenshot());
+
+  await page.evaluate(() => {
+    document.getElementById("sql").value = "SELECT subject FROM telemetry WHERE subject LIKE 'dev-_' ORDER BY seq";
+    document.getElementById("sgo").click();
+  });
+  await page.waitFor(() => document.querySelectorAll("#sres tbody tr").length === 3, kSqlTimeoutMs + 5000,
+                     "three SQL rows");
+  const rows = await page.evaluate(() => [...document.querySelectorAll("#sres tbody tr")].map(tr => tr.cells[0].textContent));
   check(JSON.stringify(rows) === JSON.stringify(["dev-0", "dev-1", "dev-2"]), "SQL rows " + JSON.stringify(rows));
-  await page.screenshot({ path: shots + "/console-sql.png", fullPage: true });
+  writeFileSync(shots + "/console-sql.png", await page.screenshot());
+} catch (e) {
+  console.error("FAIL: " + e.message);
+  failures++;
 } finally {
   await browser.close();
 }
+console.log("browser test took " + (Date.now() - t_start) + " ms");
+process.exitCode = failures ? 1 : 0;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <poll.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <string>
@@ -216,6 +217,108 @@ TEST_F(ConsoleTest, OffByDefault) {
   EXPECT_TRUE(ferryd_.running()) << Log();
   EXPECT_EQ(Log().find("console on"), std::string::npos) << Log();
   EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+}
+
+// The chart library is embedded (gateways are offline): served, whole, without the token (it holds no data).
+TEST_F(ConsoleTest, ServesTheVendoredChartLibrary) {
+  ASSERT_TRUE(StartFerryd("enabled = true\nlisten = \"127.0.0.1:" + std::to_string(console_port_) +
+                          "\"\ntoken_file = \"" + dir_.Sub("token") + "\""));
+  ASSERT_TRUE(poll_until([&] { return Status(Get("/", "")) == 200 || !ferryd_.running(); }, 20s)) << Log();
+  std::string js = Get("/assets/uPlot.iife.min.js", "");
+  EXPECT_EQ(Status(js), 200);
+  EXPECT_NE(js.find("Content-Type: text/javascript"), std::string::npos);
+  // hub/console/vendor/uplot/VENDORED.md: uPlot 1.6.32, uPlot.iife.min.js is 51,081 bytes.
+  EXPECT_NE(js.find("Content-Length: 51081"), std::string::npos) << js.substr(0, 300);
+  EXPECT_NE(js.find("var uPlot=function()"), std::string::npos);
+  std::string css = Get("/assets/uPlot.min.css", "");
+  EXPECT_EQ(Status(css), 200);
+  EXPECT_NE(css.find(".uplot"), std::string::npos);
+  // The page loads both from ferryd, nothing from elsewhere.
+  std::string page = Get("/", "");
+  EXPECT_NE(page.find("src=\"/assets/uPlot.iife.min.js\""), std::string::npos);
+  EXPECT_EQ(page.find("https://"), std::string::npos);
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+}
+
+// Issue 14, acceptance 4: libmicrohttpd (and GnuTLS, which it needs) are loaded only when an HTTP listener is
+// configured, so a ferryd with metrics and console off maps what it mapped before the console existed.
+TEST_F(ConsoleTest, WithoutHttpNoHttpLibraryIsLoaded) {
+  auto maps = [&] { return ReadFile("/proc/" + std::to_string(ferryd_.pid()) + "/maps"); };
+  std::string config = Config("");
+  config.replace(config.find("[metrics]\n"), 10, "[metrics]\nenabled = false\n");
+  WriteFile(dir_.Sub("ferry.toml"), config);
+  ASSERT_TRUE(ferryd_.Start(Ferryd({"-c", dir_.Sub("ferry.toml")}), dir_.Sub("ferryd.log")));
+  ASSERT_TRUE(poll_until([&] { return Log().find("ferryd ") != std::string::npos || !ferryd_.running(); }, 20s));
+  ASSERT_TRUE(ferryd_.running()) << Log();
+  std::string m = maps();
+  EXPECT_EQ(m.find("libmicrohttpd"), std::string::npos) << m;
+  EXPECT_EQ(m.find("libgnutls"), std::string::npos) << m;
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+
+  // Metrics on (the default): loaded, and /metrics answers.
+  ASSERT_TRUE(StartFerryd(""));
+  ASSERT_TRUE(poll_until([&] { return !HttpGet(metrics_port_, "/healthz").empty() || !ferryd_.running(); }, 20s))
+      << Log();  // HttpGet: the body, "" without a reply
+  EXPECT_NE(maps().find("libmicrohttpd"), std::string::npos);
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+}
+
+// The console over TLS (mbedTLS, console.tls_*): curl with the test CA gets the overview and a live tail's
+// records through the terminator; plain HTTP to the TLS port gets no HTTP reply; curl without the CA refuses
+// the certificate; a key file that is not a key stops ferryd naming console.tls and the file.
+TEST_F(ConsoleTest, TlsWithMbedTls) {
+  TempDir pki("ferry-console-pki");
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
+  std::string script = "set -e; cd '" + pki.path() + "'; exec 2>pki.log >&2; "
+      "openssl req -x509" + ec + "-keyout ca.key -out ca.pem -days 2 -subj /CN=ferry-test-ca; "
+      "openssl req" + ec + "-keyout server.key -out server.csr -subj /CN=127.0.0.1; "
+      "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext; "
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
+      "-extfile server.ext";
+  ASSERT_EQ(std::system(("/bin/sh -c \"" + script + "\"").c_str()), 0) << ReadFile(pki.Sub("pki.log"));
+  const std::string keys = "enabled = true\nlisten = \"127.0.0.1:" + std::to_string(console_port_) +
+                           "\"\ntoken_file = \"" + dir_.Sub("token") + "\"\ntls_cert_file = \"" +
+                           pki.Sub("server.pem") + "\"\n";
+  ASSERT_TRUE(StartFerryd(keys + "tls_key_file = \"" + pki.Sub("server.key") + "\""));
+  const std::string base = "https://127.0.0.1:" + std::to_string(console_port_);
+  auto curl = [&](const std::string& args) {
+    std::string out = dir_.Sub("curl.out");
+    int rc = std::system(("curl -s -o '" + out + "' -w '%{http_code}' " + args + " > '" + out + ".code'").c_str());
+    return std::make_pair(WEXITSTATUS(rc), ReadFile(out + ".code") + "\n" + ReadFile(out));
+  };
+  const std::string auth = "-H 'Authorization: Bearer " + token_ + "' --cacert '" + pki.Sub("ca.pem") + "' ";
+  ASSERT_TRUE(poll_until([&] { return curl(auth + base + "/").first == 0 || !ferryd_.running(); }, 20s)) << Log();
+  EXPECT_NE(Log().find(", TLS"), std::string::npos) << Log();
+  ASSERT_TRUE(poll_until([&] {
+    return MetricValue(HttpGet(metrics_port_, "/metrics"), "ferry_ingest_link_up") == 1 || !ferryd_.running();
+  }, 60s)) << Log();
+  ASSERT_TRUE(Publish(broker_.port(), "dev-tls", "{\"temp\":42.5}"));
+  std::pair<int, std::string> r;
+  EXPECT_TRUE(poll_until([&] {
+    r = curl(auth + base + "/api/overview");
+    return r.second.find("\"count\":1") != std::string::npos;
+  }, 10s)) << r.second;
+  EXPECT_EQ(r.second.substr(0, 3), "200");
+  // A live tail through the terminator: the stored event comes as an SSE record (curl stops after 3 s).
+  r = curl(auth + "-N --max-time 3 '" + base + "/api/tail?stream=telemetry&n=5'");
+  EXPECT_NE(r.second.find("event: record"), std::string::npos) << r.second;
+  EXPECT_NE(r.second.find("42.5"), std::string::npos) << r.second;
+  // Without the token, over TLS: 401 as over HTTP.
+  r = curl("--cacert '" + pki.Sub("ca.pem") + "' " + base + "/api/overview");
+  EXPECT_EQ(r.second.substr(0, 3), "401") << r.second;
+  // Not the CA: curl refuses the certificate (exit 60). Plain HTTP to the TLS port: no HTTP reply.
+  EXPECT_EQ(curl(base + "/").first, 60);
+  EXPECT_NE(Status(Get("/", "")), 200);
+  EXPECT_TRUE(ferryd_.running());
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+
+  // A key file that holds no key: ferryd stops at start, naming console.tls and the file.
+  ASSERT_TRUE(StartFerryd(keys + "tls_key_file = \"" + pki.Sub("ca.pem") + "\""));
+  int status = ferryd_.Wait(20s);
+  EXPECT_NE(status, -1) << "ferryd kept running";
+  EXPECT_NE(status, 0);
+  EXPECT_NE(Log().find("console.tls"), std::string::npos) << Log();
+  EXPECT_NE(Log().find("ca.pem"), std::string::npos) << Log();
 }
 
 }  // namespace

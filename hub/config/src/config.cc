@@ -702,6 +702,12 @@ class Parser {
       return ErrorAt("ingest.listen.tls.require_client_cert", "is true: set listen.tls.ca_file (the CAs of devices)");
     if (!l.tls_enabled && (!l.tls_cert_file.empty() || !l.tls_ca_file.empty() || l.tls_require_client_cert))
       return ErrorAt("ingest.listen.tls.enabled", "is false, but listen.tls settings are given: set it to true");
+    if (c.console.tls_cert_file.empty() != c.console.tls_key_file.empty())
+      return ErrorAt(c.console.tls_cert_file.empty() ? "console.tls_cert_file" : "console.tls_key_file",
+                     "is empty: console TLS needs both console.tls_cert_file and console.tls_key_file");
+    if (!c.console.tls_ca_file.empty() && c.console.tls_cert_file.empty())
+      return ErrorAt("console.tls_ca_file", "is set, but console.tls_cert_file is empty: client certificates "
+                                            "need TLS");
     // Anyone who reaches a non-loopback console could read every event: refuse to start without a token.
     if (c.console.enabled && c.console.token_file.empty() && !IsLoopbackListen(c.console.listen))
       return ErrorAt("console.token_file", "is empty, but console.listen \"" + c.console.listen +

@@ -186,6 +186,9 @@ std::vector<ConfigFinding> CheckConfigEnvironment(const Config& c) {
   if (c.console.enabled) {
     check.ListenAddress("console.listen", c.console.listen);
     if (!c.console.token_file.empty()) check.ReadableFile("console.token_file", c.console.token_file);
+    if (!c.console.tls_cert_file.empty()) check.ReadableFile("console.tls_cert_file", c.console.tls_cert_file);
+    if (!c.console.tls_key_file.empty()) check.ReadableFile("console.tls_key_file", c.console.tls_key_file);
+    if (!c.console.tls_ca_file.empty()) check.ReadableFile("console.tls_ca_file", c.console.tls_ca_file);
   }
 
   for (size_t i = 0; i < c.routes.size(); ++i) {

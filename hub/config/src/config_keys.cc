@@ -312,6 +312,15 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Dur("console", "sql_timeout", "5s", 100 * kMs, 600 * kSec, kRestart,
                   "A console SQL query stops after this long (the console answers nothing else meanwhile).",
                   FERRY_FIELD(ConsoleConfig, sql_timeout)));
+  k.push_back(Str("console", "tls_cert_file", "", kRestart,
+                  "PEM certificate chain (leaf first). With tls_key_file the console speaks HTTPS only (mbedTLS).",
+                  FERRY_FIELD(ConsoleConfig, tls_cert_file)));
+  k.push_back(Str("console", "tls_key_file", "", kRestart, "PEM private key of tls_cert_file (not encrypted).",
+                  FERRY_FIELD(ConsoleConfig, tls_key_file)));
+  k.push_back(Str("console", "tls_ca_file", "", kRestart,
+                  "PEM CAs of client certificates. Set: a browser must present a certificate signed by one. "
+                  "Empty: none asked.",
+                  FERRY_FIELD(ConsoleConfig, tls_ca_file)));
   // [log]
   k.push_back(Enum("log", "level", "info", "debug|info|warn|error", kReload, "Least severe level logged.",
                    FERRY_FIELD(LogConfig, level)));

@@ -15,6 +15,9 @@
 #include "ferry/rfc3339.h"
 #include "ferry/utf8.h"
 #include "ferry/wire.h"
+#include "ferry/tls_server.h"
+
+#include "console_tls.h"
 
 namespace ferry {
 namespace {
@@ -158,11 +161,23 @@ Result<std::unique_ptr<Console>> Console::Make(const ConsoleConfig& config, Cons
     return InvalidArgument("console.token_file: is empty, but console.listen \"" + config.listen +
                            "\" is not a loopback address: a bearer token is required there");
   }
-  return std::unique_ptr<Console>(new Console(config, std::move(sources), clock, std::move(token)));
+  std::shared_ptr<TlsServerContext> tls;
+  if (!config.tls_cert_file.empty()) {
+    TlsServerOptions to;
+    to.cert_file = config.tls_cert_file;
+    to.key_file = config.tls_key_file;
+    to.ca_file = config.tls_ca_file;
+    to.require_client_cert = !config.tls_ca_file.empty();
+    auto ctx = TlsServerContext::Create(to);
+    if (!ctx) return MakeError(ctx.error().code, "console.tls: " + ctx.error().message);
+    tls = std::move(*ctx);
+  }
+  return std::unique_ptr<Console>(new Console(config, std::move(sources), clock, std::move(token), std::move(tls)));
 }
 
-Console::Console(const ConsoleConfig& config, ConsoleSources sources, const Clock& clock, std::string token)
-    : config_(config), src_(std::move(sources)), clock_(clock), token_(std::move(token)) {
+Console::Console(const ConsoleConfig& config, ConsoleSources sources, const Clock& clock, std::string token,
+                 std::shared_ptr<TlsServerContext> tls)
+    : config_(config), src_(std::move(sources)), clock_(clock), token_(std::move(token)), tls_ctx_(std::move(tls)) {
   // A copy: SIGHUP replaces the daemon's config on the main thread while this thread reads.
   full_config_ = *src_.config;
   src_.config = &full_config_;
@@ -171,11 +186,20 @@ Console::Console(const ConsoleConfig& config, ConsoleSources sources, const Cloc
   o.max_connections = static_cast<size_t>(config_.max_connections);
   o.max_body_bytes = 64 * 1024;
   o.streams = true;
+  // With TLS, the terminator owns console.listen and hands libmicrohttpd plaintext socketpairs.
+  o.external_connections = tls_ctx_ != nullptr;
   // A SQL query runs on the server thread up to its time limit; the reply must still fit in the deadline.
   o.request_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.sql_timeout) +
                       std::chrono::seconds(10);
   http_ = std::make_unique<HttpServer>(o, clock_);
   http_->Route("/", [] { return HttpResponse{200, "text/html; charset=utf-8", kConsolePage, {}, nullptr}; });
+  // The chart library: no data in it, so served without the token, like the page. Cached for a day: it only
+  // changes with ferryd.
+  auto asset = [](const char* type, const char* body) {
+    return [type, body] { return HttpResponse{200, type, body, {{"Cache-Control", "max-age=86400"}}, nullptr}; };
+  };
+  http_->Route("/assets/uPlot.iife.min.js", asset("text/javascript; charset=utf-8", kUplotJs));
+  http_->Route("/assets/uPlot.min.css", asset("text/css; charset=utf-8", kUplotCss));
   auto guarded = [this](HttpResponse (Console::*fn)(const HttpRequest&)) {
     return [this, fn](const HttpRequest& rq) {
       if (!Authorized(rq)) {
@@ -196,13 +220,25 @@ Console::~Console() { Stop(); }
 
 Status Console::Start() {
   if (Status st = http_->Start(); !st) return MakeError(st.error().code, "console.listen: " + st.error().message);
+  if (tls_ctx_ != nullptr) {
+    // A handshake (ECDHE + ECDSA) takes tens of ms on a gateway's core; 10 s covers a slow client and link.
+    tls_ = std::make_unique<ConsoleTls>(tls_ctx_, *http_, static_cast<size_t>(config_.max_connections),
+                                        std::chrono::seconds(10));
+    if (Status st = tls_->Start(config_.listen); !st) {
+      tls_.reset();
+      return MakeError(st.error().code, "console.listen: " + st.error().message);
+    }
+  }
   thread_ = std::thread([this] { http_->Run(); });
-  FERRY_LOG_INFO("console on %s (port %u)%s", config_.listen.c_str(), static_cast<unsigned>(http_->port()),
-                 token_.empty() ? "" : ", bearer token required");
+  FERRY_LOG_INFO("console on %s (port %u)%s%s", config_.listen.c_str(), static_cast<unsigned>(port()),
+                 tls_ ? ", TLS" : "", token_.empty() ? "" : ", bearer token required");
   return Ok();
 }
 
+uint16_t Console::port() const { return tls_ ? tls_->port() : http_->port(); }
+
 void Console::Stop() {
+  tls_.reset();  // closes every TLS connection and our ends of the pairs first
   http_->Stop();
   if (thread_.joinable()) thread_.join();
   // The server (and with it every tail and its commit listener) goes now, while the writer still exists.

@@ -1,6 +1,10 @@
 // The console page: one HTML file with plain JS, embedded so an offline gateway needs nothing from outside.
 // The token (when the console has one) is asked once and kept in the tab's sessionStorage; the live tail is
 // read with fetch() and a stream reader rather than EventSource, which cannot send an Authorization header.
+// Rates, drain rates and the charts are computed in the page from the overview it reloads every 5 s (the
+// difference of each stream's last seq, and of each uplink's sent position, last seq - backlog): ferryd keeps
+// no history for them, so the charts cover the time the page has been open (the last 10 minutes at most).
+// Charts are drawn by uPlot (vendor/uplot), served by ferryd itself.
 #include "ferry/console.h"
 
 namespace ferry {
@@ -8,6 +12,7 @@ namespace ferry {
 const char* const kConsolePage = R"HTML(<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ferry console</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/assets/uPlot.min.css"><script src="/assets/uPlot.iife.min.js"></script>
 <style>
 body{font:14px system-ui,sans-serif;margin:1em;color:#222}
 h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}
@@ -15,13 +20,16 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-
 th{background:#f0f0f0}.up{color:#080}.down{color:#b00}
 #tail{height:18em;overflow:auto;background:#111;color:#ddd;font:12px monospace;padding:4px;white-space:pre-wrap}
 textarea{width:100%;height:4em;font:13px monospace}#err{color:#b00}
+.charts{display:flex;flex-wrap:wrap;gap:1em}.chart{min-height:60px}td.num{text-align:right}
 </style></head><body>
 <h1>ferry console <span id="gw"></span></h1><div id="err"></div>
 <h2>Streams</h2><table id="streams"><thead><tr><th>stream</th><th>events</th><th>bytes</th><th>first seq</th>
-<th>last seq</th><th>oldest</th><th>newest</th><th>evicted</th></tr></thead><tbody></tbody></table>
+<th>last seq</th><th>oldest</th><th>newest</th><th>evicted</th><th>rate (events/s)</th></tr></thead><tbody></tbody></table>
 <div id="storage"></div>
 <h2>Uplinks</h2><table id="uplinks"><thead><tr><th>uplink</th><th>link</th><th>stream</th><th>backlog</th>
-<th>oldest unsent age (s)</th></tr></thead><tbody></tbody></table>
+<th>oldest unsent age (s)</th><th>drain (events/s)</th></tr></thead><tbody></tbody></table>
+<h2>Last 10 minutes</h2><div class="charts"><div id="crate" class="chart"></div><div id="cbacklog" class="chart"></div>
+<div id="cdrain" class="chart"></div></div>
 <h2>Live tail</h2>
 <select id="tstream"></select> filter <input id="tfilter"> <button id="tgo">tail</button> <span id="tstate"></span>
 <div id="tail"></div>
@@ -54,6 +62,46 @@ function fill(sel, names) {
   for (const n of names) { const o = document.createElement("option"); o.textContent = n; sel.appendChild(o); }
   if (names.includes(cur)) sel.value = cur;
 }
+// Overview samples for the rates and the charts: {t, rate: {stream: ev/s}, backlog: {key: n}, drain: {key: ev/s}}.
+const kSamples = 120;
+const samples = [];
+let prev = null;
+const charts = {};
+const kColours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+function fmtRate(v) { return v == null ? "-" : v < 10 ? v.toFixed(2) : v.toFixed(0); }
+function sample(o) {
+  const t = Date.now() / 1000;
+  const seqs = {}, sent = {}, backlog = {};
+  for (const s of o.status.streams) seqs[s.name] = s.last_seq;
+  for (const u of (o.status.uplinks || [])) {
+    const k = u.uplink + " " + u.stream;
+    backlog[k] = u.backlog; sent[k] = (seqs[u.stream] || 0) - u.backlog;
+  }
+  const rate = {}, drain = {};
+  if (prev && t > prev.t) {
+    const dt = t - prev.t;
+    for (const n in seqs) if (n in prev.seqs) rate[n] = Math.max(0, (seqs[n] - prev.seqs[n]) / dt);
+    for (const k in sent) if (k in prev.sent) drain[k] = Math.max(0, (sent[k] - prev.sent[k]) / dt);
+  }
+  prev = {t, seqs, sent};
+  samples.push({t, rate, backlog, drain});
+  while (samples.length > kSamples) samples.shift();
+  return {rate, drain};
+}
+function chart(id, title, field) {
+  if (typeof uPlot === "undefined" || samples.length < 2) return;
+  const keys = [...new Set(samples.flatMap(x => Object.keys(x[field])))].sort();
+  const data = [samples.map(x => x.t)];
+  for (const k of keys) data.push(samples.map(x => (k in x[field] ? x[field][k] : null)));
+  const sig = keys.join("\n");
+  let c = charts[id];
+  if (c && c.sig === sig) { c.u.setData(data); return; }
+  if (c) c.u.destroy();
+  const el = $(id); el.innerHTML = "";
+  const series = [{}].concat(keys.map((k, i) => ({label: k, stroke: kColours[i % kColours.length], width: 1.5, spanGaps: true})));
+  charts[id] = {sig, u: new uPlot({title, width: 380, height: 180, series, axes: [{}, {size: 50}],
+                                   scales: {y: {range: (u, lo, hi) => [0, Math.max(1, hi)]}}}, data, el)};
+}
 async function overview() {
   try {
     const r = await api("/api/overview"); const o = await r.json();
@@ -61,6 +109,7 @@ async function overview() {
     $("err").textContent = ""; $("gw").textContent = o.gateway;
     const tb = $("streams").tBodies[0]; tb.innerHTML = "";
     const names = [];
+    const {rate, drain} = sample(o);
     for (const s of o.status.streams) {
       names.push(s.name);
       const tr = document.createElement("tr"); tr.dataset.stream = s.name;
@@ -68,6 +117,7 @@ async function overview() {
       const ev = Object.values(s.evicted).reduce((a, b) => a + b, 0);
       [s.name, s.count, s.bytes, s.first_seq, s.last_seq, s.oldest_ingest_time || "-", x.newest_ingest_time || "-", ev]
         .forEach(v => cell(tr, String(v)));
+      cell(tr, fmtRate(rate[s.name]), "num rate");
       tb.appendChild(tr);
     }
     const e = o.status.env;
@@ -78,9 +128,13 @@ async function overview() {
       const tr = document.createElement("tr");
       cell(tr, u.uplink); cell(tr, links[u.uplink] ? "up" : "down", links[u.uplink] ? "up" : "down");
       cell(tr, u.stream); cell(tr, String(u.backlog)); cell(tr, u.oldest_unsent_age_s == null ? "-" : String(u.oldest_unsent_age_s));
+      cell(tr, fmtRate(drain[u.uplink + " " + u.stream]), "num drain");
       ub.appendChild(tr);
     }
     fill($("tstream"), names); fill($("dstream"), names);
+    chart("crate", "ingest (events/s)", "rate");
+    chart("cbacklog", "uplink backlog (events)", "backlog");
+    chart("cdrain", "uplink drain (events/s)", "drain");
   } catch (e) { $("err").textContent = "overview: " + e.message; }
 }
 let tailAbort = null;

@@ -5,6 +5,11 @@
 // expired connection is shut down (not closed: the fd stays libmicrohttpd's), libmicrohttpd sees the end of
 // input on its next run and frees it.
 //
+// libmicrohttpd is loaded with dlopen() by the first Start(), not linked: Debian's libmicrohttpd12 needs GnuTLS
+// (and through it p11-kit, nettle, gmp, libtasn1, libidn2, libunistring, libffi), and its constructor runs
+// gnutls_global_init(). Linked, that cost ferryd 2.8 MB of RSS even with no HTTP listener configured
+// (docs/console.md, "Memory and sockets"); loaded on demand, a ferryd with metrics and console off maps none of it.
+//
 // Streams: libmicrohttpd pulls a body through a content reader. When the stream has nothing, the reader
 // suspends the connection and returns 0 (its documented way to avoid busy waiting); HttpStream::Wake() writes
 // our eventfd, and the server thread resumes the connection. Only the server thread touches a connection.
@@ -19,11 +24,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <mutex>
+#include <type_traits>
 
 #include "ferry/log.h"
 
@@ -69,6 +78,79 @@ struct HttpServerCallbacks {
 
 namespace {
 
+// The libmicrohttpd calls this file makes, resolved from the library dlopen()ed by LoadMhd(). The types come
+// from microhttpd.h, so a signature that changes fails to compile instead of failing at run time.
+struct MhdApi {
+#define FERRY_MHD_FN(name) decltype(&::MHD_##name) name = nullptr;
+  FERRY_MHD_FN(start_daemon)
+  FERRY_MHD_FN(stop_daemon)
+  FERRY_MHD_FN(get_daemon_info)
+  FERRY_MHD_FN(get_timeout)
+  FERRY_MHD_FN(run)
+  FERRY_MHD_FN(resume_connection)
+  FERRY_MHD_FN(suspend_connection)
+  FERRY_MHD_FN(get_connection_info)
+  FERRY_MHD_FN(get_connection_values)
+  FERRY_MHD_FN(create_response_from_callback)
+  FERRY_MHD_FN(create_response_from_buffer)
+  FERRY_MHD_FN(add_response_header)
+  FERRY_MHD_FN(queue_response)
+  FERRY_MHD_FN(destroy_response)
+  FERRY_MHD_FN(add_connection)
+#undef FERRY_MHD_FN
+};
+
+// Debian 12's soname on every architecture we ship (libmicrohttpd12, 0.9.75).
+constexpr const char* kMhdSoname = "libmicrohttpd.so.12";
+
+// Written once, inside LoadMhd()'s call_once, before the first daemon exists; every other use is on a server
+// thread that called Start() after it (call_once orders the write before those reads). Never unloaded: the
+// library stays mapped once an HTTP server has run.
+const MhdApi* mhd = nullptr;
+
+// Loads libmicrohttpd and resolves every call. Errors: kIoError naming the library and dlerror()'s text.
+Status LoadMhd() {
+  static std::once_flag once;
+  static std::string error;
+  std::call_once(once, [] {
+    void* lib = ::dlopen(kMhdSoname, RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      const char* e = ::dlerror();
+      error = std::string("http: cannot load ") + kMhdSoname + " (package libmicrohttpd12): " + (e ? e : "?");
+      return;
+    }
+    static MhdApi api;
+    bool ok = true;
+    auto sym = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
+      if (fn == nullptr) {
+        ok = false;
+        error = std::string("http: ") + kMhdSoname + " has no " + name;
+      }
+    };
+#define FERRY_MHD_SYM(name) sym(api.name, "MHD_" #name);
+    FERRY_MHD_SYM(start_daemon)
+    FERRY_MHD_SYM(stop_daemon)
+    FERRY_MHD_SYM(get_daemon_info)
+    FERRY_MHD_SYM(get_timeout)
+    FERRY_MHD_SYM(run)
+    FERRY_MHD_SYM(resume_connection)
+    FERRY_MHD_SYM(suspend_connection)
+    FERRY_MHD_SYM(get_connection_info)
+    FERRY_MHD_SYM(get_connection_values)
+    FERRY_MHD_SYM(create_response_from_callback)
+    FERRY_MHD_SYM(create_response_from_buffer)
+    FERRY_MHD_SYM(add_response_header)
+    FERRY_MHD_SYM(queue_response)
+    FERRY_MHD_SYM(destroy_response)
+    FERRY_MHD_SYM(add_connection)
+#undef FERRY_MHD_SYM
+    if (ok) mhd = &api;
+  });
+  if (mhd == nullptr) return IoError(error);
+  return Ok();
+}
+
 const std::string kTextPlain = "text/plain; charset=utf-8";
 
 MHD_Result CollectHeader(void* cls, MHD_ValueKind, const char* key, const char* value) {
@@ -91,11 +173,12 @@ HttpServer::~HttpServer() {
   stopped_.store(true);
   if (daemon_ != nullptr) {
     // libmicrohttpd refuses to stop with suspended connections; resumed, their readers end the streams.
-    for (StreamState* s : suspended_) MHD_resume_connection(s->connection);
+    for (StreamState* s : suspended_) mhd->resume_connection(s->connection);
     suspended_.clear();
-    MHD_stop_daemon(daemon_);  // closes the listening socket and every connection
+    mhd->stop_daemon(daemon_);  // closes the listening socket and every connection
   }
   if (wake_fd_ >= 0) ::close(wake_fd_);
+  for (const Handed& h : handed_) ::close(h.fd);
 }
 
 void HttpServer::Route(const std::string& path, Handler handler) {
@@ -122,6 +205,28 @@ void HttpServer::ServeHealth(std::function<HealthStatus()> check) {
 }
 
 Status HttpServer::Start() {
+  if (options_.external_connections) {
+    if (Status st = LoadMhd(); !st) return st;
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) return IoError(std::string("http: eventfd: ") + std::strerror(errno));
+    size_t pool = std::max<size_t>(options_.max_request_bytes * 2 + 16384, 32768);
+    auto backstop = std::max(options_.request_timeout, options_.stream_keepalive) + std::chrono::seconds(5);
+    unsigned timeout_s = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(backstop).count());
+    daemon_ = mhd->start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
+                                    (options_.streams ? MHD_ALLOW_SUSPEND_RESUME : 0),
+                                0, nullptr, nullptr, &HttpServerCallbacks::OnRequest, this,
+                                MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options_.max_connections),
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+                                MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                                MHD_OPTION_NOTIFY_CONNECTION, &HttpServerCallbacks::OnConnection, this,
+                                MHD_OPTION_NOTIFY_COMPLETED, &HttpServerCallbacks::OnCompleted, this,
+                                MHD_OPTION_END);
+    if (daemon_ == nullptr) return IoError("http: libmicrohttpd did not start (no listening socket)");
+    const MHD_DaemonInfo* info = mhd->get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
+    epoll_fd_ = info != nullptr ? info->epoll_fd : -1;
+    next_keepalive_ = clock_.Steady() + options_.stream_keepalive;
+    return Ok();
+  }
   const std::string& listen = options_.listen;
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
@@ -139,6 +244,7 @@ Status HttpServer::Start() {
   if (rc != 0) return InvalidArgument("http: listen address \"" + listen + "\": " + gai_strerror(rc));
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, &::freeaddrinfo);
 
+  if (Status st = LoadMhd(); !st) return st;
   // We bind ourselves (libmicrohttpd then takes the socket): the errors stay ours, and host names resolve.
   int fd = ::socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, res->ai_protocol);
   if (fd < 0) return IoError(std::string("http: socket: ") + std::strerror(errno));
@@ -165,7 +271,7 @@ Status HttpServer::Start() {
   // libmicrohttpd's idle timeout is only a backstop on the real clock: our deadlines are the contract.
   auto backstop = std::max(options_.request_timeout, options_.stream_keepalive) + std::chrono::seconds(5);
   unsigned timeout_s = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(backstop).count());
-  daemon_ = MHD_start_daemon(MHD_USE_EPOLL | (options_.streams ? MHD_ALLOW_SUSPEND_RESUME : 0), 0, nullptr, nullptr,
+  daemon_ = mhd->start_daemon(MHD_USE_EPOLL | (options_.streams ? MHD_ALLOW_SUSPEND_RESUME : 0), 0, nullptr, nullptr,
                              &HttpServerCallbacks::OnRequest, this,
                              MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
                              MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options_.max_connections),
@@ -178,7 +284,7 @@ Status HttpServer::Start() {
     ::close(fd);
     return IoError("http: libmicrohttpd did not start on " + listen);
   }
-  const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
+  const MHD_DaemonInfo* info = mhd->get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
   epoll_fd_ = info != nullptr ? info->epoll_fd : -1;
   next_keepalive_ = clock_.Steady() + options_.stream_keepalive;
   return Ok();
@@ -193,6 +299,18 @@ void HttpServer::Stop() {
   }
 }
 
+void HttpServer::AddConnection(int fd, const sockaddr* peer, socklen_t peer_len) {
+  Handed h{fd, {}, std::min<socklen_t>(peer_len, sizeof(sockaddr_storage))};
+  std::memcpy(&h.peer, peer, h.peer_len);
+  {
+    std::lock_guard<std::mutex> lock(handed_mu_);
+    handed_.push_back(h);
+  }
+  uint64_t one = 1;
+  ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  (void)n;
+}
+
 void HttpServer::Run() {
   while (Step(std::chrono::milliseconds(1000))) {
   }
@@ -203,7 +321,7 @@ bool HttpServer::Step(std::chrono::milliseconds max_wait) {
   auto now = clock_.Steady();
   auto wait = max_wait;
   MHD_UNSIGNED_LONG_LONG mhd_wait = 0;
-  if (MHD_get_timeout(daemon_, &mhd_wait) == MHD_YES) {
+  if (mhd->get_timeout(daemon_, &mhd_wait) == MHD_YES) {
     wait = std::min(wait, std::chrono::milliseconds(static_cast<int64_t>(std::min<MHD_UNSIGNED_LONG_LONG>(mhd_wait, 1'000'000))));
   }
   for (const auto& [conn, c] : conns_) {
@@ -223,7 +341,16 @@ bool HttpServer::Step(std::chrono::milliseconds max_wait) {
     ssize_t r = ::read(wake_fd_, &v, sizeof v);
     (void)r;
   }
-  MHD_run(daemon_);
+  std::vector<Handed> handed;
+  {
+    std::lock_guard<std::mutex> lock(handed_mu_);
+    handed.swap(handed_);
+  }
+  for (const Handed& h : handed) {
+    // libmicrohttpd closes the socket itself when it cannot take it (over the connection limit).
+    mhd->add_connection(daemon_, h.fd, reinterpret_cast<const sockaddr*>(&h.peer), h.peer_len);
+  }
+  mhd->run(daemon_);
   now = clock_.Steady();
   bool keepalive = now >= next_keepalive_;
   if (keepalive) next_keepalive_ = now + options_.stream_keepalive;
@@ -236,7 +363,7 @@ bool HttpServer::Step(std::chrono::milliseconds max_wait) {
     c.expired = true;
     again = true;
   }
-  if (again) MHD_run(daemon_);
+  if (again) mhd->run(daemon_);
   return !stopped_.load();
 }
 
@@ -245,7 +372,7 @@ void HttpServer::ResumeWoken(bool all) {
   for (StreamState* s : suspended_) {
     if (all || s->stream->pending_.load()) {
       s->keepalive = s->keepalive || all;
-      MHD_resume_connection(s->connection);
+      mhd->resume_connection(s->connection);
     } else {
       *keep++ = s;
     }
@@ -258,7 +385,7 @@ void HttpServerCallbacks::OnConnection(void* cls, MHD_Connection* connection, vo
   auto* self = static_cast<HttpServer*>(cls);
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     HttpServer::Conn c;
-    const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const MHD_ConnectionInfo* info = mhd->get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
     c.fd = info != nullptr ? info->connect_fd : -1;
     c.deadline = self->clock_.Steady() + self->options_.request_timeout;
     self->conns_[connection] = c;
@@ -287,8 +414,8 @@ MHD_Result HttpServerCallbacks::OnRequest(void* cls, MHD_Connection* connection,
     HttpRequest& rq = st->request;
     rq.method = method;
     rq.path = url;
-    MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, &rq.headers);
-    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &CollectArg, &rq.args);
+    mhd->get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, &rq.headers);
+    mhd->get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &CollectArg, &rq.args);
     size_t size = std::strlen(method) + std::strlen(url) + 12;
     for (const auto& [k, v] : rq.headers) size += k.size() + v.size() + 4;
     for (const auto& [k, v] : rq.args) size += k.size() + v.size() + 2;
@@ -338,7 +465,7 @@ int HttpServer::Queue(MHD_Connection* connection, const HttpResponse& r, bool he
     s->stream = r.stream;
     s->buf = r.body;
     s->stream->wake_fd_.store(wake_fd_);
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, &HttpServerCallbacks::OnStreamRead, s,
+    resp = mhd->create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, &HttpServerCallbacks::OnStreamRead, s,
                                              &HttpServerCallbacks::OnStreamFree);
     if (resp == nullptr) {
       delete s;
@@ -346,14 +473,14 @@ int HttpServer::Queue(MHD_Connection* connection, const HttpResponse& r, bool he
       it->second.streaming = true;
     }
   } else {
-    resp = MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+    resp = mhd->create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
   }
   if (resp == nullptr) return MHD_NO;
-  MHD_add_response_header(resp, "Content-Type", r.content_type.c_str());
-  for (const auto& [k, v] : r.headers) MHD_add_response_header(resp, k.c_str(), v.c_str());
-  MHD_add_response_header(resp, "Connection", "close");
-  MHD_Result ret = MHD_queue_response(connection, static_cast<unsigned>(r.status), resp);
-  MHD_destroy_response(resp);  // libmicrohttpd holds its own reference until the reply is sent
+  mhd->add_response_header(resp, "Content-Type", r.content_type.c_str());
+  for (const auto& [k, v] : r.headers) mhd->add_response_header(resp, k.c_str(), v.c_str());
+  mhd->add_response_header(resp, "Connection", "close");
+  MHD_Result ret = mhd->queue_response(connection, static_cast<unsigned>(r.status), resp);
+  mhd->destroy_response(resp);  // libmicrohttpd holds its own reference until the reply is sent
   return ret;
 }
 
@@ -369,7 +496,7 @@ ssize_t HttpServerCallbacks::OnStreamRead(void* cls, uint64_t, char* buf, size_t
     if (!s->stream->Pull(s->buf, keepalive)) s->ended = true;
     if (s->buf.empty()) {
       if (s->ended) return MHD_CONTENT_READER_END_OF_STREAM;
-      MHD_suspend_connection(s->connection);
+      mhd->suspend_connection(s->connection);
       s->server->suspended_.push_back(s);
       return 0;
     }

@@ -127,6 +127,9 @@ struct ConsoleConfig {
   int64_t max_connections = 8;        // live tails hold one each
   int64_t sql_max_rows = 1000;
   Duration sql_timeout{};
+  std::string tls_cert_file;  // PEM chain; with tls_key_file: HTTPS (mbedTLS) instead of HTTP
+  std::string tls_key_file;
+  std::string tls_ca_file;    // PEM CAs: when set, a client certificate signed by one is required
 };
 
 // True when the host of a "host:port" listen address is a loopback address (127.0.0.0/8, ::1, localhost).

@@ -32,6 +32,9 @@
 
 namespace ferry {
 
+class ConsoleTls;
+class TlsServerContext;
+
 struct ConsoleLink {
   std::string uplink;
   bool up = false;
@@ -46,25 +49,28 @@ struct ConsoleSources {
 
 class Console {
  public:
-  // Reads the token file. Errors: InvalidArgument naming console.token_file (empty token, or none while
-  // console.listen is not loopback), NotFound/IoError (token file unreadable).
+  // Reads the token file and, with console.tls_cert_file, the TLS files. Errors: InvalidArgument naming
+  // console.token_file (empty token, or none while console.listen is not loopback), NotFound/IoError (token
+  // file unreadable); InvalidArgument "console.tls: ..." naming the file and mbedTLS's reason.
   static Result<std::unique_ptr<Console>> Make(const ConsoleConfig& config, ConsoleSources sources,
                                                const Clock& clock);
   ~Console();
   Console(const Console&) = delete;
   Console& operator=(const Console&) = delete;
 
-  // Binds and starts the server thread. Errors: HttpServer::Start's, prefixed "console.listen: ".
+  // Binds and starts the server thread (and with TLS the terminator's). Errors: HttpServer::Start's (or the
+  // terminator's bind), prefixed "console.listen: ".
   Status Start();
   // Ends every tail and joins the thread. Idempotent.
   void Stop();
-  uint16_t port() const { return http_->port(); }
+  uint16_t port() const;
 
   // Exposed for tests: the constant-time token comparison.
   static bool SameToken(const std::string& expected, const std::string& given);
 
  private:
-  Console(const ConsoleConfig& config, ConsoleSources sources, const Clock& clock, std::string token);
+  Console(const ConsoleConfig& config, ConsoleSources sources, const Clock& clock, std::string token,
+          std::shared_ptr<TlsServerContext> tls);
   bool Authorized(const HttpRequest& rq) const;
   HttpResponse Overview(const HttpRequest& rq);
   HttpResponse Tail(const HttpRequest& rq);
@@ -78,9 +84,14 @@ class Console {
   std::string token_;  // empty: none required
   std::unique_ptr<HttpServer> http_;
   std::thread thread_;
+  std::shared_ptr<TlsServerContext> tls_ctx_;  // set when console.tls_cert_file is
+  std::unique_ptr<ConsoleTls> tls_;            // the terminator in front of http_, while started
 };
 
 // The page, embedded (console_page.cc).
 extern const char* const kConsolePage;
+// uPlot 1.6.32 (MIT; hub/console/vendor/uplot/VENDORED.md), served at /assets/uPlot.iife.min.js and .css.
+extern const char* const kUplotJs;
+extern const char* const kUplotCss;
 
 }  // namespace ferry

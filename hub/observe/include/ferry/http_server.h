@@ -24,9 +24,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <sys/socket.h>
 
 #include "ferry/clock.h"
 #include "ferry/error.h"
@@ -85,6 +88,9 @@ struct HttpServerOptions {
   // Whether a route may reply with an HttpStream: libmicrohttpd's suspend/resume costs one more eventfd, which
   // the metrics endpoint does without. A stream reply without it is a 500.
   bool streams = false;
+  // No listening socket: connections come only from AddConnection() (the console's TLS terminator hands over
+  // the plaintext end of a socketpair). `listen` is then unused and port() is 0.
+  bool external_connections = false;
 };
 
 class HttpServer {
@@ -119,6 +125,10 @@ class HttpServer {
   void Run();
   // Thread-safe and async-signal-safe. Wakes a blocked Step().
   void Stop();
+  // Thread-safe. Hands a connected stream socket to the server (it owns and closes it from now on); the
+  // server thread adds it at its next Step(). `peer` is the client's address, for libmicrohttpd's records.
+  // REQUIRES: HttpServerOptions::external_connections, Start() succeeded.
+  void AddConnection(int fd, const sockaddr* peer, socklen_t peer_len);
 
   size_t open_connections() const { return conns_.size(); }
 
@@ -150,6 +160,13 @@ class HttpServer {
   std::atomic<bool> stopped_{false};
   std::map<MHD_Connection*, Conn> conns_;
   std::vector<StreamState*> suspended_;
+  struct Handed {
+    int fd;
+    sockaddr_storage peer;
+    socklen_t peer_len;
+  };
+  std::mutex handed_mu_;
+  std::vector<Handed> handed_;  // AddConnection()'s, not yet given to libmicrohttpd
   std::chrono::steady_clock::time_point next_keepalive_;
 };
 
