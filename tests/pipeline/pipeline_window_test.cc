@@ -268,6 +268,16 @@ TEST(PipelineWindow, ResetReprocessesWithTheSameIdsBesideARunningRunner) {
     EXPECT_EQ(all[first.size() + i].event.payload, first[i].event.payload);
   }
 
+  // ferryctl pipelines shows the window state and the late events.
+  std::ostringstream table, json;
+  ASSERT_EQ(ctl::RunPipelines(*fx.log, config, {}, table, err), ctl::kExitOk) << err.str();
+  EXPECT_NE(table.str().find("WINDOW STATE"), std::string::npos) << table.str();
+  EXPECT_NE(table.str().find(" 3 keys, "), std::string::npos) << table.str();
+  ctl::PipelinesOptions jo;
+  jo.json = true;
+  ASSERT_EQ(ctl::RunPipelines(*fx.log, config, jo, json, err), ctl::kExitOk);
+  EXPECT_NE(json.str().find("\"window\":{\"keys\":3,\"state_bytes\":"), std::string::npos) << json.str();
+
   o.pipeline = "nope";
   EXPECT_EQ(ctl::RunPipelineReset(*fx.log, config, o, out, err), ctl::kExitRuntime);
   EXPECT_NE(err.str().find("no pipeline \"nope\""), std::string::npos);

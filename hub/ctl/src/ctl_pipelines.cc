@@ -34,6 +34,21 @@ Result<std::map<std::string, uint64_t>> CountFailures(EventLog& log, const Pipel
   }
 }
 
+// Late events of a window step, from the headers of its late_output stream (as failures, above).
+Result<uint64_t> CountLate(EventLog& log, const std::string& stream, const std::string& pipeline) {
+  uint64_t n = 0;
+  Seq from{1};
+  for (;;) {
+    auto chunk = log.Read(stream, from, 1000);
+    if (!chunk) return tl::make_unexpected(chunk.error());
+    if (chunk->empty()) return n;
+    for (const StoredRecord& r : *chunk)
+      for (const auto& [k, v] : r.event.headers)
+        if (k == "ferry_late_pipeline" && v == pipeline) ++n;
+    from = chunk->back().seq.next();
+  }
+}
+
 }  // namespace
 
 int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& o, std::ostream& out,
@@ -42,7 +57,11 @@ int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& o,
     std::string pipeline, input, output, failed_text;
     uint64_t cursor = 0, lag = 0, failed = 0;
     std::map<std::string, uint64_t> by_step;
+    bool windowed = false;
+    uint64_t keys = 0, state_bytes = 0, late = 0;
+    std::string window_text;
   };
+  bool any_window = false;
   std::vector<Row> rows;
   for (const PipelineConfig& p : config.pipelines) {
     auto failures = CountFailures(log, p);
@@ -56,8 +75,37 @@ int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& o,
       failed += n;
       text += (text.empty() ? "" : ", ") + step + " " + std::to_string(n);
     }
+    // A window step: its state records (one per key) and the late events it set aside.
+    const PipelineStepConfig* window = nullptr;
+    for (const auto& sc : p.steps)
+      if (sc.type == PipelineStepType::kWindow) window = &sc;
+    uint64_t keys = 0, state_bytes = 0, late = 0;
+    if (window != nullptr) {
+      any_window = true;
+      auto state = log.ListState(PipelineWindowStatePrefix(p.name));
+      if (!state) {
+        err << "ferryctl: pipeline " << p.name << ": window state: " << state.error().message << "\n";
+        return kExitRuntime;
+      }
+      keys = state->size();
+      for (const auto& [k, v] : *state) state_bytes += k.size() + v.size();
+      if (!window->late_output.empty()) {
+        auto n = CountLate(log, window->late_output, p.name);
+        if (!n) {
+          err << "ferryctl: pipeline " << p.name << ": reading " << window->late_output << ": " << n.error().message << "\n";
+          return kExitRuntime;
+        }
+        late = *n;
+      }
+    }
     for (size_t i = 0; i < p.input.size(); ++i) {
       Row r;
+      r.windowed = window != nullptr && i == 0;
+      r.keys = keys;
+      r.state_bytes = state_bytes;
+      r.late = late;
+      if (r.windowed)
+        r.window_text = std::to_string(keys) + " keys, " + std::to_string(state_bytes) + " B, " + std::to_string(late) + " late";
       r.pipeline = p.name;
       r.input = p.input[i];
       r.output = p.output;
@@ -100,6 +148,17 @@ int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& o,
         w.Uint64(n);
       }
       w.EndObject();
+      if (r.windowed) {
+        w.Key("window");
+        w.StartObject();
+        w.Key("keys");
+        w.Uint64(r.keys);
+        w.Key("state_bytes");
+        w.Uint64(r.state_bytes);
+        w.Key("late");
+        w.Uint64(r.late);
+        w.EndObject();
+      }
       w.EndObject();
       out << sb.GetString() << "\n";
     }
@@ -109,8 +168,9 @@ int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& o,
     out << "no [[pipeline]] in the config\n";
     return kExitOk;
   }
-  size_t wp = 8, wi = 5, wc = 6, wl = 3, wo = 6;
+  size_t wp = 8, wi = 5, wc = 6, wl = 3, wo = 6, wf = 6;
   for (const Row& r : rows) {
+    wf = std::max(wf, r.failed_text.size());
     wp = std::max(wp, r.pipeline.size());
     wi = std::max(wi, r.input.size());
     wc = std::max(wc, std::to_string(r.cursor).size());
@@ -119,10 +179,11 @@ int RunPipelines(EventLog& log, const Config& config, const PipelinesOptions& o,
   }
   auto pad = [](const std::string& x, size_t w) { return x + std::string(w > x.size() ? w - x.size() : 0, ' '); };
   out << pad("PIPELINE", wp) << "  " << pad("INPUT", wi) << "  " << pad("CURSOR", wc) << "  " << pad("LAG", wl)
-      << "  " << pad("OUTPUT", wo) << "  FAILED\n";
+      << "  " << pad("OUTPUT", wo) << "  " << (any_window ? pad("FAILED", wf) + "  WINDOW STATE" : "FAILED") << "\n";
   for (const Row& r : rows) {
     out << pad(r.pipeline, wp) << "  " << pad(r.input, wi) << "  " << pad(std::to_string(r.cursor), wc) << "  "
-        << pad(std::to_string(r.lag), wl) << "  " << pad(r.output, wo) << "  " << r.failed_text << "\n";
+        << pad(std::to_string(r.lag), wl) << "  " << pad(r.output, wo) << "  "
+        << (any_window ? pad(r.failed_text, wf) + "  " + r.window_text : r.failed_text) << "\n";
   }
   return kExitOk;
 }
