@@ -12,6 +12,7 @@
 #include <string>
 
 #include "harness.h"
+#include "../support/test_pki.h"
 
 namespace ferry::test {
 namespace {
@@ -268,14 +269,7 @@ TEST_F(ConsoleTest, WithoutHttpNoHttpLibraryIsLoaded) {
 // the certificate; a key file that is not a key stops ferryd naming console.tls and the file.
 TEST_F(ConsoleTest, TlsWithMbedTls) {
   TempDir pki("ferry-console-pki");
-  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
-  std::string script = "set -e; cd '" + pki.path() + "'; exec 2>pki.log >&2; "
-      "openssl req -x509" + ec + "-keyout ca.key -out ca.pem -days 2 -subj /CN=ferry-test-ca; "
-      "openssl req" + ec + "-keyout server.key -out server.csr -subj /CN=127.0.0.1; "
-      "printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext; "
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
-      "-extfile server.ext";
-  ASSERT_EQ(std::system(("/bin/sh -c \"" + script + "\"").c_str()), 0) << ReadFile(pki.Sub("pki.log"));
+  ASSERT_TRUE(MakeTestPki(pki.path())) << ReadFile(pki.Sub("pki.log"));
   const std::string keys = "enabled = true\nlisten = \"127.0.0.1:" + std::to_string(console_port_) +
                            "\"\ntoken_file = \"" + dir_.Sub("token") + "\"\ntls_cert_file = \"" +
                            pki.Sub("server.pem") + "\"\n";
