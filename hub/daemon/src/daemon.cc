@@ -208,7 +208,7 @@ Status Daemon::BuildUplinks() {
   return Ok();
 }
 
-void Daemon::StopUplinks(bool for_reload) {
+std::vector<std::unique_ptr<Uplink>> Daemon::StopUplinks(bool for_reload) {
   std::vector<std::unique_ptr<Uplink>> old;
   {
     std::lock_guard<std::mutex> lock(uplinks_mu_);
@@ -217,6 +217,7 @@ void Daemon::StopUplinks(bool for_reload) {
     old.swap(uplinks_);
   }
   for (auto& u : old) u->Stop();  // hands the last cursor positions to the writer
+  return old;
 }
 
 void Daemon::RegisterMetrics() {
@@ -508,7 +509,10 @@ Result<ReloadPlan> Daemon::Reload(const Config& next) {
       config_.uplinks = previous;
       return MakeError(st.error().code, st.error().message + " (the uplinks keep their previous settings)");
     }
-    StopUplinks(/*for_reload=*/true);
+    // Stopped, but destroyed only once the new ones exist: with the ingest listener an uplink may hold the
+    // process's last Paho client, and Paho C tears its global state down when that one is destroyed, racing its
+    // own threads (a rare SIGSEGV, see ferryd_main.cc).
+    auto stopped = StopUplinks(/*for_reload=*/true);
     // The stopped uplinks handed their cursors to the writer; the new ones must read them back, not older ones.
     auto flushed = writer_->Submit([](WriteTxn&) { return Ok(); });
     if (flushed.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
@@ -521,6 +525,7 @@ Result<ReloadPlan> Daemon::Reload(const Config& next) {
       uplinks_error_ = built.error().ToString();
       FERRY_LOG_ERROR("reload: uplinks could not start: %s: forwarding is stopped until a reload or restart "
                       "succeeds", uplinks_error_.c_str());
+      for (auto& u : stopped) retired_uplinks_.push_back(std::move(u));  // no new client: keep Paho's alive
     }
     for (auto& u : uplinks_) u->Run();
     if (!built) return tl::make_unexpected(built.error());
@@ -535,7 +540,9 @@ void Daemon::Stop() {
   if (ingest_) ingest_->Stop();
   if (listener_) listener_->Stop();
   if (console_) console_->Stop();  // its live tails listen to the writer
-  StopUplinks(/*for_reload=*/false);  // hands their last cursor positions to the writer
+  // Hands their last cursor positions to the writer. Kept, not destroyed: ferryd leaves with _Exit, and destroying
+  // the last Paho client here races Paho's own threads (a SIGSEGV at shutdown seen once in CI, listen mode).
+  for (auto& u : StopUplinks(/*for_reload=*/false)) retired_uplinks_.push_back(std::move(u));
   // A pipeline's batch waits for its commit: stop them while the writer still runs.
   for (auto& p : pipelines_) p->Stop();
   for (auto& d : downlinks_) d->Stop();  // a batch waits for its commit, as a pipeline's does

@@ -72,7 +72,8 @@ class Daemon final : public IngestSink {
   Status BuildUplinks();  // MakeUplinks, swapped in for uplinks_ (which must be stopped); on error nothing changes
   // Takes the uplinks out (under uplinks_mu_) and stops them; for a reload, /healthz names them "down (reloading)"
   // until BuildUplinks swaps the new ones in.
-  void StopUplinks(bool for_reload);
+  // Returns them, stopped: the caller decides when they are destroyed (see Reload and Stop).
+  std::vector<std::unique_ptr<Uplink>> StopUplinks(bool for_reload);
   void RegisterMetrics();
   HealthStatus Health();
   void WarnRejected(const std::string& stream, const Error& error);
@@ -92,6 +93,9 @@ class Daemon final : public IngestSink {
   std::vector<std::unique_ptr<Uplink>> uplinks_;
   std::mutex uplinks_mu_;
   std::string uplinks_error_;  // under uplinks_mu_: why the last reload left no uplinks running ("" = none)
+  // Stopped uplinks kept until the Daemon is destroyed (never, in ferryd: it leaves with _Exit): destroying the
+  // process's last Paho client races Paho C's own threads.
+  std::vector<std::unique_ptr<Uplink>> retired_uplinks_;
   std::vector<std::string> rebuilding_uplinks_;  // under uplinks_mu_: the names, while BuildUplinks replaces them
   // [[pipeline]]s, one runner (and thread) each; restart-only, so built once in Open.
   std::vector<std::unique_ptr<PipelineRunner>> pipelines_;
