@@ -93,6 +93,15 @@ struct HttpServerOptions {
   bool external_connections = false;
 };
 
+// A non-blocking, close-on-exec TCP socket listening on `listen` ("host:port", "[v6]:port"; port 0: any), and the
+// port it got. Errors name the address, each prefixed with `what` ("http: "): InvalidArgument (not host:port, or
+// it does not resolve), IoError (socket, bind or listen failed, with the errno's words).
+struct ListenSocket {
+  int fd;
+  uint16_t port;
+};
+Result<ListenSocket> ListenTcp(const std::string& listen, const std::string& what);
+
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse()>;
