@@ -570,7 +570,38 @@ stream = "t"
                            "'/' is not allowed in a Kafka topic name"},
                        Bad{dl("assets", "kafka.properties = [\"fetch.wait.max.ms\"]\n"), "is not name=value"},
                        Bad{dl("assets", "backoff.min = \"2s\"\nbackoff.max = \"1s\"\n"), "is larger than backoff.max"},
-                       Bad{dl("assets", "type = \"mqtt\"\n"), "not one of kafka"}}) {
+                       Bad{dl("assets", "type = \"mqtt\"\n"), "downlink[0].address: must be a broker URI"},
+                       Bad{dl("assets", "type = \"nats\"\n"), "not one of kafka"}}) {
+    auto c = LoadConfigString(base + b.text, "f.toml");
+    ASSERT_FALSE(c) << b.text;
+    EXPECT_NE(c.error().message.find(b.says), std::string::npos) << c.error().message;
+  }
+}
+
+// An MQTT downlink: a broker URI whose scheme agrees with tls.enabled, a topic filter with a wildcard; the row
+// key is the topic's levels from the filter's first wildcard on.
+TEST(ConfigDownlink, AnMqttSourceNeedsABrokerUriAndATopicFilterWithAWildcard) {
+  const std::string base = "[[stream]]\nname = \"assets\"\nkind = \"table\"\n";
+  auto dl = [](const std::string& address, const std::string& topic, const std::string& extra = "") {
+    return "[[downlink]]\nname = \"registry\"\ntype = \"mqtt\"\naddress = \"" + address + "\"\ntopic = \"" + topic +
+           "\"\ntable = \"assets\"\n" + extra;
+  };
+  auto ok = LoadConfigString(base + dl("tcp://central:1883", "central/assets/#"), "f.toml");
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->downlinks[0].type, DownlinkType::kMqtt);
+  EXPECT_EQ(ok->downlinks[0].session_expiry, std::chrono::hours(24 * 7));
+  EXPECT_EQ(ok->downlinks[0].sync_quiet, std::chrono::seconds(2));
+  EXPECT_EQ(ok->downlinks[0].max_row_bytes, 1024u * 1024u);
+  struct Bad {
+    std::string text, says;
+  };
+  for (const Bad& b : {Bad{dl("central:1883", "a/#"), "downlink[0].address: must be a broker URI"},
+                       Bad{dl("ssl://central:8883", "a/#"), "is a TLS address, but downlink[0].tls.enabled is false"},
+                       Bad{dl("tcp://c:1883", "central/assets"), "has no wildcard"},
+                       Bad{dl("tcp://c:1883", "central/#/x"), "'#' must be the last level"},
+                       Bad{dl("tcp://c:1883", "central/as+/x"), "must be a whole level"},
+                       Bad{dl("tcp://c:1883", "a/#", "kafka.properties = [\"a=b\"]\n"), "this downlink's type is \"mqtt\""},
+                       Bad{dl("tcp://c:1883", "a/#", "mqtt.sync_quiet = \"0s\"\n"), "mqtt.sync_quiet"}}) {
     auto c = LoadConfigString(base + b.text, "f.toml");
     ASSERT_FALSE(c) << b.text;
     EXPECT_NE(c.error().message.find(b.says), std::string::npos) << c.error().message;

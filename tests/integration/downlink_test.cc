@@ -17,6 +17,7 @@
 #include "ferry/event_log.h"
 #include "ferry/stream_iterator.h"
 #include "harness.h"
+#include "impaired_link.h"
 #include "kafka_mock.h"
 
 #include <mqtt/async_client.h>
@@ -34,6 +35,15 @@ std::string Key(int i) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "asset-%05d", i);
   return buf;
+}
+
+// A central table's model: key -> value, or deleted.
+using Model = std::map<std::string, std::optional<std::string>>;
+
+size_t LiveRows(const Model& model) {
+  size_t n = 0;
+  for (const auto& [k, v] : model) n += v.has_value();
+  return n;
 }
 
 // The centre: a producer into the mock cluster, and the model of the table it writes.
@@ -66,12 +76,8 @@ class Centre {
   bool Flush(std::chrono::milliseconds timeout) {
     return rd_kafka_flush(rk_, static_cast<int>(timeout.count())) == RD_KAFKA_RESP_ERR_NO_ERROR;
   }
-  const std::map<std::string, std::optional<std::string>>& model() const { return model_; }
-  size_t live() const {
-    size_t n = 0;
-    for (const auto& [k, v] : model_) n += v.has_value();
-    return n;
-  }
+  const Model& model() const { return model_; }
+  size_t live() const { return LiveRows(model_); }
 
  private:
   void Produce(const std::string& key, const std::string* value) {
@@ -89,14 +95,21 @@ class Centre {
   }
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_topic_t* rkt_ = nullptr;
-  std::map<std::string, std::optional<std::string>> model_;
+  Model model_;
 };
 
-// ferryd with a listener ingest (unused), metrics, and one downlink from the mock cluster into table "assets".
+// The [[downlink]] section of a Kafka downlink from the mock cluster into table "assets".
+std::string KafkaDownlinkToml(const std::string& bootstraps, int batch) {
+  return "[[downlink]]\nname = \"registry\"\naddress = \"" + bootstraps + "\"\ntopic = \"" + kTopic +
+         "\"\ntable = \"assets\"\nbatch = " + std::to_string(batch) +
+         "\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+}
+
+// ferryd with a listener ingest, metrics, a table stream "assets" and `downlink` (a [[downlink]] section named
+// "registry" into it), plus `extra` configuration.
 class DownlinkGateway {
  public:
-  DownlinkGateway(std::string bootstraps, int batch, const std::string& extra = "")
-      : dir_("ferry-downlink"), bootstraps_(std::move(bootstraps)) {
+  explicit DownlinkGateway(const std::string& downlink, const std::string& extra = "") : dir_("ferry-downlink") {
     metrics_port_ = free_tcp_port();
     listen_port_ = free_tcp_port();
     std::string c = "[gateway]\nid = \"gw-dl\"\n";
@@ -106,9 +119,7 @@ class DownlinkGateway {
     c += "[[stream]]\nname = \"telemetry\"\n";
     c += "[[stream]]\nname = \"assets\"\nkind = \"table\"\n";
     c += "[[route]]\nfilter = \"telemetry/{device}\"\nstream = \"telemetry\"\n";
-    c += "[[downlink]]\nname = \"registry\"\naddress = \"" + bootstraps_ + "\"\ntopic = \"" + kTopic +
-         "\"\ntable = \"assets\"\nbatch = " + std::to_string(batch) +
-         "\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+    c += downlink;
     c += extra;
     WriteFile(dir_.path() + "/ferry.toml", c);
   }
@@ -133,12 +144,12 @@ class DownlinkGateway {
   }
 
   // Keys whose row differs from the centre's model ("" if none), through the table's key index.
-  std::string Differences(const Centre& centre) {
+  std::string Differences(const Model& model) {
     auto log = OpenLog();
     if (!log) return "the log cannot be opened";
     std::string diff;
     size_t n = 0;
-    for (const auto& [key, value] : centre.model()) {
+    for (const auto& [key, value] : model) {
       auto r = log->LookupLatest("assets", key);
       const bool present = r && !r->event.payload.empty();
       bool same = value.has_value() ? present && r->event.payload == *value : !present;
@@ -179,7 +190,6 @@ class DownlinkGateway {
 
  private:
   TempDir dir_;
-  std::string bootstraps_;
   int metrics_port_ = 0;
   int listen_port_ = 0;
   ChildProcess ferryd_;
@@ -207,7 +217,7 @@ class DownlinkKafka : public ::testing::Test {
 // the gateway's table equals the centre's, and what the resync fetched is the changes, not the table.
 TEST_F(DownlinkKafka, TableSyncsThenResyncsOnlyTheChanges) {
 
-  DownlinkGateway gw(cluster.bootstraps(), 1000);
+  DownlinkGateway gw(KafkaDownlinkToml(cluster.bootstraps(), 1000));
   ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
   // 10,000 small records: seconds even on a loaded machine; a minute is generous.
   ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_records_total") >= kKeys || !gw.ferryd().running(); },
@@ -215,7 +225,7 @@ TEST_F(DownlinkKafka, TableSyncsThenResyncsOnlyTheChanges) {
       << gw.ferryd().log();
   ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_last_sync_timestamp_seconds") > 0; }, 30s));
   EXPECT_EQ(gw.Downlink("ferry_downlink_lag_records"), 0);
-  EXPECT_EQ(gw.Differences(centre), "");
+  EXPECT_EQ(gw.Differences(centre.model()), "");
   const double full_sync_bytes = gw.Downlink("ferry_downlink_bytes_total");
 
   // The link drops: every broker down, and ferryd notices.
@@ -232,7 +242,7 @@ TEST_F(DownlinkKafka, TableSyncsThenResyncsOnlyTheChanges) {
   ASSERT_TRUE(centre.Flush(60s));
   ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_records_total") >= kKeys + 550; }, 60s))
       << gw.ferryd().log();
-  EXPECT_TRUE(poll_until([&] { return gw.Differences(centre).empty(); }, 30s)) << gw.Differences(centre);
+  EXPECT_TRUE(poll_until([&] { return gw.Differences(centre.model()).empty(); }, 30s)) << gw.Differences(centre.model());
   EXPECT_EQ(gw.Downlink("ferry_downlink_deletes_total"), 50);
   const double resync_bytes = gw.Downlink("ferry_downlink_bytes_total") - full_sync_bytes;
   std::printf("downlink: full sync of %d keys fetched %.0f bytes; the resync after 500 updates and 50 deletes "
@@ -260,7 +270,7 @@ TEST_F(DownlinkKafka, TableSyncsThenResyncsOnlyTheChanges) {
 // centre's, and the stored positions are never ahead of the stored rows.
 TEST_F(DownlinkKafka, KillNineDuringSyncTwentyTimesEndsEqual) {
 
-  DownlinkGateway gw(cluster.bootstraps(), 50);  // small transactions: the kills land between and inside many
+  DownlinkGateway gw(KafkaDownlinkToml(cluster.bootstraps(), 50));  // small transactions: the kills land between and inside many
   std::mt19937 rng(2026);
   int64_t last_total = 0;
   int64_t produced = kKeys;  // records in the topic: a partition's positions count from 0
@@ -300,8 +310,8 @@ TEST_F(DownlinkKafka, KillNineDuringSyncTwentyTimesEndsEqual) {
   }
   EXPECT_GE(mid_first_sync, 5) << "the kills should land inside the first sync";
   ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
-  EXPECT_TRUE(poll_until([&] { return gw.Differences(centre).empty() || !gw.ferryd().running(); }, 120s))
-      << gw.Differences(centre) << "\n"
+  EXPECT_TRUE(poll_until([&] { return gw.Differences(centre.model()).empty() || !gw.ferryd().running(); }, 120s))
+      << gw.Differences(centre.model()) << "\n"
       << gw.ferryd().log();
   std::printf("downlink: 20 kills, %d of them inside the first sync of %d keys; %zu live keys equal to the "
               "centre's\n", mid_first_sync, kKeys, centre.live());
@@ -336,7 +346,7 @@ type = "set"
 field = "hot"
 value = "temp > asset.max_temp"
 )";
-  DownlinkGateway gw(cluster.bootstraps(), 1000, pipeline);
+  DownlinkGateway gw(KafkaDownlinkToml(cluster.bootstraps(), 1000), pipeline);
   ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
   ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_records_total") >= kKeys || !gw.ferryd().running(); },
                          60s))
@@ -366,7 +376,7 @@ value = "temp > asset.max_temp"
   // The centre raises the threshold: the table follows, and only events after it see the new row.
   centre.Put(Key(7), "{\"asset\":7,\"max_temp\":75,\"version\":1}");
   ASSERT_TRUE(centre.Flush(30s));
-  ASSERT_TRUE(poll_until([&] { return gw.Differences(centre).empty(); }, 30s)) << gw.Differences(centre);
+  ASSERT_TRUE(poll_until([&] { return gw.Differences(centre.model()).empty(); }, 30s)) << gw.Differences(centre.model());
   for (int n = 3; n < 6; ++n) publish(n, 70);
   ASSERT_TRUE(poll_until([&] { return enriched().size() >= 6; }, 30s)) << gw.ferryd().log();
   const auto out = enriched();
@@ -380,6 +390,311 @@ value = "temp > asset.max_temp"
   }
   EXPECT_EQ(gw.Metric("ferry_uplink_link_up{uplink=\"central\"}"), 0);
   device.disconnect()->wait_for(10s);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// Rows the centre sends that cannot be rows: skipped, counted by reason, and the rows after them still arrive.
+TEST_F(DownlinkKafka, RowsThatCannotBeRowsAreSkippedCountedAndDoNotStopTheTable) {
+  DownlinkGateway gw(KafkaDownlinkToml(cluster.bootstraps(), 1000) + "max_row_bytes = \"1KiB\"\n");
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_records_total") >= kKeys || !gw.ferryd().running(); },
+                         60s))
+      << gw.ferryd().log();
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[256];
+  rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstraps().c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  ASSERT_NE(rk, nullptr) << err;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, kTopic, nullptr);
+  auto produce = [&](const std::string* key, const std::string& value) {
+    ASSERT_EQ(rd_kafka_produce(rkt, 0, RD_KAFKA_MSG_F_COPY, const_cast<char*>(value.data()), value.size(),
+                               key != nullptr ? key->data() : nullptr, key != nullptr ? key->size() : 0, nullptr),
+              0);
+  };
+  const std::string long_key(600, 'k'), bad_utf8("asset-\xff\xfe"), big(2048, 'v'), good = Key(kKeys + 1);
+  produce(nullptr, "{\"no\":\"key\"}");
+  produce(&long_key, "{}");
+  produce(&bad_utf8, "{}");
+  produce(&good, big);
+  produce(&good, "{\"after\":true}");
+  ASSERT_EQ(rd_kafka_flush(rk, 30'000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_destroy(rkt);
+  rd_kafka_destroy(rk);
+  ASSERT_TRUE(poll_until([&] { return gw.Differences({{good, "{\"after\":true}"}}).empty(); }, 60s))
+      << gw.Differences({{good, "{\"after\":true}"}}) << gw.ferryd().log();
+  EXPECT_EQ(gw.Metric("ferry_downlink_skipped_total{downlink=\"registry\",reason=\"no_key\"}"), 1);
+  EXPECT_EQ(gw.Metric("ferry_downlink_skipped_total{downlink=\"registry\",reason=\"bad_key\"}"), 2);
+  EXPECT_EQ(gw.Metric("ferry_downlink_skipped_total{downlink=\"registry\",reason=\"too_large\"}"), 1);
+  EXPECT_NE(gw.ferryd().log().find("over max_row_bytes"), std::string::npos) << gw.ferryd().log();
+  EXPECT_EQ(gw.Downlink("ferry_downlink_lag_records"), 0);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// ---- The MQTT source: retained messages under a topic filter on a real Mosquitto, through a proxy the test can
+// cut (impaired_link.h, no delay or loss), so the centre stays up while the gateway's link is down. ----
+
+constexpr char kFilter[] = "central/assets/#";
+
+std::string RowTopic(const std::string& key) { return "central/assets/" + key; }
+
+// The centre's side: a publisher of retained rows (an empty retained message deletes one), and its model.
+class MqttCentre {
+ public:
+  explicit MqttCentre(const std::string& uri, const std::string& client_id = "centre-publisher")
+      : client_(uri, client_id, mqtt::create_options(MQTTVERSION_5)) {}
+  ~MqttCentre() {
+    try {
+      if (client_.is_connected()) client_.disconnect()->wait_for(5s);
+    } catch (const mqtt::exception&) {
+    }
+  }
+  bool Connect() {
+    try {
+      return client_.connect(mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).clean_start(true).finalize())
+          ->wait_for(30s);
+    } catch (const mqtt::exception&) {
+      return false;
+    }
+  }
+  void Put(const std::string& key, const std::string& value) {
+    Publish(key, value);
+    model_[key] = value;
+  }
+  void Delete(const std::string& key) {
+    Publish(key, "");
+    model_[key] = std::nullopt;
+  }
+  // Waits for the broker's PUBACK of everything published.
+  bool Flush() {
+    bool ok = true;
+    for (auto& t : tokens_) ok &= t->wait_for(30s) && t->get_return_code() == 0;
+    tokens_.clear();
+    return ok;
+  }
+  const Model& model() const { return model_; }
+
+ private:
+  void Publish(const std::string& key, const std::string& payload) {
+    // Below Mosquitto's Receive Maximum (20): Paho refuses a publish beyond it.
+    if (tokens_.size() >= 16) {
+      ASSERT_TRUE(Flush());
+    }
+    tokens_.push_back(client_.publish(RowTopic(key), payload.data(), payload.size(), 1, true));
+  }
+  mqtt::async_client client_;
+  std::vector<mqtt::delivery_token_ptr> tokens_;
+  Model model_;
+};
+
+std::string MqttDownlinkToml(const std::string& uri, const std::string& extra = "") {
+  return "[[downlink]]\nname = \"registry\"\ntype = \"mqtt\"\naddress = \"" + uri + "\"\ntopic = \"" + kFilter +
+         "\"\ntable = \"assets\"\nmqtt.sync_quiet = \"1s\"\nbackoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n" + extra;
+}
+
+class DownlinkMqtt : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(broker.start()) << broker.log();
+    link = std::make_unique<ImpairedLink>(ImpairedLinkOptions{broker.port(), 0, 0ms, 0.0, 0ms, 0ms, 0ms, 0ms});
+    ASSERT_TRUE(link->Start());
+    ASSERT_TRUE(centre.Connect());
+    for (int i = 0; i < kKeys; ++i) centre.Put(Key(i), Value(i, 0));
+    ASSERT_TRUE(centre.Flush());
+  }
+  // The gateway's sync state, read from its log.
+  static std::string SyncState(DownlinkGateway& gw) {
+    auto log = gw.OpenLog();
+    if (!log) return "<no log>";
+    auto s = log->GetState(DownlinkMqttStateKey("registry"));
+    return s ? *s : "<none>";
+  }
+  // Without TCP_NODELAY the broker's PUBACKs wait for Nagle: the centre's 10,000 publishes would take 30 s.
+  static MosquittoBroker::Options BrokerOptions() {
+    MosquittoBroker::Options o;
+    o.extra_config = "set_tcp_nodelay true";
+    return o;
+  }
+  MosquittoBroker broker{BrokerOptions()};
+  std::unique_ptr<ImpairedLink> link;
+  MqttCentre centre{broker.uri()};
+};
+
+// Acceptance 1 with a real Mosquitto centre: 10,000 retained rows sync; the link drops; 500 updates and 50
+// deletions happen centrally; the link returns; the tables are equal and the resync fetched only the changes
+// (the persistent session queued them).
+TEST_F(DownlinkMqtt, TableSyncsThenResyncsOnlyTheChanges) {
+  DownlinkGateway gw(MqttDownlinkToml(link->uri()));
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_last_sync_timestamp_seconds") > 0 ||
+                                      !gw.ferryd().running(); }, 120s))
+      << gw.ferryd().log();
+  EXPECT_EQ(gw.Downlink("ferry_downlink_records_total"), kKeys);
+  EXPECT_EQ(gw.Differences(centre.model()), "");
+  EXPECT_EQ(SyncState(gw), "open");
+  const double full_sync_bytes = gw.Downlink("ferry_downlink_bytes_total");
+
+  link->SetDown(true);
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_link_up") == 0; }, 60s)) << gw.ferryd().log();
+  std::mt19937 rng(15);
+  for (int n = 0; n < 500; ++n) {
+    const int i = static_cast<int>(rng() % kKeys);
+    centre.Put(Key(i), Value(i, 1 + n));
+  }
+  for (int n = 0; n < 50; ++n) centre.Delete(Key(static_cast<int>(rng() % kKeys)));
+  ASSERT_TRUE(centre.Flush());
+  link->SetDown(false);
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_records_total") >= kKeys + 550; }, 60s))
+      << gw.ferryd().log();
+  EXPECT_TRUE(poll_until([&] { return gw.Differences(centre.model()).empty(); }, 30s))
+      << gw.Differences(centre.model());
+  EXPECT_EQ(gw.Downlink("ferry_downlink_deletes_total"), 50);
+  const double resync_bytes = gw.Downlink("ferry_downlink_bytes_total") - full_sync_bytes;
+  std::printf("downlink (mqtt): full sync of %d keys fetched %.0f bytes; the resync after 500 updates and 50 "
+              "deletes fetched %.0f bytes (%.1f %%)\n",
+              kKeys, full_sync_bytes, resync_bytes, 100 * resync_bytes / full_sync_bytes);
+  EXPECT_LT(resync_bytes, 0.10 * full_sync_bytes);
+  EXPECT_EQ(gw.Downlink("ferry_downlink_link_up"), 1);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+  EXPECT_EQ(SyncState(gw), "clean");
+
+  // A clean restart resumes the session: a change made while ferryd was stopped arrives, and nothing else.
+  centre.Put(Key(3), Value(3, 999));
+  ASSERT_TRUE(centre.Flush());
+  const double before = gw.Downlink("ferry_downlink_records_total");  // the scrape fails while stopped: 0
+  (void)before;
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Differences(centre.model()).empty() || !gw.ferryd().running(); }, 60s))
+      << gw.Differences(centre.model());
+  EXPECT_EQ(gw.Downlink("ferry_downlink_records_total"), 1) << "a clean restart should fetch only the change";
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// The broker loses the gateway's session (here: a client takes the session's id with a clean start) while the
+// link is down, and the centre deletes rows meanwhile: the next connection syncs in full and deletes the rows
+// the centre no longer has.
+TEST_F(DownlinkMqtt, ALostSessionMeansAFullSyncThatDeletesWhatTheCentreDeleted) {
+  DownlinkGateway gw(MqttDownlinkToml(link->uri()));
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_last_sync_timestamp_seconds") > 0 ||
+                                      !gw.ferryd().running(); }, 120s))
+      << gw.ferryd().log();
+  link->SetDown(true);
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_link_up") == 0; }, 60s)) << gw.ferryd().log();
+  {
+    mqtt::async_client thief(broker.uri(), "ferry-gw-dl-registry", mqtt::create_options(MQTTVERSION_5));
+    ASSERT_TRUE(thief.connect(mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).clean_start(true).finalize())
+                    ->wait_for(30s));
+    thief.disconnect()->wait_for(10s);
+  }
+  for (int i = 0; i < 50; ++i) centre.Delete(Key(i * 7));
+  for (int i = 0; i < 20; ++i) centre.Put(Key(i * 11 + 1), Value(i, 77));
+  ASSERT_TRUE(centre.Flush());
+  link->SetDown(false);
+  ASSERT_TRUE(poll_until([&] { return gw.Differences(centre.model()).empty() || !gw.ferryd().running(); }, 120s))
+      << gw.Differences(centre.model()) << gw.ferryd().log();
+  EXPECT_NE(gw.ferryd().log().find("no longer has this gateway's session"), std::string::npos) << gw.ferryd().log();
+  // 47 of the 50 keys stay deleted (3 are put back among the 20 updates).
+  EXPECT_EQ(gw.Downlink("ferry_downlink_deletes_total"), static_cast<double>(centre.model().size() - LiveRows(centre.model())));
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// Acceptance 2 with the MQTT source: kill -9 of ferryd 20 times, most of them inside a full sync, with central
+// changes between the kills: the table ends equal to the centre's; a kill never leaves the state "clean" (which
+// would let the next start trust a table the kill may have cut short).
+TEST_F(DownlinkMqtt, KillNineDuringSyncTwentyTimesEndsEqual) {
+  DownlinkGateway gw(MqttDownlinkToml(link->uri(), "batch = 100\n"));
+  std::mt19937 rng(2027);
+  int mid_sync = 0;
+  for (int kill = 0; kill < 20; ++kill) {
+    ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+    // Every start after a kill syncs in full: kill after 100 to 12,000 rows (past the end: after the sync).
+    const double target = 100 + static_cast<double>(rng() % 12'000);
+    poll_until([&] {
+      return gw.Downlink("ferry_downlink_records_total") >= target ||
+             gw.Downlink("ferry_downlink_last_sync_timestamp_seconds") > 0 || !gw.ferryd().running();
+    }, 120s);
+    ASSERT_TRUE(gw.ferryd().running()) << gw.ferryd().log();
+    gw.ferryd().Kill9();
+    const std::string state = SyncState(gw);
+    EXPECT_NE(state, "clean") << "kill " << kill;
+    mid_sync += state == "syncing";
+    for (int n = 0; n < 20; ++n) {
+      const int i = static_cast<int>(rng() % kKeys);
+      if (n % 10 == 9) centre.Delete(Key(i));
+      else centre.Put(Key(i), Value(i, 100 + kill));
+    }
+    ASSERT_TRUE(centre.Flush());
+  }
+  EXPECT_GE(mid_sync, 5) << "the kills should land inside full syncs";
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  EXPECT_TRUE(poll_until([&] { return gw.Differences(centre.model()).empty() || !gw.ferryd().running(); }, 120s))
+      << gw.Differences(centre.model()) << "\n" << gw.ferryd().log();
+  std::printf("downlink (mqtt): 20 kills, %d of them inside a full sync of %d keys; %zu live keys equal to the "
+              "centre's\n", mid_sync, kKeys, LiveRows(centre.model()));
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// Rows pushed to devices: an uplink with retain = true republishes the table on a local broker, so a device
+// that connects later gets its row as a retained message, with the uplink to the centre down; a deletion at the
+// centre clears it. Also: rows that cannot be rows are skipped and counted.
+TEST_F(DownlinkMqtt, RowsArePushedToDevicesAsRetainedMessagesAndBadRowsAreSkipped) {
+  MosquittoBroker local;
+  ASSERT_TRUE(local.start()) << local.log();
+  const std::string push = "[[uplink]]\nname = \"devices\"\naddress = \"" + local.uri() +
+                           "\"\nstreams = [\"assets\"]\ntopic = \"config/{subject}\"\nretain = true\n"
+                           "backoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n"
+                           "[[uplink]]\nname = \"central\"\naddress = \"tcp://127.0.0.1:1\"\nstreams = [\"telemetry\"]\n"
+                           "backoff.min = \"50ms\"\nbackoff.max = \"500ms\"\n";
+  DownlinkGateway gw(MqttDownlinkToml(link->uri(), "max_row_bytes = \"1KiB\"\n"), push);
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_last_sync_timestamp_seconds") > 0 ||
+                                      !gw.ferryd().running(); }, 120s))
+      << gw.ferryd().log();
+  // Hostile rows from the centre: an empty key, a key over 511 bytes, a row over max_row_bytes; then a good one.
+  {
+    mqtt::async_client bad(broker.uri(), "centre-bad", mqtt::create_options(MQTTVERSION_5));
+    ASSERT_TRUE(bad.connect(mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).finalize())->wait_for(30s));
+    ASSERT_TRUE(bad.publish("central/assets/", "{}", 2, 1, false)->wait_for(30s));
+    ASSERT_TRUE(bad.publish(RowTopic(std::string(600, 'k')), "{}", 2, 1, false)->wait_for(30s));
+    const std::string big(2048, 'v');
+    ASSERT_TRUE(bad.publish(RowTopic(Key(5)), big.data(), big.size(), 1, false)->wait_for(30s));
+    bad.disconnect()->wait_for(10s);
+  }
+  centre.Put(Key(kKeys + 1), "{\"after\":true}");
+  ASSERT_TRUE(centre.Flush());
+  ASSERT_TRUE(poll_until([&] { return gw.Differences(centre.model()).empty(); }, 60s))
+      << gw.Differences(centre.model()) << gw.ferryd().log();
+  EXPECT_EQ(gw.Metric("ferry_downlink_skipped_total{downlink=\"registry\",reason=\"no_key\"}"), 1);
+  EXPECT_EQ(gw.Metric("ferry_downlink_skipped_total{downlink=\"registry\",reason=\"bad_key\"}"), 1);
+  EXPECT_EQ(gw.Metric("ferry_downlink_skipped_total{downlink=\"registry\",reason=\"too_large\"}"), 1);
+
+  // The push uplink has sent every row; the centre's uplink never connects.
+  ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_uplink_backlog_events{uplink=\"devices\",stream=\"assets\"}") == 0; }, 120s))
+      << gw.ferryd().log();
+  EXPECT_EQ(gw.Metric("ferry_uplink_link_up{uplink=\"central\"}"), 0);
+  // A device waking up now gets its configuration from the local broker.
+  auto retained = [&](const std::string& key) -> std::optional<std::string> {
+    mqtt::async_client device(local.uri(), "device-" + key, mqtt::create_options(MQTTVERSION_5));
+    device.start_consuming();
+    if (!device.connect(mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).finalize())->wait_for(30s))
+      return std::string("<no connection>");
+    device.subscribe("config/" + key, 1)->wait_for(30s);
+    mqtt::const_message_ptr msg;
+    // A retained message comes right after the SUBACK; none within 2 s means there is none.
+    const bool got = device.try_consume_message_for(&msg, 2s);
+    device.disconnect()->wait_for(10s);
+    if (!got || !msg) return std::nullopt;
+    return msg->to_string();
+  };
+  EXPECT_EQ(retained(Key(42)).value_or("<none>"), Value(42, 0));
+  centre.Delete(Key(42));
+  ASSERT_TRUE(centre.Flush());
+  // Stored, then acknowledged by the local broker (the backlog drops back to 0): a device subscribing now
+  // finds nothing retained.
+  ASSERT_TRUE(poll_until([&] { return gw.Differences(centre.model()).empty(); }, 60s));
+  ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_uplink_backlog_events{uplink=\"devices\",stream=\"assets\"}") == 0; }, 60s));
+  EXPECT_FALSE(retained(Key(42)).has_value()) << "the deletion should clear it";
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
 }
 

@@ -94,6 +94,10 @@ class ImpairedLink {
     opt_.reset_every = std::chrono::milliseconds(0);
   }
 
+  // Cuts the link by hand (every connection reset, new ones refused) until SetDown(false); the controller
+  // applies it within one poll (50 ms). For tests that need an outage at a moment of their choosing.
+  void SetDown(bool down) { forced_down_ = down; }
+
   uint64_t connections() const { return connections_.load(); }
   uint64_t flaps() const { return flaps_.load(); }
   uint64_t resets() const { return resets_.load(); }
@@ -277,6 +281,13 @@ class ImpairedLink {
           up_since_ = now;
         }
       }
+      if (forced_down_ && !down_) {
+        down_ = true;
+        ++flaps_;
+        CutAll();
+      } else if (!forced_down_ && down_ && opt_.flap_every.count() <= 0) {
+        down_ = false;
+      }
       if (now >= next_reset_) {
         if (!conns_.empty()) {
           ++resets_;
@@ -297,6 +308,7 @@ class ImpairedLink {
   std::atomic<bool> stop_{false};
   // The controller thread's own state.
   std::list<std::unique_ptr<Connection>> conns_;
+  std::atomic<bool> forced_down_{false};
   bool down_ = false;
   Clock::time_point up_since_{}, down_since_{}, next_reset_{};
   std::atomic<uint64_t> connections_{0}, flaps_{0}, resets_{0}, refused_{0}, stalls_{0}, bytes_{0};

@@ -283,6 +283,32 @@ void ApplyDefaults(const std::string& section, void* obj) {
 // Positions of elements and keys ("route[0]", "route[0].stream") for errors found after parsing.
 using Positions = std::map<std::string, toml::source_region>;
 
+// Why `filter` is not a valid MQTT topic filter with at least one wildcard ("" if it is): levels split by '/',
+// '+' only as a whole level, '#' only as the whole last level (MQTT 5.0, 4.7.1).
+std::string CheckMqttTopicFilter(const std::string& filter) {
+  if (filter.size() > 65'535) return "is longer than 65,535 bytes";
+  if (filter.find('\0') != std::string::npos) return "contains a NUL character";
+  bool wildcard = false;
+  size_t start = 0;
+  for (;;) {
+    const size_t slash = filter.find('/', start);
+    const std::string level = filter.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    const bool last = slash == std::string::npos;
+    if (level.find_first_of("+#") != std::string::npos) {
+      if (level == "#" && !last) return "'#' must be the last level of a topic filter: \"" + filter + "\"";
+      if (level != "+" && level != "#")
+        return "a wildcard ('+', '#') must be a whole level: \"" + level + "\" in \"" + filter + "\"";
+      wildcard = true;
+    }
+    if (last) break;
+    start = slash + 1;
+  }
+  if (!wildcard)
+    return "\"" + filter + "\" has no wildcard: a table's rows are the topics under one, e.g. \"central/assets/#\" "
+           "(row key = the topic's levels from the first wildcard on)";
+  return "";
+}
+
 class Parser {
  public:
   explicit Parser(std::string file) : file_(std::move(file)) {}
@@ -420,6 +446,35 @@ class Parser {
     return CheckKafkaProperties(path, u.kafka.properties);
   }
 
+  // The address's scheme and tls.enabled must agree: Paho needs TLS options for ssl:// and would speak TLS
+  // to a plain listener otherwise, failing later with a vaguer message.
+  Status CheckTlsScheme(const std::string& path, const std::string& address, const TlsConfig& tls) {
+    bool secure = false;
+    for (const char* scheme : {"ssl://", "mqtts://", "wss://"}) secure |= address.rfind(scheme, 0) == 0;
+    if (secure && !tls.enabled) {
+      return ErrorAt(path + ".address", "\"" + address + "\" is a TLS address, but " + path +
+                                            ".tls.enabled is false: set it to true");
+    }
+    if (!secure && tls.enabled) {
+      return ErrorAt(path + ".tls.enabled", "is true, but " + path + ".address \"" + address +
+                                                "\" is not a TLS address (ssl://, mqtts:// or wss://)");
+    }
+    return Ok();
+  }
+
+  // An MQTT broker URI, checked as ingest.address is.
+  Status CheckMqttAddress(const std::string& path, const std::string& address) {
+    ConfigValue v;
+    v.s = address;
+    for (const auto& key : ConfigKeys()) {
+      if (std::strcmp(key.section, "ingest") == 0 && std::strcmp(key.name, "address") == 0) {
+        std::string err = key.check(v);
+        if (!err.empty()) return ErrorAt(path + ".address", err);
+      }
+    }
+    return Ok();
+  }
+
   // Bootstrap servers: host:port[,host:port...], not a URI.
   Status CheckKafkaServers(const std::string& path, const char* what, const std::string& address) {
     if (address.find("://") != std::string::npos)
@@ -473,14 +528,23 @@ class Parser {
         if (p.output == d.table || p.dead_letter == d.table)
           return ErrorAt(path + ".table", "stream \"" + d.table + "\" is also written by pipeline \"" + p.name +
                                               "\": a downlink's table must have no other writer");
-      if (auto st = CheckKafkaServers(path, "downlink", d.address); !st) return st;
-      if (d.topic.empty()) return ErrorAt(path + ".topic", "is empty: name the Kafka topic holding the table");
-      for (char ch : d.topic)
-        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-')
-          return ErrorAt(path + ".topic", std::string("'") + ch + "' is not allowed in a Kafka topic name (letters, "
-                                          "digits, '.', '_' and '-')");
+      if (d.type == DownlinkType::kMqtt) {
+        if (auto st = CheckMqttAddress(path, d.address); !st) return st;
+        if (auto st = CheckTlsScheme(path, d.address, d.tls); !st) return st;
+        if (d.topic.empty()) return ErrorAt(path + ".topic", "is empty: give the MQTT topic filter of the table's rows");
+        if (std::string why = CheckMqttTopicFilter(d.topic); !why.empty()) return ErrorAt(path + ".topic", why);
+        if (!d.properties.empty())
+          return ErrorAt(path + ".kafka.properties", "is set, but this downlink's type is \"mqtt\"");
+      } else {
+        if (auto st = CheckKafkaServers(path, "downlink", d.address); !st) return st;
+        if (d.topic.empty()) return ErrorAt(path + ".topic", "is empty: name the Kafka topic holding the table");
+        for (char ch : d.topic)
+          if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-')
+            return ErrorAt(path + ".topic", std::string("'") + ch + "' is not allowed in a Kafka topic name (letters, "
+                                            "digits, '.', '_' and '-')");
+        if (auto st = CheckKafkaProperties(path, d.properties); !st) return st;
+      }
       if (d.backoff.min > d.backoff.max) return ErrorAt(path + ".backoff.min", "is larger than backoff.max");
-      if (auto st = CheckKafkaProperties(path, d.properties); !st) return st;
     }
     return Ok();
   }
@@ -679,22 +743,7 @@ class Parser {
       return Ok();
     };
     if (auto st = check_backoff("ingest", c.ingest.backoff); !st) return st;
-    // The address's scheme and tls.enabled must agree: Paho needs TLS options for ssl:// and would speak TLS
-    // to a plain listener otherwise, failing later with a vaguer message.
-    auto check_tls = [&](const std::string& path, const std::string& address, const TlsConfig& tls) -> Status {
-      bool secure = false;
-      for (const char* scheme : {"ssl://", "mqtts://", "wss://"}) secure |= address.rfind(scheme, 0) == 0;
-      if (secure && !tls.enabled) {
-        return ErrorAt(path + ".address", "\"" + address + "\" is a TLS address, but " + path +
-                                              ".tls.enabled is false: set it to true");
-      }
-      if (!secure && tls.enabled) {
-        return ErrorAt(path + ".tls.enabled", "is true, but " + path + ".address \"" + address +
-                                                  "\" is not a TLS address (ssl://, mqtts:// or wss://)");
-      }
-      return Ok();
-    };
-    if (auto st = check_tls("ingest", c.ingest.address, c.ingest.tls); !st) return st;
+    if (auto st = CheckTlsScheme("ingest", c.ingest.address, c.ingest.tls); !st) return st;
     const ListenConfig& l = c.ingest.listen;
     if (l.tls_enabled && (l.tls_cert_file.empty() || l.tls_key_file.empty()))
       return ErrorAt("ingest.listen.tls.enabled", "is true: set listen.tls.cert_file and listen.tls.key_file");
@@ -749,15 +798,10 @@ class Parser {
       if (u.type == UplinkType::kKafka) {
         if (auto st = CheckKafkaUplink(path, u); !st) return st;
       }
+      if (u.retain && (u.type != UplinkType::kMqtt || u.mode != UplinkMode::kPerEvent))
+        return ErrorAt(path + ".retain", "is true, but retained messages need type = \"mqtt\" and mode = \"per_event\"");
       if (u.type == UplinkType::kMqtt) {
-        ConfigValue v;
-        v.s = u.address;
-        for (const auto& key : ConfigKeys()) {
-          if (std::strcmp(key.section, "ingest") == 0 && std::strcmp(key.name, "address") == 0) {
-            std::string err = key.check(v);
-            if (!err.empty()) return ErrorAt(path + ".address", err);
-          }
-        }
+        if (auto st = CheckMqttAddress(path, u.address); !st) return st;
       }
       if (auto st = check_backoff(path, u.backoff); !st) return st;
       // A tee that republishes on the devices' own topics to the broker ingest subscribes to would ingest every
@@ -769,7 +813,7 @@ class Parser {
                                             "new one. Use ingest.mode = \"listen\", or another topic or broker");
       }
       if (u.type == UplinkType::kMqtt) {
-        if (auto st = check_tls(path, u.address, u.tls); !st) return st;
+        if (auto st = CheckTlsScheme(path, u.address, u.tls); !st) return st;
       }
     }
     if (auto st = CheckDownlinks(c); !st) return st;

@@ -408,6 +408,11 @@ std::vector<ConfigKey> BuildKeys() {
                   "Topic (Kafka: topic name) template over {gateway}, {stream}, {subject} and {topic} (the MQTT topic the event "
                   "arrived on; ferry/{gateway}/{stream} for batches and events that did not come over MQTT).",
                   FERRY_FIELD(UplinkConfig, topic), CheckUplinkTopic));
+  k.push_back(Bool("uplink", "retain", "false", kRestart,
+                   "mqtt, per_event: publish with the retain flag, so the broker keeps each topic's last message "
+                   "for clients that subscribe later; an event with an empty payload (a table's deletion) clears "
+                   "it. Pushes a table to devices (docs/replication.md).",
+                   FERRY_FIELD(UplinkConfig, retain)));
   k.push_back(List("uplink", "streams", "", kRestart, "Streams this uplink forwards. Empty: every stream.",
                    FERRY_FIELD(UplinkConfig, streams)));
   k.push_back(Int("uplink", "inflight", "32", 1, 65'535, kRestart,
@@ -467,13 +472,17 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Str("downlink", "name", nullptr, kRestart,
                   "Downlink name (metrics label; its positions are kept in the log as \"downlink.<name>.*\").",
                   FERRY_FIELD(DownlinkConfig, name), CheckName));
-  k.push_back(Enum("downlink", "type", "kafka", "kafka", kRestart, "Central source protocol (Kafka for now).",
+  k.push_back(Enum("downlink", "type", "kafka", "kafka|mqtt", kRestart,
+                   "Central source protocol: a Kafka topic, or the retained messages under an MQTT topic filter.",
                    FERRY_FIELD(DownlinkConfig, type)));
-  k.push_back(Str("downlink", "address", nullptr, kRestart, "kafka: bootstrap servers (host:port,...).",
+  k.push_back(Str("downlink", "address", nullptr, kRestart,
+                  "kafka: bootstrap servers (host:port,...); mqtt: the central broker's URI (ssl://central:8883).",
                   FERRY_FIELD(DownlinkConfig, address)));
   k.push_back(Str("downlink", "topic", nullptr, kRestart,
                   "kafka: the topic holding the table (compacted, keyed): each record's key is a row's key, its "
-                  "value the row, a null value a deletion.",
+                  "value the row, a null value a deletion. mqtt: a topic filter with a wildcard; each retained "
+                  "message under it is a row, keyed by the topic's levels from the first wildcard on, an empty "
+                  "payload a deletion.",
                   FERRY_FIELD(DownlinkConfig, topic)));
   k.push_back(Str("downlink", "table", nullptr, kRestart,
                   "Declared stream of kind \"table\" the rows are written to (subject = key).",
@@ -481,9 +490,9 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Str("downlink", "client_id", "", kRestart,
                   "Client id. Empty: ferry-GATEWAY-NAME (gateway.id, downlink name).",
                   FERRY_FIELD(DownlinkConfig, client_id)));
-  k.push_back(Str("downlink", "username", "", kRestart, "SASL user name; empty: none.",
+  k.push_back(Str("downlink", "username", "", kRestart, "User name (kafka: SASL); empty: none.",
                   FERRY_FIELD(DownlinkConfig, username)));
-  k.push_back(Str("downlink", "password", "", kRestart, "SASL password; empty: none.",
+  k.push_back(Str("downlink", "password", "", kRestart, "Password (kafka: SASL); empty: none.",
                   FERRY_FIELD(DownlinkConfig, password)));
   FERRY_CLIENT_TLS_KEYS("downlink", DownlinkConfig);
   k.push_back(Enum("downlink", "kafka.security_protocol", "auto", "auto|plaintext|ssl|sasl_plaintext|sasl_ssl",
@@ -497,6 +506,18 @@ std::vector<ConfigKey> BuildKeys() {
   k.push_back(Int("downlink", "batch", "1000", 1, 100'000, kRestart,
                   "Most records written in one transaction, with the positions they move.",
                   FERRY_FIELD(DownlinkConfig, batch)));
+  k.push_back(Size("downlink", "max_row_bytes", "1MiB", 1, 16 * kMiB, kRestart,
+                   "Largest row (key and value bytes); a larger one is skipped and counted "
+                   "(ferry_downlink_skipped_total{reason=\"too_large\"}).",
+                   FERRY_FIELD(DownlinkConfig, max_row_bytes)));
+  k.push_back(Dur("downlink", "mqtt.session_expiry", "7d", kSec, 4'294'967'295LL * kSec, kRestart,
+                  "mqtt: MQTT v5 session expiry: how long the broker queues the table's changes for ferryd while "
+                  "the link is down. A session the broker no longer has means a full sync.",
+                  FERRY_FIELD(DownlinkConfig, session_expiry)));
+  k.push_back(Dur("downlink", "mqtt.sync_quiet", "2s", kMs, 3600 * kSec, kRestart,
+                  "mqtt: a full sync (the retained messages sent after SUBSCRIBE) ends at the first message without "
+                  "the retain flag, or this long after the last message.",
+                  FERRY_FIELD(DownlinkConfig, sync_quiet)));
   k.push_back(Dur("downlink", "backoff.min", "500ms", kMs, 3600 * kSec, kRestart,
                   "First retry delay after the source failed; doubles per failure.",
                   FERRY_FIELD(DownlinkConfig, backoff.min)));

@@ -97,6 +97,15 @@ int RunTable(EventLog& log, const Config* config, const TableOptions& o, std::os
   if (config == nullptr) return kExitOk;
   for (const DownlinkConfig& d : config->downlinks) {
     if (d.table != o.table) continue;
+    if (d.type == DownlinkType::kMqtt) {
+      auto sync = log.GetState(DownlinkMqttStateKey(d.name));
+      out << "downlink " << d.name << " (mqtt " << d.address << ", filter " << d.topic << "): ";
+      if (!sync) out << "no full sync yet\n";
+      else if (*sync == "syncing") out << "a full sync is under way (it restarts in full if interrupted)\n";
+      else if (*sync == "open") out << "in sync (ferryd is running, or did not stop cleanly: then a full sync follows)\n";
+      else out << "in sync; the next start resumes the broker session (changes only)\n";
+      continue;
+    }
     auto positions = log.ListState(DownlinkStatePrefix(d.name));
     out << "downlink " << d.name << " (kafka " << d.address << ", topic " << d.topic << "): ";
     if (!positions || positions->empty()) {

@@ -131,7 +131,7 @@ Status Daemon::Open(const Config& config) {
     pipelines_.push_back(std::make_unique<PipelineRunner>(*log_, *writer_, std::move(*p), metrics_));
   }
   for (const auto& dc : config_.downlinks)
-    downlinks_.push_back(std::make_unique<Downlink>(config_, dc, *log_, *writer_, metrics_, clock_));
+    downlinks_.push_back(Downlink::Make(config_, dc, *log_, *writer_, metrics_, clock_));
 
   if (config.metrics.enabled) {
     HttpServerOptions ho;

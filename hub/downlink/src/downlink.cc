@@ -1,31 +1,45 @@
-// downlink.cc: a Kafka topic mirrored into a local table stream (see ferry/downlink.h).
+// downlink.cc: what both downlink sources share (see ferry/downlink.h): rows, their checks, their transaction.
 #include "ferry/downlink.h"
 
-#include <chrono>
-#include <cstring>
-#include <future>
-
-#include <librdkafka/rdkafka.h>
-
-#include "ferry/flow_control.h"
+#include "downlink_kafka.h"
+#include "downlink_mqtt.h"
 #include "ferry/log.h"
-#include "ferry/uplink_kafka.h"
 #include "ferry/utf8.h"
 #include "ferry/write_txn.h"
 
 namespace ferry {
 
 namespace {
-
 constexpr size_t kMaxKeyBytes = 511;  // LMDB's key limit: the table's subject index
-constexpr int kMetadataTimeoutMs = 2000;
-
 }  // namespace
 
 std::string DownlinkStatePrefix(const std::string& downlink) { return "downlink." + downlink + "."; }
 
 std::string DownlinkPositionKey(const std::string& downlink, const std::string& topic, int32_t partition) {
   return DownlinkStatePrefix(downlink) + topic + "." + std::to_string(partition);
+}
+
+std::string DownlinkMqttStateKey(const std::string& downlink) { return DownlinkStatePrefix(downlink) + "mqtt.sync"; }
+
+std::string DownlinkMqttRowKey(std::string_view filter, std::string_view topic) {
+  // Walk the filter's literal levels; the key starts where the first wildcard level does.
+  size_t f = 0, t = 0;
+  for (;;) {
+    const size_t fe = std::min(filter.find('/', f), filter.size());
+    const std::string_view level = filter.substr(f, fe - f);
+    if (level == "+" || level == "#") return t <= topic.size() ? std::string(topic.substr(t)) : std::string();
+    const size_t te = std::min(topic.find('/', t), topic.size());
+    if (topic.substr(t, te - t) != level || te == topic.size() || fe == filter.size()) return "";
+    f = fe + 1;
+    t = te + 1;
+  }
+}
+
+std::unique_ptr<Downlink> Downlink::Make(const Config& config, const DownlinkConfig& downlink, EventLog& log,
+                                         GroupCommitWriter& writer, MetricsRegistry& metrics, const Clock& clock) {
+  if (downlink.type == DownlinkType::kMqtt)
+    return std::make_unique<MqttDownlink>(config, downlink, log, writer, metrics, clock);
+  return std::make_unique<KafkaDownlink>(config, downlink, log, writer, metrics, clock);
 }
 
 Downlink::Downlink(const Config& config, const DownlinkConfig& downlink, EventLog& log, GroupCommitWriter& writer,
@@ -36,268 +50,88 @@ Downlink::Downlink(const Config& config, const DownlinkConfig& downlink, EventLo
       bytes_(DeclaredCounter(metrics, "ferry_downlink_bytes_total", {{"downlink", downlink.name}})),
       no_key_(DeclaredCounter(metrics, "ferry_downlink_skipped_total", {{"downlink", downlink.name}, {"reason", "no_key"}})),
       bad_key_(DeclaredCounter(metrics, "ferry_downlink_skipped_total", {{"downlink", downlink.name}, {"reason", "bad_key"}})),
+      too_large_(DeclaredCounter(metrics, "ferry_downlink_skipped_total",
+                                 {{"downlink", downlink.name}, {"reason", "too_large"}})),
+      refused_(DeclaredCounter(metrics, "ferry_downlink_skipped_total", {{"downlink", downlink.name}, {"reason", "refused"}})),
       lag_(DeclaredGauge(metrics, "ferry_downlink_lag_records", {{"downlink", downlink.name}})),
       last_sync_(DeclaredGauge(metrics, "ferry_downlink_last_sync_timestamp_seconds", {{"downlink", downlink.name}})),
       link_up_(DeclaredGauge(metrics, "ferry_downlink_link_up", {{"downlink", downlink.name}})) {}
 
-Downlink::~Downlink() { Stop(); }
-
-Status Downlink::Start() {
-  if (rk_ != nullptr) return Ok();
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char errstr[512] = "";
-  const std::string client_id =
-      dl_.client_id.empty() ? "ferry-" + config_.gateway.id + "-" + dl_.name : dl_.client_id;
-  std::vector<KafkaProperty> props = {
-      {"address", "bootstrap.servers", dl_.address},
-      {"client_id", "client.id", client_id},
-      // No consumer group: partitions are assigned by hand and positions live in the log. librdkafka still wants
-      // a group id; nothing is committed to it.
-      {"(fixed)", "group.id", client_id},
-      {"(fixed)", "enable.auto.commit", "false"},
-      {"(fixed)", "enable.auto.offset.store", "false"},
-      {"(fixed)", "enable.partition.eof", "true"},
-      // A position the topic no longer holds (compacted or deleted past it): start again from the beginning, which
-      // rewrites every row still there -- a full resync, never a gap.
-      {"(fixed)", "auto.offset.reset", "earliest"},
-      {"(fixed)", "log.connection.close", "false"},
-  };
-  for (auto& p : KafkaSecurityProperties(dl_.security_protocol, dl_.sasl_mechanism, dl_.username, dl_.password,
-                                         dl_.tls))
-    props.push_back(std::move(p));
-  for (const auto& entry : dl_.properties) {
-    const auto eq = entry.find('=');
-    const std::string name = entry.substr(0, eq);
-    if (name == "enable.auto.commit" || name == "enable.auto.offset.store" || name == "bootstrap.servers" ||
-        name == "group.id" || name.find("_cb") != std::string::npos || name == "opaque") {
-      rd_kafka_conf_destroy(conf);
-      return InvalidArgument("downlink " + dl_.name + ": kafka.properties: \"" + name +
-                             "\" is set by Ferry and cannot be changed");
-    }
-    props.push_back({"kafka.properties \"" + name + "\"", name, eq == std::string::npos ? "" : entry.substr(eq + 1)});
+std::optional<Event> Downlink::MakeRow(std::string_view key, std::optional<std::string_view> value, std::string id,
+                                       TimeNs time) {
+  bytes_.Inc(key.size() + (value ? value->size() : 0));
+  if (key.empty()) {
+    no_key_.Inc();
+    return std::nullopt;
   }
-  for (const auto& p : props) {
-    if (rd_kafka_conf_set(conf, p.name.c_str(), p.value.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return InvalidArgument("downlink " + dl_.name + ": " + p.key + " (librdkafka " + p.name + "): " + errstr);
-    }
+  if (key.size() > kMaxKeyBytes || !IsLegalUnicodeString(key)) {
+    bad_key_.Inc();
+    return std::nullopt;
   }
-  rd_kafka_conf_set_opaque(conf, this);
-  rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
-    if (level <= 4 && std::strcmp(fac, "FAIL") != 0) FERRY_LOG_WARN("kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
-  });
-  rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int err, const char* reason, void* opaque) {
-    auto* self = static_cast<Downlink*>(opaque);
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
-        err == RD_KAFKA_RESP_ERR__SSL)
-      self->LinkDown(reason != nullptr ? reason : rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err)));
-  });
-  rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-  if (rk_ == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return InvalidArgument("downlink " + dl_.name + ": " + errstr);
+  if (key.size() + (value ? value->size() : 0) > dl_.max_row_bytes) {
+    too_large_.Inc();
+    FERRY_LOG_WARN("downlink %s: row '%.*s' has %zu bytes, over max_row_bytes (%llu): skipped", dl_.name.c_str(),
+                   static_cast<int>(key.size()), key.data(), key.size() + (value ? value->size() : 0),
+                   static_cast<unsigned long long>(dl_.max_row_bytes));
+    return std::nullopt;
   }
-  rd_kafka_poll_set_consumer(rk_);
-  stop_ = false;
-  thread_ = std::thread([this] { Loop(); });
-  return Ok();
+  Event e;
+  e.id = std::move(id);
+  e.source = "ferry://" + config_.gateway.id + "/downlink/" + dl_.name;
+  e.subject = std::string(key);
+  if (value && !value->empty()) {
+    e.type = "ferry.downlink.row";
+    e.payload.assign(value->data(), value->size());
+  } else {
+    e.type = "ferry.downlink.delete";
+  }
+  if (time.ns > 0) e.time = time;
+  return e;
 }
 
-void Downlink::Stop() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
-  if (rk_ != nullptr) {
-    rd_kafka_consumer_close(rk_);
-    rd_kafka_destroy(rk_);
-    rk_ = nullptr;
-  }
-  link_up_.Set(0);
-}
-
-void Downlink::LinkDown(const std::string& why) {
-  // Called from librdkafka's callbacks, on this downlink's own thread (they are served by consumer_poll).
-  if (link_up_.Value() != 0 || !down_reported_) {
-    FERRY_LOG_WARN("downlink %s: Kafka source %s does not answer: %s; retrying, the table keeps its rows",
-                   dl_.name.c_str(), dl_.address.c_str(), why.c_str());
-    down_reported_ = true;
-  }
-  link_up_.Set(0);
-}
-
-bool Downlink::Assign() {
-  rd_kafka_topic_t* t = rd_kafka_topic_new(rk_, dl_.topic.c_str(), nullptr);
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, t, &md, kMetadataTimeoutMs);
-  int count = 0;
-  std::string why = rd_kafka_err2str(err);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1) {
-    if (md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) count = md->topics[0].partition_cnt;
-    else why = std::string("topic \"") + dl_.topic + "\": " + rd_kafka_err2str(md->topics[0].err);
-  }
-  if (md != nullptr) rd_kafka_metadata_destroy(md);
-  rd_kafka_topic_destroy(t);
-  if (count == 0) {
-    LinkDown(why);
-    return false;
-  }
-  rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(count);
-  partitions_.clear();
-  for (int32_t p = 0; p < count; ++p) {
-    int64_t offset = RD_KAFKA_OFFSET_BEGINNING;
-    auto stored = log_.GetState(DownlinkPositionKey(dl_.name, dl_.topic, p));
-    if (stored) {
-      offset = std::strtoll(stored->c_str(), nullptr, 10);
-    } else if (stored.error().code != ErrorCode::kNotFound) {
-      FERRY_LOG_ERROR("downlink %s: cannot read its position: %s", dl_.name.c_str(), stored.error().ToString().c_str());
-      rd_kafka_topic_partition_list_destroy(parts);
-      return false;
-    }
-    partitions_[p].next = offset >= 0 ? offset : -1;
-    rd_kafka_topic_partition_list_add(parts, dl_.topic.c_str(), p)->offset = offset;
-  }
-  err = rd_kafka_assign(rk_, parts);
-  rd_kafka_topic_partition_list_destroy(parts);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    LinkDown(std::string("assign: ") + rd_kafka_err2str(err));
-    return false;
-  }
-  if (down_reported_) FERRY_LOG_INFO("downlink %s: Kafka source %s answers again", dl_.name.c_str(), dl_.address.c_str());
-  down_reported_ = false;
-  link_up_.Set(1);
-  return true;
-}
-
-bool Downlink::Commit(std::vector<Event> batch, const std::map<int32_t, int64_t>& positions) {
-  auto events = std::make_shared<std::vector<Event>>(std::move(batch));
-  std::vector<std::pair<std::string, std::string>> state;
-  for (const auto& [p, next] : positions)
-    state.emplace_back(DownlinkPositionKey(dl_.name, dl_.topic, p), std::to_string(next));
+Downlink::PendingRows Downlink::SubmitRows(std::vector<Event> rows,
+                                           std::vector<std::pair<std::string, std::string>> state) {
+  PendingRows p;
+  p.rows = rows.size();
+  for (const auto& e : rows) p.deletes += e.payload.empty();
+  p.refused = std::make_shared<std::vector<std::string>>();
+  auto events = std::make_shared<std::vector<Event>>(std::move(rows));
   const std::string table = dl_.table;
-  auto done = writer_.Submit([events, state = std::move(state), table](WriteTxn& txn) -> Status {
-    for (const auto& e : *events)
-      if (auto seq = txn.Append(table, e); !seq) return tl::make_unexpected(seq.error());
+  p.done = writer_.Submit([events, state = std::move(state), table, refused = p.refused](WriteTxn& txn) -> Status {
+    refused->clear();  // the writer may run this again after making room
+    for (const auto& e : *events) {
+      auto seq = txn.Append(table, e);
+      if (seq) continue;
+      // Checked before anything is written: the row is set aside, the rest of the batch goes on.
+      if (seq.error().code == ErrorCode::kInvalidArgument) {
+        refused->push_back(e.subject);
+        continue;
+      }
+      return tl::make_unexpected(seq.error());
+    }
     for (const auto& [key, value] : state)
       if (Status st = txn.PutState(key, value); !st) return st;
     return Ok();
   });
+  return p;
+}
+
+bool Downlink::Committed(PendingRows& p, const char* what) {
   // The writer commits within its linger; wait for it however long it takes (a stop does not abandon a batch
   // the writer may still commit: its positions and rows go together either way).
-  Status st = done.get();
+  Status st = p.done.get();
   if (!st) {
-    FERRY_LOG_WARN("downlink %s: writing %zu rows to table %s failed: %s; fetching them again",
-                   dl_.name.c_str(), events->size(), table.c_str(), st.error().ToString().c_str());
+    FERRY_LOG_WARN("downlink %s: writing %s (%zu rows) to table %s failed: %s; fetching them again", dl_.name.c_str(),
+                   what, p.rows, dl_.table.c_str(), st.error().ToString().c_str());
     return false;
   }
+  for (const auto& key : *p.refused)
+    FERRY_LOG_WARN("downlink %s: the log refused row '%s' of table %s: skipped", dl_.name.c_str(), key.c_str(),
+                   dl_.table.c_str());
+  refused_.Inc(p.refused->size());
+  records_.Inc(p.rows - p.refused->size());
+  deletes_.Inc(p.deletes);
   return true;
-}
-
-void Downlink::UpdateLag() {
-  int64_t lag = 0;
-  bool all_at_end = !partitions_.empty();
-  for (auto& [p, part] : partitions_) {
-    int64_t low = 0, high = 0;
-    if (rd_kafka_get_watermark_offsets(rk_, dl_.topic.c_str(), p, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        high >= 0)
-      part.high = high;
-    if (part.high >= 0) lag += std::max<int64_t>(0, part.high - std::max<int64_t>(part.next, 0));
-    all_at_end &= part.at_end;
-  }
-  lag_.Set(lag);
-  if (all_at_end) last_sync_.Set(clock_.Now().ns / 1'000'000'000);
-}
-
-void Downlink::Loop() {
-  Backoff backoff(dl_.backoff.min, dl_.backoff.max, static_cast<uint64_t>(clock_.Now().ns));
-  auto next_attempt = std::chrono::steady_clock::now();
-  const size_t max_batch = static_cast<size_t>(dl_.batch);
-  std::vector<Event> batch;
-  std::map<int32_t, int64_t> positions;
-  auto rewind = [&] {
-    rd_kafka_assign(rk_, nullptr);
-    assigned_ = false;
-    next_attempt = std::chrono::steady_clock::now() + backoff.Next();
-  };
-  while (!stop_) {
-    if (!assigned_) {
-      rd_kafka_poll(rk_, 0);  // serves error and log callbacks meanwhile
-      if (std::chrono::steady_clock::now() < next_attempt) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the backoff's pace, checked for stop
-        continue;
-      }
-      if (!(assigned_ = Assign())) {
-        next_attempt = std::chrono::steady_clock::now() + backoff.Next();
-        continue;
-      }
-    }
-    batch.clear();
-    positions.clear();
-    bool failed = false;
-    // The first poll waits a little; then take whatever is ready now, up to the batch size.
-    for (int wait_ms = 100; batch.size() < max_batch && !stop_; wait_ms = 0) {
-      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, wait_ms);
-      if (m == nullptr) break;
-      const int32_t p = m->partition;
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        partitions_[p].at_end = true;
-        partitions_[p].high = m->offset;
-        rd_kafka_message_destroy(m);
-        continue;
-      }
-      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        LinkDown(rd_kafka_message_errstr(m));
-        rd_kafka_message_destroy(m);
-        failed = true;
-        break;
-      }
-      if (link_up_.Value() == 0) {
-        link_up_.Set(1);
-        down_reported_ = false;
-      }
-      backoff.Reset();
-      partitions_[p].at_end = false;
-      positions[p] = m->offset + 1;
-      const std::string_view key(static_cast<const char*>(m->key), m->key != nullptr ? m->key_len : 0);
-      bytes_.Inc(m->key_len + m->len);
-      if (key.empty()) {
-        no_key_.Inc();
-      } else if (key.size() > kMaxKeyBytes || !IsLegalUnicodeString(key)) {
-        bad_key_.Inc();
-      } else {
-        Event e;
-        e.id = dl_.topic + "/" + std::to_string(p) + "/" + std::to_string(m->offset);
-        e.source = "ferry://" + config_.gateway.id + "/downlink/" + dl_.name;
-        e.subject = std::string(key);
-        if (m->payload != nullptr) {
-          e.type = "ferry.downlink.row";
-          e.payload.assign(static_cast<const char*>(m->payload), m->len);
-        } else {
-          e.type = "ferry.downlink.delete";
-        }
-        rd_kafka_timestamp_type_t tstype;
-        const int64_t ms = rd_kafka_message_timestamp(m, &tstype);
-        if (ms > 0) e.time = TimeNs{ms * 1'000'000};
-        batch.push_back(std::move(e));
-      }
-      rd_kafka_message_destroy(m);
-    }
-    if (failed) {
-      rewind();
-      continue;
-    }
-    if (!positions.empty()) {
-      size_t deletes = 0;
-      for (const auto& e : batch) deletes += e.payload.empty();
-      const size_t n = batch.size();
-      if (!Commit(std::move(batch), positions)) {
-        rewind();
-        continue;
-      }
-      records_.Inc(n);
-      deletes_.Inc(deletes);
-      for (const auto& [p, next] : positions) partitions_[p].next = next;
-    }
-    UpdateLag();
-  }
 }
 
 }  // namespace ferry

@@ -127,7 +127,7 @@ Result<PublishHandle> MqttTransport::Publish(OutboundUnit unit) {
     props.add(mqtt::property(mqtt::property::USER_PROPERTY, MqttLegalString(k), MqttLegalString(v)));
   if (!unit.content_type.empty())
     props.add(mqtt::property(mqtt::property::CONTENT_TYPE, MqttLegalString(unit.content_type)));
-  auto msg = mqtt::make_message(MqttLegalTopic(unit.topic), std::move(unit.payload), 1, false);
+  auto msg = mqtt::make_message(MqttLegalTopic(unit.topic), std::move(unit.payload), 1, uplink_.retain);
   msg->set_properties(props);
   std::shared_ptr<mqtt::delivery_token> token;
   try {

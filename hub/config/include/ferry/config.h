@@ -196,6 +196,7 @@ struct UplinkConfig {
   TlsConfig tls;
   UplinkMode mode = UplinkMode::kPerEvent;
   std::string topic;                  // template over {gateway} {stream} {subject}
+  bool retain = false;                // mqtt per_event: publish retained (a table pushed to devices)
   std::vector<std::string> streams;   // empty: every declared stream
   int64_t inflight = 0;
   UplinkBatchConfig batch;
@@ -207,15 +208,17 @@ struct UplinkConfig {
   UplinkKafkaConfig kafka;            // type = kafka only
 };
 
-// [[downlink]] (docs/replication.md): a central table mirrored into a local table stream. Kafka only for now:
-// a topic's records (key -> subject, value -> payload, a null value -> tombstone), the consumer's offsets kept
-// in the gateway's log in the same transaction as the records.
-enum class DownlinkType { kKafka };  // "kafka"
+// [[downlink]] (docs/replication.md): a central table mirrored into a local table stream.
+// kafka: a topic's records (key -> subject, value -> payload, a null value -> tombstone), the consumer's offsets
+// kept in the gateway's log in the same transaction as the records.
+// mqtt: the retained messages under a topic filter (the key: the topic's levels from the filter's first wildcard
+// on; an empty payload -> tombstone), through a persistent session that queues changes while the link is down.
+enum class DownlinkType { kKafka, kMqtt };  // "kafka", "mqtt"
 struct DownlinkConfig {
   std::string name;
   DownlinkType type = DownlinkType::kKafka;
-  std::string address;               // kafka: bootstrap servers
-  std::string topic;                 // kafka: the (compacted) topic holding the table
+  std::string address;               // kafka: bootstrap servers; mqtt: broker URI
+  std::string topic;                 // kafka: the (compacted) topic holding the table; mqtt: a topic filter
   std::string table;                 // a declared [[stream]] with kind = "table"
   std::string client_id;
   std::string username;
@@ -225,6 +228,9 @@ struct DownlinkConfig {
   KafkaSaslMechanism sasl_mechanism = KafkaSaslMechanism::kPlain;
   std::vector<std::string> properties;  // further librdkafka consumer properties, "name=value"
   int64_t batch = 0;                 // most records per transaction
+  uint64_t max_row_bytes = 0;        // larger rows are skipped and counted
+  std::chrono::nanoseconds session_expiry{0};  // mqtt: how long the broker keeps the session while ferryd is away
+  std::chrono::nanoseconds sync_quiet{0};      // mqtt: a full sync ends this long after the last retained message
   BackoffConfig backoff;
 };
 

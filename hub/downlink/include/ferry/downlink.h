@@ -1,22 +1,27 @@
 // ferry/downlink.h: a central table mirrored into a local table stream ([[downlink]], docs/replication.md).
 //
-// Kafka: a consumer (librdkafka, no consumer group: every partition of `topic` is assigned by hand) reads the
-// topic's records from the positions kept in the gateway's log; each batch of records is appended to the table
-// stream (subject = the record's key, payload = its value, a null value = a tombstone) AND the positions it
-// moves are written as state ("downlink.<name>.<topic>.<partition>" = the next offset), in one writer Submit,
-// so in one LMDB transaction: after a crash the positions are never ahead of the rows, and nothing is applied
-// twice out of order. A first sync (no positions) starts at the beginning of each partition: a compacted topic
-// then delivers the whole table; after an outage only what came since the positions is fetched.
+// Two sources, one contract: every row the source delivers is appended to the table stream (subject = the row's
+// key, payload = its value, an empty payload = a tombstone) together with the downlink's own state (its
+// position), in one writer Submit, so in one LMDB transaction; a row that cannot be one (no key, a key the
+// table's index cannot hold, too large, refused by the log) is skipped and counted, never retried for ever.
 //
-// Threads: Start and Stop from the daemon's thread; the consumer runs on a thread of its own and talks to the
-// log only through the group-commit writer (and short read transactions at start).
+//  - kafka (downlink_kafka.cc): a consumer without a consumer group reads every partition from the positions kept
+//    in the log ("downlink.<name>.<topic>.<partition>" = the next offset), written with the rows they cover.
+//  - mqtt (downlink_mqtt.cc): the retained messages under a topic filter, through a persistent session. A first
+//    sync (and any sync after the broker lost the session, or after ferryd did not stop cleanly) subscribes
+//    afresh, takes the retained messages as the full table, and deletes the rows the centre no longer has;
+//    afterwards the session queues the changes while the link is down, so a resync fetches only them.
+//
+// Threads: Start and Stop from the daemon's thread; each downlink works on a thread of its own (the MQTT one
+// also on Paho's) and talks to the log only through the group-commit writer and short read transactions.
 #pragma once
 
-#include <atomic>
-#include <map>
+#include <future>
 #include <memory>
+#include <optional>
 #include <string>
-#include <thread>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ferry/clock.h"
@@ -26,63 +31,67 @@
 #include "ferry/group_commit.h"
 #include "ferry/metrics.h"
 
-struct rd_kafka_s;
-
 namespace ferry {
 
-// The state key prefix under which a downlink keeps its positions, and the key of one partition's position.
+// The state key prefix under which a downlink keeps its positions, and the key of one Kafka partition's position.
 std::string DownlinkStatePrefix(const std::string& downlink);
 std::string DownlinkPositionKey(const std::string& downlink, const std::string& topic, int32_t partition);
+// MQTT: the key of the sync state ("syncing", "open" while ferryd runs after a full sync, "clean" after a clean
+// stop), and the row key of `topic` under `filter` (the levels from the first wildcard on; "" if it is not under it).
+std::string DownlinkMqttStateKey(const std::string& downlink);
+std::string DownlinkMqttRowKey(std::string_view filter, std::string_view topic);
 
 class Downlink {
  public:
   // REQUIRES: config, downlink, log, writer, metrics and clock outlive the Downlink.
-  Downlink(const Config& config, const DownlinkConfig& downlink, EventLog& log, GroupCommitWriter& writer,
-           MetricsRegistry& metrics, const Clock& clock);
-  ~Downlink();  // Stop()
+  static std::unique_ptr<Downlink> Make(const Config& config, const DownlinkConfig& downlink, EventLog& log,
+                                        GroupCommitWriter& writer, MetricsRegistry& metrics, const Clock& clock);
+  virtual ~Downlink() = default;
   Downlink(const Downlink&) = delete;
   Downlink& operator=(const Downlink&) = delete;
 
-  // Creates the consumer (librdkafka checks every property: an unknown or malformed kafka.properties entry is an
-  // InvalidArgument naming it) and starts its thread; the first connection happens there, with backoff.
-  Status Start();
-  // Stops the thread; what was fetched and not yet committed is fetched again next time.
-  void Stop();
+  // Creates the client (a malformed setting is an InvalidArgument naming it) and starts the downlink's thread;
+  // the first connection happens there, with backoff.
+  virtual Status Start() = 0;
+  // Stops; what was fetched and not yet committed is fetched again next time.
+  virtual void Stop() = 0;
 
   const std::string& name() const { return dl_.name; }
 
- private:
-  struct Partition {
-    int64_t next = -1;       // the next offset to write (from the log, then advanced by each commit); -1: none yet
-    int64_t high = -1;       // the partition's end as last seen
-    bool at_end = false;     // the last fetch reached the end
+ protected:
+  Downlink(const Config& config, const DownlinkConfig& downlink, EventLog& log, GroupCommitWriter& writer,
+           MetricsRegistry& metrics, const Clock& clock);
+
+  // The row event for `key` and `value` (nullopt: a deletion), or nullopt if it cannot be a row (counted under
+  // its reason). Counts the fetched bytes.
+  std::optional<Event> MakeRow(std::string_view key, std::optional<std::string_view> value, std::string id,
+                               TimeNs time);
+  // A Submit of SubmitRows, until Committed() is called on it.
+  struct PendingRows {
+    std::future<Status> done;
+    size_t rows = 0;                                             // rows and tombstones handed in
+    size_t deletes = 0;                                          // tombstones among them
+    std::shared_ptr<std::vector<std::string>> refused;           // keys the log refused (written by the closure)
   };
-  void Loop();
-  // Reads the topic's partitions and the stored positions, and assigns them. False (logged once per episode) if
-  // the source does not answer or the topic is unknown.
-  bool Assign();
-  // Appends `batch` and the positions it moves in one transaction; true once durable.
-  bool Commit(std::vector<Event> batch, const std::map<int32_t, int64_t>& positions);
-  void UpdateLag();
-  void LinkDown(const std::string& why);
+  // Appends the rows and writes the state entries in one transaction. A row the log refuses as invalid is skipped
+  // (counted once committed); any other failure fails the whole Submit.
+  PendingRows SubmitRows(std::vector<Event> rows, std::vector<std::pair<std::string, std::string>> state);
+  // Waits for `p`; on success counts its rows, deletions and refusals, on failure logs it (naming `what`).
+  bool Committed(PendingRows& p, const char* what);
 
   const Config& config_;
   const DownlinkConfig& dl_;
   EventLog& log_;
   GroupCommitWriter& writer_;
   const Clock& clock_;
-  rd_kafka_s* rk_ = nullptr;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-  bool assigned_ = false;
-  bool down_reported_ = false;
-  std::map<int32_t, Partition> partitions_;
 
   Counter& records_;
   Counter& deletes_;
   Counter& bytes_;
   Counter& no_key_;
   Counter& bad_key_;
+  Counter& too_large_;
+  Counter& refused_;
   Gauge& lag_;
   Gauge& last_sync_;
   Gauge& link_up_;
