@@ -100,6 +100,13 @@ int main(int argc, char** argv) {
   pipeline_reset->add_option("name", reset_opts.pipeline, "Pipeline name (from the config)")->required();
   pipeline_reset->add_option("--from", reset_opts.from, "Seq number or RFC 3339 time (ingest time)")->required();
 
+  CLI::App* downlink = app.add_subcommand("downlink", "Change one downlink (writes to the log)");
+  downlink->require_subcommand(1);
+  CLI::App* downlink_reset = downlink->add_subcommand(
+      "reset", "Fetch the downlink's whole table again and delete the rows the source no longer has");
+  ctl::DownlinkResetOptions downlink_reset_opts;
+  downlink_reset->add_option("name", downlink_reset_opts.downlink, "Downlink name (from the config)")->required();
+
   CLI::App* table = app.add_subcommand("table", "A table stream's rows, or one key's, and its downlinks' positions "
                                                 "(read-only)");
   ctl::TableOptions table_opts;
@@ -180,7 +187,8 @@ int main(int argc, char** argv) {
   }
 
   // replay must know the uplinks: it always reads the config, --log only moves the log.
-  const bool need_config = config_opt->count() > 0 || replay->parsed() || pipelines->parsed() || pipeline->parsed();
+  const bool need_config = config_opt->count() > 0 || replay->parsed() || pipelines->parsed() || pipeline->parsed() ||
+                           downlink->parsed();
   auto target = ctl::ResolveTarget(config_path, need_config, log_path);
   if (!target) {
     std::cerr << "ferryctl: " << target.error().message
@@ -207,6 +215,14 @@ int main(int argc, char** argv) {
       return ctl::kExitRuntime;
     }
     return ctl::RunPipelineReset(**log, *target->config, reset_opts, std::cout, std::cerr);
+  }
+  if (downlink->parsed()) {
+    auto log = ctl::OpenReadWrite(target->log_path);
+    if (!log) {
+      std::cerr << "ferryctl: " << log.error().message << "\n";
+      return ctl::kExitRuntime;
+    }
+    return ctl::RunDownlinkReset(**log, *target->config, downlink_reset_opts, std::cout, std::cerr);
   }
   auto log = ctl::OpenReadOnly(target->log_path);
   if (!log) {

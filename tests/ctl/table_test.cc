@@ -76,5 +76,54 @@ TEST_F(TableTest, TheDownlinkWritingTheTableShowsItsPositions) {
       << out.str();
 }
 
+// `ferryctl downlink reset NAME` writes the request key and nothing else; `table` says it is pending; the MQTT
+// downlink's sync state is shown in words; an unknown downlink is an error naming the declared ones.
+TEST_F(TableTest, ADownlinkResetIsARequestThatTableShowsAsPending) {
+  auto config = LoadConfigString(std::string(testing::kConfig) +
+                                     "[[downlink]]\nname = \"registry\"\naddress = \"k:9092\"\ntopic = \"central.state\"\n"
+                                     "table = \"state\"\n"
+                                     "[[downlink]]\nname = \"fleet\"\ntype = \"mqtt\"\naddress = \"tcp://c:1883\"\n"
+                                     "topic = \"central/fleet/#\"\ntable = \"fleet\"\n"
+                                     "[[stream]]\nname = \"fleet\"\nkind = \"table\"\n",
+                                 "ferry.toml");
+  ASSERT_TRUE(config) << config.error().ToString();
+  StreamOptions table;
+  table.kind = StreamKind::kTable;
+  ASSERT_TRUE(log_->CreateStream("fleet", table));
+  Fill();
+  std::ostringstream out, err;
+  DownlinkResetOptions r;
+  r.downlink = "nowhere";
+  EXPECT_EQ(RunDownlinkReset(*log_, *config, r, out, err), kExitRuntime);
+  EXPECT_NE(err.str().find("no downlink \"nowhere\" in ferry.toml (it declares registry, fleet)"), std::string::npos)
+      << err.str();
+  r.downlink = "registry";
+  ASSERT_EQ(RunDownlinkReset(*log_, *config, r, out, err), kExitOk) << err.str();
+  EXPECT_NE(out.str().find("fetches topic central.state again from the beginning into table state"), std::string::npos)
+      << out.str();
+  auto state = log_->ListState("downlink.");
+  ASSERT_TRUE(state);
+  ASSERT_EQ(state->size(), 1u);
+  EXPECT_EQ((*state)[0].first, DownlinkResetKey("registry"));
+  TableOptions o;
+  o.table = "state";
+  out.str("");
+  ASSERT_EQ(RunTable(*log_, &*config, o, out, err), kExitOk);
+  EXPECT_NE(out.str().find("downlink registry: a reset is pending"), std::string::npos) << out.str();
+  // The reset key is no partition position.
+  EXPECT_NE(out.str().find("no position yet"), std::string::npos) << out.str();
+
+  o.table = "fleet";
+  out.str("");
+  ASSERT_EQ(RunTable(*log_, &*config, o, out, err), kExitOk);
+  EXPECT_NE(out.str().find("downlink fleet (mqtt tcp://c:1883, filter central/fleet/#): no full sync yet"),
+            std::string::npos)
+      << out.str();
+  ASSERT_TRUE(log_->Update([](WriteTxn& txn) { return txn.PutState(DownlinkMqttStateKey("fleet"), "clean"); }));
+  out.str("");
+  ASSERT_EQ(RunTable(*log_, &*config, o, out, err), kExitOk);
+  EXPECT_NE(out.str().find("the next start resumes the broker session"), std::string::npos) << out.str();
+}
+
 }  // namespace
 }  // namespace ferry::ctl

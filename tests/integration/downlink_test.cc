@@ -13,7 +13,9 @@
 #include <random>
 #include <string>
 
+#include "ferry/ctl.h"
 #include "ferry/downlink.h"
+#include "ferry/write_txn.h"
 #include "ferry/event_log.h"
 #include "ferry/stream_iterator.h"
 #include "harness.h"
@@ -183,6 +185,50 @@ class DownlinkGateway {
       out[p].max_offset_in_log = std::max<int64_t>(out[p].max_offset_in_log, std::stoll(id.substr(b + 1)));
     }
     return out;
+  }
+
+  // The gateway's table drifts from the centre's (a restored backup, a hand edit): a row the centre never had
+  // and a changed one, written beside the running ferryd as another process would.
+  void Diverge(const std::string& changed_key) {
+    auto log = ctl::OpenReadWrite(dir_.path() + "/log");
+    ASSERT_TRUE(log) << log.error().ToString();
+    Event ghost, changed;
+    ghost.id = "ghost";
+    ghost.source = changed.source = "test";
+    ghost.type = changed.type = "test";
+    ghost.subject = "ghost-row";
+    ghost.payload = "{\"ghost\":true}";
+    changed.id = "changed";
+    changed.subject = changed_key;
+    changed.payload = "{\"stale\":true}";
+    ASSERT_TRUE((*log)->Update([&](WriteTxn& txn) -> Status {
+      if (auto s = txn.Append("assets", ghost); !s) return tl::make_unexpected(s.error());
+      if (auto s = txn.Append("assets", changed); !s) return tl::make_unexpected(s.error());
+      return Ok();
+    }));
+  }
+  // `ferryctl -c ferry.toml downlink reset registry`, as the command runs it.
+  int Reset(std::string* output) {
+    auto config = LoadConfigFile(dir_.path() + "/ferry.toml");
+    if (!config) return -1;
+    auto log = ctl::OpenReadWrite(dir_.path() + "/log");
+    if (!log) return -1;
+    std::ostringstream out, err;
+    ctl::DownlinkResetOptions o;
+    o.downlink = "registry";
+    const int rc = ctl::RunDownlinkReset(**log, *config, o, out, err);
+    *output = out.str() + err.str();
+    return rc;
+  }
+  bool ResetPending() {
+    auto log = OpenLog();
+    return !log || log->GetState(DownlinkResetKey("registry")).has_value();
+  }
+  bool HasRow(const std::string& key) {
+    auto log = OpenLog();
+    if (!log) return true;
+    auto r = log->LookupLatest("assets", key);
+    return r && !r->event.payload.empty();
   }
 
   ChildProcess& ferryd() { return ferryd_; }
@@ -428,6 +474,26 @@ TEST_F(DownlinkKafka, RowsThatCannotBeRowsAreSkippedCountedAndDoNotStopTheTable)
   EXPECT_EQ(gw.Metric("ferry_downlink_skipped_total{downlink=\"registry\",reason=\"too_large\"}"), 1);
   EXPECT_NE(gw.ferryd().log().find("over max_row_bytes"), std::string::npos) << gw.ferryd().log();
   EXPECT_EQ(gw.Downlink("ferry_downlink_lag_records"), 0);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// `ferryctl downlink reset`: the gateway's table drifted (a row the centre never had, a changed one); after the
+// reset the table is the topic's again, the stray row deleted, and the request gone.
+TEST_F(DownlinkKafka, AResetFetchesTheWholeTopicAgainAndDeletesWhatItDoesNotHold) {
+  DownlinkGateway gw(KafkaDownlinkToml(cluster.bootstraps(), 1000));
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_records_total") >= kKeys || !gw.ferryd().running(); },
+                         60s))
+      << gw.ferryd().log();
+  gw.Diverge(Key(5));
+  ASSERT_FALSE(gw.Differences(centre.model()).empty());
+  std::string said;
+  ASSERT_EQ(gw.Reset(&said), ctl::kExitOk) << said;
+  EXPECT_NE(said.find("reset requested"), std::string::npos) << said;
+  ASSERT_TRUE(poll_until([&] { return !gw.ResetPending() || !gw.ferryd().running(); }, 120s)) << gw.ferryd().log();
+  EXPECT_EQ(gw.Differences(centre.model()), "");
+  EXPECT_FALSE(gw.HasRow("ghost-row"));
+  EXPECT_GE(gw.Downlink("ferry_downlink_records_total"), 2 * kKeys) << "the reset reads the topic again";
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
 }
 
@@ -695,6 +761,23 @@ TEST_F(DownlinkMqtt, RowsArePushedToDevicesAsRetainedMessagesAndBadRowsAreSkippe
   ASSERT_TRUE(poll_until([&] { return gw.Differences(centre.model()).empty(); }, 60s));
   ASSERT_TRUE(poll_until([&] { return gw.Metric("ferry_uplink_backlog_events{uplink=\"devices\",stream=\"assets\"}") == 0; }, 60s));
   EXPECT_FALSE(retained(Key(42)).has_value()) << "the deletion should clear it";
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+}
+
+// `ferryctl downlink reset` with the MQTT source: a full sync, and the drifted rows put right.
+TEST_F(DownlinkMqtt, AResetIsAFullSyncThatPutsADriftedTableRight) {
+  DownlinkGateway gw(MqttDownlinkToml(link->uri()));
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  ASSERT_TRUE(poll_until([&] { return gw.Downlink("ferry_downlink_last_sync_timestamp_seconds") > 0 ||
+                                      !gw.ferryd().running(); }, 120s))
+      << gw.ferryd().log();
+  gw.Diverge(Key(5));
+  std::string said;
+  ASSERT_EQ(gw.Reset(&said), ctl::kExitOk) << said;
+  ASSERT_TRUE(poll_until([&] { return !gw.ResetPending() || !gw.ferryd().running(); }, 120s)) << gw.ferryd().log();
+  EXPECT_EQ(gw.Differences(centre.model()), "");
+  EXPECT_FALSE(gw.HasRow("ghost-row"));
+  EXPECT_EQ(SyncState(gw), "open");
   EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
 }
 

@@ -7,6 +7,7 @@
 
 #include "ferry/ctl.h"
 #include "ferry/downlink.h"
+#include "ferry/write_txn.h"
 #include "ferry/rfc3339.h"
 #include "ferry/stream_iterator.h"
 
@@ -97,6 +98,8 @@ int RunTable(EventLog& log, const Config* config, const TableOptions& o, std::os
   if (config == nullptr) return kExitOk;
   for (const DownlinkConfig& d : config->downlinks) {
     if (d.table != o.table) continue;
+    if (log.GetState(DownlinkResetKey(d.name)))
+      out << "downlink " << d.name << ": a reset is pending (ferryd fetches the whole table again)\n";
     if (d.type == DownlinkType::kMqtt) {
       auto sync = log.GetState(DownlinkMqttStateKey(d.name));
       out << "downlink " << d.name << " (mqtt " << d.address << ", filter " << d.topic << "): ";
@@ -106,17 +109,46 @@ int RunTable(EventLog& log, const Config* config, const TableOptions& o, std::os
       else out << "in sync; the next start resumes the broker session (changes only)\n";
       continue;
     }
-    auto positions = log.ListState(DownlinkStatePrefix(d.name));
+    // The partitions' positions: the downlink's state keys under its topic (not its reset request).
+    const std::string prefix = DownlinkStatePrefix(d.name);
+    auto state = log.ListState(prefix + d.topic + ".");
     out << "downlink " << d.name << " (kafka " << d.address << ", topic " << d.topic << "): ";
-    if (!positions || positions->empty()) {
+    if (!state || state->empty()) {
       out << "no position yet (the first sync reads each partition from the beginning)\n";
       continue;
     }
     out << "next offset by partition:";
-    const std::string prefix = DownlinkStatePrefix(d.name);
-    for (const auto& [key, value] : *positions) out << " " << key.substr(prefix.size()) << "=" << value;
+    for (const auto& [key, value] : *state) out << " " << key.substr(prefix.size()) << "=" << value;
     out << "\n";
   }
+  return kExitOk;
+}
+
+int RunDownlinkReset(EventLog& log, const Config& config, const DownlinkResetOptions& o, std::ostream& out,
+                     std::ostream& err) {
+  const DownlinkConfig* d = nullptr;
+  std::vector<std::string> names;
+  for (const auto& c : config.downlinks) {
+    names.push_back(c.name);
+    if (c.name == o.downlink) d = &c;
+  }
+  if (d == nullptr) {
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    err << "ferryctl: no downlink \"" << o.downlink << "\" in " << config.source_name
+        << (list.empty() ? std::string(" (it declares none)") : " (it declares " + list + ")") << "\n";
+    return kExitRuntime;
+  }
+  Status st = log.Update([&](WriteTxn& txn) { return txn.PutState(DownlinkResetKey(d->name), "requested"); });
+  if (!st) {
+    err << "ferryctl: writing the reset request: " << st.error().ToString() << "\n";
+    return kExitRuntime;
+  }
+  out << "downlink " << d->name << ": reset requested. ferryd (within a second, or at its next start) fetches "
+      << (d->type == DownlinkType::kMqtt ? "every retained message under " + d->topic + " again (a full sync)"
+                                         : "topic " + d->topic + " again from the beginning")
+      << " into table " << d->table << ", then deletes the rows the source no longer has; `ferryctl table "
+      << d->table << "` says while it is pending.\n";
   return kExitOk;
 }
 

@@ -1,9 +1,12 @@
 // downlink.cc: what both downlink sources share (see ferry/downlink.h): rows, their checks, their transaction.
 #include "ferry/downlink.h"
 
+#include <map>
+
 #include "downlink_kafka.h"
 #include "downlink_mqtt.h"
 #include "ferry/log.h"
+#include "ferry/stream_iterator.h"
 #include "ferry/utf8.h"
 #include "ferry/write_txn.h"
 
@@ -20,6 +23,8 @@ std::string DownlinkPositionKey(const std::string& downlink, const std::string& 
 }
 
 std::string DownlinkMqttStateKey(const std::string& downlink) { return DownlinkStatePrefix(downlink) + "mqtt.sync"; }
+
+std::string DownlinkResetKey(const std::string& downlink) { return DownlinkStatePrefix(downlink) + "reset"; }
 
 std::string DownlinkMqttRowKey(std::string_view filter, std::string_view topic) {
   // Walk the filter's literal levels; the key starts where the first wildcard level does.
@@ -90,14 +95,16 @@ std::optional<Event> Downlink::MakeRow(std::string_view key, std::optional<std::
 }
 
 Downlink::PendingRows Downlink::SubmitRows(std::vector<Event> rows,
-                                           std::vector<std::pair<std::string, std::string>> state) {
+                                           std::vector<std::pair<std::string, std::string>> state,
+                                           std::vector<std::string> erase) {
   PendingRows p;
   p.rows = rows.size();
   for (const auto& e : rows) p.deletes += e.payload.empty();
   p.refused = std::make_shared<std::vector<std::string>>();
   auto events = std::make_shared<std::vector<Event>>(std::move(rows));
   const std::string table = dl_.table;
-  p.done = writer_.Submit([events, state = std::move(state), table, refused = p.refused](WriteTxn& txn) -> Status {
+  p.done = writer_.Submit([events, state = std::move(state), erase = std::move(erase), table,
+                           refused = p.refused](WriteTxn& txn) -> Status {
     refused->clear();  // the writer may run this again after making room
     for (const auto& e : *events) {
       auto seq = txn.Append(table, e);
@@ -111,9 +118,42 @@ Downlink::PendingRows Downlink::SubmitRows(std::vector<Event> rows,
     }
     for (const auto& [key, value] : state)
       if (Status st = txn.PutState(key, value); !st) return st;
+    for (const auto& key : erase)
+      if (Status st = txn.DeleteState(key); !st) return st;
     return Ok();
   });
   return p;
+}
+
+Result<std::vector<Event>> Downlink::TombstonesForUnseen(const std::set<std::string>& seen) {
+  std::map<std::string, bool> live;  // key -> its latest record is a row (not a tombstone)
+  {
+    auto it = log_.NewIterator(dl_.table);
+    if (!it) return tl::make_unexpected(it.error());
+    for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next())
+      live[std::string((*it)->record().subject)] = !(*it)->record().payload.empty();
+    if (!(*it)->status()) return tl::make_unexpected((*it)->status().error());
+  }
+  std::vector<Event> out;
+  for (const auto& [key, present] : live) {
+    if (!present || seen.count(key)) continue;
+    Event e;
+    e.id = "downlink/" + dl_.name + "/resync-delete/" + std::to_string(clock_.Now().ns) + "/" +
+           std::to_string(next_tombstone_++);
+    e.source = "ferry://" + config_.gateway.id + "/downlink/" + dl_.name;
+    e.subject = key;
+    e.type = "ferry.downlink.delete";
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool Downlink::ResetRequested() {
+  auto r = log_.GetState(DownlinkResetKey(dl_.name));
+  if (r) return true;
+  if (r.error().code != ErrorCode::kNotFound)
+    FERRY_LOG_WARN("downlink %s: reading its reset request: %s", dl_.name.c_str(), r.error().ToString().c_str());
+  return false;
 }
 
 bool Downlink::Committed(PendingRows& p, const char* what) {

@@ -122,7 +122,9 @@ bool KafkaDownlink::Assign() {
   for (int32_t p = 0; p < count; ++p) {
     int64_t offset = RD_KAFKA_OFFSET_BEGINNING;
     auto stored = log_.GetState(DownlinkPositionKey(dl_.name, dl_.topic, p));
-    if (stored) {
+    if (resetting_) {
+      // A reset reads every partition from the beginning, whatever the stored positions say.
+    } else if (stored) {
       offset = std::strtoll(stored->c_str(), nullptr, 10);
     } else if (stored.error().code != ErrorCode::kNotFound) {
       FERRY_LOG_ERROR("downlink %s: cannot read its position: %s", dl_.name.c_str(), stored.error().ToString().c_str());
@@ -144,7 +146,7 @@ bool KafkaDownlink::Assign() {
   return true;
 }
 
-void KafkaDownlink::UpdateLag() {
+bool KafkaDownlink::UpdateLag() {
   int64_t lag = 0;
   bool all_at_end = !partitions_.empty();
   for (auto& [p, part] : partitions_) {
@@ -157,6 +159,24 @@ void KafkaDownlink::UpdateLag() {
   }
   lag_.Set(lag);
   if (all_at_end) last_sync_.Set(clock_.Now().ns / 1'000'000'000);
+  return all_at_end;
+}
+
+bool KafkaDownlink::FinishReset() {
+  auto tombstones = TombstonesForUnseen(seen_);
+  if (!tombstones) {
+    FERRY_LOG_WARN("downlink %s: reading table %s: %s", dl_.name.c_str(), dl_.table.c_str(),
+                   tombstones.error().ToString().c_str());
+    return false;
+  }
+  const size_t deleted = tombstones->size();
+  PendingRows p = SubmitRows(std::move(*tombstones), {}, {DownlinkResetKey(dl_.name)});
+  if (!Committed(p, "the end of a reset")) return false;
+  FERRY_LOG_INFO("downlink %s: reset of table %s done: %zu rows the topic no longer has deleted", dl_.name.c_str(),
+                 dl_.table.c_str(), deleted);
+  resetting_ = false;
+  seen_.clear();
+  return true;
 }
 
 void KafkaDownlink::Loop() {
@@ -170,7 +190,22 @@ void KafkaDownlink::Loop() {
     assigned_ = false;
     next_attempt = std::chrono::steady_clock::now() + backoff.Next();
   };
+  auto next_reset_check = std::chrono::steady_clock::now();
   while (!stop_) {
+    if (!resetting_ && std::chrono::steady_clock::now() >= next_reset_check) {
+      next_reset_check = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      if (ResetRequested()) {
+        FERRY_LOG_INFO("downlink %s: a reset was requested: reading topic %s from the beginning into table %s",
+                       dl_.name.c_str(), dl_.topic.c_str(), dl_.table.c_str());
+        resetting_ = true;
+        seen_.clear();
+        if (assigned_) {
+          rd_kafka_assign(rk_, nullptr);
+          assigned_ = false;
+        }
+        next_attempt = std::chrono::steady_clock::now();
+      }
+    }
     if (!assigned_) {
       rd_kafka_poll(rk_, 0);  // serves error and log callbacks meanwhile
       if (std::chrono::steady_clock::now() < next_attempt) {
@@ -216,7 +251,10 @@ void KafkaDownlink::Loop() {
       const int64_t ms = rd_kafka_message_timestamp(m, &tstype);
       auto row = MakeRow(key, value, dl_.topic + "/" + std::to_string(p) + "/" + std::to_string(m->offset),
                          TimeNs{ms > 0 ? ms * 1'000'000 : 0});
-      if (row) batch.push_back(std::move(*row));
+      if (row) {
+        if (resetting_) seen_.insert(row->subject);
+        batch.push_back(std::move(*row));
+      }
       rd_kafka_message_destroy(m);
     }
     if (failed) {
@@ -234,7 +272,7 @@ void KafkaDownlink::Loop() {
       }
       for (const auto& [p, next] : positions) partitions_[p].next = next;
     }
-    UpdateLag();
+    if (UpdateLag() && resetting_ && !FinishReset()) rewind();
   }
 }
 

@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <map>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "ferry/downlink.h"
@@ -40,7 +42,10 @@ class KafkaDownlink final : public Downlink {
   // Reads the topic's partitions and the stored positions, and assigns them. False (logged once per episode) if
   // the source does not answer or the topic is unknown.
   bool Assign();
-  void UpdateLag();
+  // Updates the lag and last-sync gauges; true when every partition is at its end.
+  bool UpdateLag();
+  // The table holds the whole topic again: deletes the rows the reset did not see, and the reset request.
+  bool FinishReset();
   void LinkDown(const std::string& why);
 
   rd_kafka_s* rk_ = nullptr;
@@ -49,6 +54,8 @@ class KafkaDownlink final : public Downlink {
   bool assigned_ = false;
   bool down_reported_ = false;
   std::map<int32_t, Partition> partitions_;
+  bool resetting_ = false;        // a reset is under way: from the beginning, keys seen in seen_
+  std::set<std::string> seen_;
 };
 
 }  // namespace ferry

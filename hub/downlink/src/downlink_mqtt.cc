@@ -50,7 +50,7 @@ Status MqttDownlink::Start() {
   // Where the last run left the table: only a clean stop after a full sync lets this one resume the session.
   auto state = log_.GetState(DownlinkMqttStateKey(dl_.name));
   if (!state && state.error().code != ErrorCode::kNotFound) return tl::make_unexpected(state.error());
-  need_full_ = !state || *state != kClean;
+  need_full_ = !state || *state != kClean || ResetRequested();
   if (state && *state == kOpen)
     FERRY_LOG_WARN("downlink %s: ferryd did not stop cleanly: a full sync of table %s follows (an update received "
                    "as it died may not have been stored)", dl_.name.c_str(), dl_.table.c_str());
@@ -137,6 +137,15 @@ void MqttDownlink::Loop() {
       lock.lock();
       continue;
     }
+    if (now >= next_reset_check_) {
+      next_reset_check_ = now + std::chrono::seconds(1);
+      if (synced_ && !syncing_ && restart_.empty() && ResetRequested()) {
+        FERRY_LOG_INFO("downlink %s: a reset was requested: a full sync of table %s follows", dl_.name.c_str(),
+                       dl_.table.c_str());
+        restart_ = "a reset was requested";
+        continue;
+      }
+    }
     if (syncing_ && subacked_ && (saw_live_ || now - last_message_ >= dl_.sync_quiet)) {
       if (!FinishSync() && restart_.empty()) restart_ = "the full sync could not be stored";
       continue;
@@ -211,6 +220,7 @@ void MqttDownlink::BeginSync() {
   saw_live_ = false;
   subacked_ = false;
   sync_rows_ = 0;
+  reset_pending_ = ResetRequested();
   // Before the first retained message: a crash from here on leads to a full sync again.
   if (!WriteState(kSyncing)) {
     restart_ = "its sync state could not be stored";
@@ -235,31 +245,22 @@ bool MqttDownlink::FinishSync() {
   pending_.clear();
   if (!ok) return false;
   // Rows the centre no longer has: the table's live keys that the sync did not deliver.
-  std::map<std::string, bool> live;
-  {
-    auto it = log_.NewIterator(dl_.table);
-    if (!it) {
-      FERRY_LOG_WARN("downlink %s: reading table %s: %s", dl_.name.c_str(), dl_.table.c_str(),
-                     it.error().ToString().c_str());
-      return false;
-    }
-    for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next())
-      live[std::string((*it)->record().subject)] = !(*it)->record().payload.empty();
-    if (!(*it)->status()) return false;
+  auto tombstones = TombstonesForUnseen(seen_);
+  if (!tombstones) {
+    FERRY_LOG_WARN("downlink %s: reading table %s: %s", dl_.name.c_str(), dl_.table.c_str(),
+                   tombstones.error().ToString().c_str());
+    return false;
   }
-  std::vector<Event> tombstones;
-  for (const auto& [key, present] : live) {
-    if (!present || seen_.count(key)) continue;
-    auto row = MakeRow(key, std::nullopt, "downlink/" + dl_.name + "/sync-delete/" + std::to_string(next_id_++),
-                       TimeNs{0});
-    if (row) tombstones.push_back(std::move(*row));
-  }
-  const size_t deleted = tombstones.size();
-  PendingRows p = SubmitRows(std::move(tombstones), {{DownlinkMqttStateKey(dl_.name), kOpen}});
+  const size_t deleted = tombstones->size();
+  // A reset requested before this sync began is done with it.
+  std::vector<std::string> erase;
+  if (reset_pending_) erase.push_back(DownlinkResetKey(dl_.name));
+  PendingRows p = SubmitRows(std::move(*tombstones), {{DownlinkMqttStateKey(dl_.name), kOpen}}, std::move(erase));
   if (!Committed(p, "the end of a full sync")) return false;
   syncing_ = false;
   synced_ = true;
   need_full_ = false;
+  reset_pending_ = false;
   seen_.clear();
   link_up_.Set(1);
   last_sync_.Set(clock_.Now().ns / 1'000'000'000);

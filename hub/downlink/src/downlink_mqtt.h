@@ -85,6 +85,8 @@ class MqttDownlink final : public Downlink {
   std::string restart_;          // non-empty: the loop must drop the connection and sync in full (why)
   bool down_reported_ = false;
   SteadyTime last_message_{};
+  SteadyTime next_reset_check_{};
+  bool reset_pending_ = false;  // the current full sync also completes a requested reset
   std::set<std::string> seen_;          // keys the current full sync delivered
   std::vector<Event> batch_;            // rows of the sync not yet submitted
   std::deque<PendingRows> pending_;     // submitted rows of the sync, not yet confirmed

@@ -151,6 +151,19 @@ struct TableOptions {
 // when KEY has no row (a deleted key included: "deleted" is said).
 int RunTable(EventLog& log, const Config* config, const TableOptions& options, std::ostream& out, std::ostream& err);
 
+// ---- downlink reset ------------------------------------------------------------------------------------------
+
+struct DownlinkResetOptions {
+  std::string downlink;
+};
+
+// Asks ferryd to fetch downlink `downlink`'s whole table again (Kafka: from the beginning of the topic; MQTT: a
+// full sync) and then delete the rows the source no longer has, by writing its reset request key
+// (DownlinkResetKey). Safe beside a running ferryd, which picks it up within a second; a stopped one at its next
+// start. Errors (kExitRuntime): unknown downlink, the write.
+int RunDownlinkReset(EventLog& log, const Config& config, const DownlinkResetOptions& options, std::ostream& out,
+                     std::ostream& err);
+
 // ---- sql -----------------------------------------------------------------------------------------------------
 
 struct SqlOptions {

@@ -19,6 +19,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -39,6 +40,10 @@ std::string DownlinkPositionKey(const std::string& downlink, const std::string& 
 // MQTT: the key of the sync state ("syncing", "open" while ferryd runs after a full sync, "clean" after a clean
 // stop), and the row key of `topic` under `filter` (the levels from the first wildcard on; "" if it is not under it).
 std::string DownlinkMqttStateKey(const std::string& downlink);
+// A reset request (`ferryctl downlink reset`): while the key exists the downlink fetches the whole table again from
+// the beginning (Kafka) or with a full sync (MQTT), deletes the rows the source no longer has, and then deletes
+// the key in the transaction that completes the resync; a crash meanwhile starts the resync over.
+std::string DownlinkResetKey(const std::string& downlink);
 std::string DownlinkMqttRowKey(std::string_view filter, std::string_view topic);
 
 class Downlink {
@@ -75,7 +80,13 @@ class Downlink {
   };
   // Appends the rows and writes the state entries in one transaction. A row the log refuses as invalid is skipped
   // (counted once committed); any other failure fails the whole Submit.
-  PendingRows SubmitRows(std::vector<Event> rows, std::vector<std::pair<std::string, std::string>> state);
+  PendingRows SubmitRows(std::vector<Event> rows, std::vector<std::pair<std::string, std::string>> state,
+                         std::vector<std::string> erase = {});
+  // Tombstones for the table's live rows whose keys are not in `seen` (a full resync did not deliver them: the
+  // source no longer has them). Reads the table in one short read transaction.
+  Result<std::vector<Event>> TombstonesForUnseen(const std::set<std::string>& seen);
+  // Whether a reset was requested (a short read; false on a read error, logged).
+  bool ResetRequested();
   // Waits for `p`; on success counts its rows, deletions and refusals, on failure logs it (naming `what`).
   bool Committed(PendingRows& p, const char* what);
 
@@ -95,6 +106,7 @@ class Downlink {
   Gauge& lag_;
   Gauge& last_sync_;
   Gauge& link_up_;
+  uint64_t next_tombstone_ = 0;
 };
 
 }  // namespace ferry
