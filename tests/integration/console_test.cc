@@ -100,6 +100,12 @@ class ConsoleTest : public ::testing::Test {
     return ferryd_.Start(Ferryd({"-c", dir_.Sub("ferry.toml")}), dir_.Sub("ferryd.log"));
   }
   std::string Log() { return ReadFile(dir_.Sub("ferryd.log")); }
+  // Until ferryd's ingest has subscribed (the broker drops what nobody has subscribed to yet), or ferryd ended.
+  bool WaitForIngest() {
+    return poll_until([&] {
+      return MetricValue(HttpGet(metrics_port_, "/metrics"), "ferry_ingest_link_up") == 1 || !ferryd_.running();
+    }, 60s) && ferryd_.running();
+  }
   std::string Get(const std::string& path, const std::string& token) { return Http(console_port_, "GET", path, token); }
 
   MosquittoBroker broker_;
@@ -128,9 +134,7 @@ TEST_F(ConsoleTest, OverviewTailSqlAndTheToken) {
 
   // The overview lists the stream with its count once the events are stored. Publish only once ferryd's ingest
   // has subscribed: the broker drops what nobody has subscribed to yet.
-  ASSERT_TRUE(poll_until([&] {
-    return MetricValue(HttpGet(metrics_port_, "/metrics"), "ferry_ingest_link_up") == 1 || !ferryd_.running();
-  }, 60s)) << Log();
+  ASSERT_TRUE(WaitForIngest()) << Log();
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Publish(broker_.port(), "dev-" + std::to_string(i), "{\"temp\":" + std::to_string(20 + i) + "}"));
   std::string overview;
   EXPECT_TRUE(poll_until([&] {
@@ -283,9 +287,7 @@ TEST_F(ConsoleTest, TlsWithMbedTls) {
   const std::string auth = "-H 'Authorization: Bearer " + token_ + "' --cacert '" + pki.Sub("ca.pem") + "' ";
   ASSERT_TRUE(poll_until([&] { return curl(auth + base + "/").first == 0 || !ferryd_.running(); }, 20s)) << Log();
   EXPECT_NE(Log().find(", TLS"), std::string::npos) << Log();
-  ASSERT_TRUE(poll_until([&] {
-    return MetricValue(HttpGet(metrics_port_, "/metrics"), "ferry_ingest_link_up") == 1 || !ferryd_.running();
-  }, 60s)) << Log();
+  ASSERT_TRUE(WaitForIngest()) << Log();
   ASSERT_TRUE(Publish(broker_.port(), "dev-tls", "{\"temp\":42.5}"));
   std::pair<int, std::string> r;
   EXPECT_TRUE(poll_until([&] {
@@ -325,9 +327,7 @@ TEST_F(ConsoleTest, OverviewShowsPipelines) {
                           "[[pipeline]]\nname = \"sums\"\ninput = [\"telemetry\"]\noutput = \"sums\"\n"
                           "[[pipeline.step]]\ntype = \"window\"\nwindow = \"tumbling\"\nkey = \"\"\nfield = \"temp\"\n"
                           "aggregates = [\"sum\"]\nsize = \"1h\"\n"));
-  ASSERT_TRUE(poll_until([&] {
-    return MetricValue(HttpGet(metrics_port_, "/metrics"), "ferry_ingest_link_up") == 1 || !ferryd_.running();
-  }, 60s)) << Log();
+  ASSERT_TRUE(WaitForIngest()) << Log();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Publish(broker_.port(), "dev-" + std::to_string(i), "{\"temp\":" + std::to_string(19 + i) + "}"));
   std::string overview;
   EXPECT_TRUE(poll_until([&] {
