@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -31,6 +32,14 @@ class Client {
   bool connected() const { return connected_; }
   void Send(const std::string& s) { ASSERT_EQ(::send(fd_, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size())); }
   // Steps the server until the client sees EOF (the server closes after each response) or 5 s pass.
+  // What has arrived, without waiting.
+  std::string ReadSome() {
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT)) > 0) out.append(buf, static_cast<size_t>(n));
+    return out;
+  }
   std::string ReadAll(HttpServer& server, bool* eof = nullptr) {
     std::string out;
     auto deadline = std::chrono::steady_clock::now() + 5s;
@@ -235,6 +244,67 @@ TEST(HttpServer, PostBodiesAndStreams) {
   EXPECT_TRUE(read_until(": keepalive")) << got;
   ::close(fd);
 }  // destroyed with the stream suspended
+
+// A stream that, like the console's live tail, holds wakes for a while after each pull that sent something.
+class HoldingStream : public HttpStream {
+ public:
+  explicit HoldingStream(const Clock& clock) : clock_(clock) {}
+  bool Pull(std::string& out, bool keepalive) override {
+    ++pulls;
+    out += pending;
+    if (!pending.empty()) HoldWakesUntil(clock_.Steady() + 1s);
+    pending.clear();
+    if (out.empty() && keepalive) out = ": keepalive\n\n";
+    return true;
+  }
+  std::string pending;
+  int pulls = 0;
+
+ private:
+  const Clock& clock_;
+};
+
+TEST(HttpServer, HeldWakesArePulledWhenTheHoldEnds) {
+  ManualClock clock;
+  HttpServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.streams = true;
+  o.stream_keepalive = 100s;
+  HttpServer server(o, clock);
+  auto stream = std::make_shared<HoldingStream>(clock);
+  server.Route("/s", [stream](const HttpRequest&) { return HttpResponse{200, "text/event-stream", "", {}, stream}; },
+               false);
+  ASSERT_TRUE(server.Start());
+  Client c(server.port());
+  c.Send("GET /s HTTP/1.0\r\n\r\n");
+  std::string got;
+  auto step_until = [&](const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      server.Step(5ms);
+      got += c.ReadSome();
+    }
+    return done();
+  };
+  ASSERT_TRUE(step_until([&] { return got.find("\r\n\r\n") != std::string::npos; })) << got;
+  stream->pending = "data: one\n\n";
+  stream->Wake();
+  ASSERT_TRUE(step_until([&] { return got.find("data: one") != std::string::npos; })) << got;
+  const int pulls = stream->pulls;
+  // Held for 1 s of the server's clock: woken again, not pulled however often the server steps.
+  stream->pending = "data: two\n\n";
+  stream->Wake();
+  stream->Wake();
+  for (int i = 0; i < 20; ++i) {
+    server.Step(1ms);
+    got += c.ReadSome();
+  }
+  EXPECT_EQ(stream->pulls, pulls);
+  EXPECT_EQ(got.find("data: two"), std::string::npos);
+  clock.Advance(1s);
+  ASSERT_TRUE(step_until([&] { return got.find("data: two") != std::string::npos; })) << got;
+  EXPECT_EQ(stream->pulls, pulls + 1);  // the two Wake()s made one pull
+}
 
 TEST(HttpServer, BadAddresses) {
   ManualClock clock;

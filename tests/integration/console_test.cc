@@ -95,11 +95,17 @@ class ConsoleTest : public ::testing::Test {
            "\n[[stream]]\nname = \"telemetry\"\n[[stream]]\nname = \"dead\"\n[[route]]\nfilter = \"telemetry/{device}/#\"\n"
            "stream = \"telemetry\"\nsubject = \"{device}\"\ncontent_type = \"application/json\"\ndead_letter = \"dead\"\n";
   }
-  bool StartFerryd(const std::string& console_keys) {
-    WriteFile(dir_.Sub("ferry.toml"), Config(console_keys));
+  bool StartFerryd(const std::string& console_keys, const std::string& more = "") {
+    WriteFile(dir_.Sub("ferry.toml"), Config(console_keys) + more);
     return ferryd_.Start(Ferryd({"-c", dir_.Sub("ferry.toml")}), dir_.Sub("ferryd.log"));
   }
   std::string Log() { return ReadFile(dir_.Sub("ferryd.log")); }
+  // Until ferryd's ingest has subscribed (the broker drops what nobody has subscribed to yet), or ferryd ended.
+  bool WaitForIngest() {
+    return poll_until([&] {
+      return MetricValue(HttpGet(metrics_port_, "/metrics"), "ferry_ingest_link_up") == 1 || !ferryd_.running();
+    }, 60s) && ferryd_.running();
+  }
   std::string Get(const std::string& path, const std::string& token) { return Http(console_port_, "GET", path, token); }
 
   MosquittoBroker broker_;
@@ -128,9 +134,7 @@ TEST_F(ConsoleTest, OverviewTailSqlAndTheToken) {
 
   // The overview lists the stream with its count once the events are stored. Publish only once ferryd's ingest
   // has subscribed: the broker drops what nobody has subscribed to yet.
-  ASSERT_TRUE(poll_until([&] {
-    return MetricValue(HttpGet(metrics_port_, "/metrics"), "ferry_ingest_link_up") == 1 || !ferryd_.running();
-  }, 60s)) << Log();
+  ASSERT_TRUE(WaitForIngest()) << Log();
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Publish(broker_.port(), "dev-" + std::to_string(i), "{\"temp\":" + std::to_string(20 + i) + "}"));
   std::string overview;
   EXPECT_TRUE(poll_until([&] {
@@ -283,9 +287,7 @@ TEST_F(ConsoleTest, TlsWithMbedTls) {
   const std::string auth = "-H 'Authorization: Bearer " + token_ + "' --cacert '" + pki.Sub("ca.pem") + "' ";
   ASSERT_TRUE(poll_until([&] { return curl(auth + base + "/").first == 0 || !ferryd_.running(); }, 20s)) << Log();
   EXPECT_NE(Log().find(", TLS"), std::string::npos) << Log();
-  ASSERT_TRUE(poll_until([&] {
-    return MetricValue(HttpGet(metrics_port_, "/metrics"), "ferry_ingest_link_up") == 1 || !ferryd_.running();
-  }, 60s)) << Log();
+  ASSERT_TRUE(WaitForIngest()) << Log();
   ASSERT_TRUE(Publish(broker_.port(), "dev-tls", "{\"temp\":42.5}"));
   std::pair<int, std::string> r;
   EXPECT_TRUE(poll_until([&] {
@@ -313,6 +315,71 @@ TEST_F(ConsoleTest, TlsWithMbedTls) {
   EXPECT_NE(status, 0);
   EXPECT_NE(Log().find("console.tls"), std::string::npos) << Log();
   EXPECT_NE(Log().find("ca.pem"), std::string::npos) << Log();
+}
+
+// Pipelines, when the config has them: per pipeline and input the lag, the output, what failed by step and, for a
+// windowed one, its keys, state bytes and late events (as `ferryctl pipelines --json`).
+TEST_F(ConsoleTest, OverviewShowsPipelines) {
+  ASSERT_TRUE(StartFerryd("enabled = true\nlisten = \"127.0.0.1:" + std::to_string(console_port_) + "\"",
+                          "[[stream]]\nname = \"hot\"\n[[stream]]\nname = \"sums\"\n"
+                          "[[pipeline]]\nname = \"hot\"\ninput = [\"telemetry\"]\noutput = \"hot\"\n"
+                          "dead_letter = \"dead\"\n[[pipeline.step]]\ntype = \"filter\"\nwhere = \"temp > 20\"\n"
+                          "[[pipeline]]\nname = \"sums\"\ninput = [\"telemetry\"]\noutput = \"sums\"\n"
+                          "[[pipeline.step]]\ntype = \"window\"\nwindow = \"tumbling\"\nkey = \"\"\nfield = \"temp\"\n"
+                          "aggregates = [\"sum\"]\nsize = \"1h\"\n"));
+  ASSERT_TRUE(WaitForIngest()) << Log();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Publish(broker_.port(), "dev-" + std::to_string(i), "{\"temp\":" + std::to_string(19 + i) + "}"));
+  std::string overview;
+  EXPECT_TRUE(poll_until([&] {
+    overview = Get("/api/overview", "");
+    return overview.find("{\"pipeline\":\"hot\",\"input\":\"telemetry\",\"cursor\":4,\"lag\":0,\"output\":\"hot\","
+                         "\"failed\":{}}") != std::string::npos &&
+           overview.find("\"pipeline\":\"sums\",\"input\":\"telemetry\",\"cursor\":4,\"lag\":0,") != std::string::npos &&
+           overview.find("\"window\":{\"keys\":3,") != std::string::npos;
+  }, 20s)) << overview << "\n" << Log();
+  EXPECT_EQ(Status(overview), 200);
+  EXPECT_NE(Get("/", "").find("<h2>Pipelines</h2>"), std::string::npos);
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+}
+
+// console.tls_ca_file: a client certificate signed by one of those CAs is required, before any HTTP. One signed
+// by another CA, or none, ends the handshake; the bearer token is still asked for on top.
+TEST_F(ConsoleTest, TlsCaFileRequiresAClientCertificate) {
+  TempDir pki("ferry-console-pki");
+  ASSERT_TRUE(MakeTestPki(pki.path(), "/CN=operator")) << ReadFile(pki.Sub("pki.log"));
+  ASSERT_TRUE(StartFerryd("enabled = true\nlisten = \"127.0.0.1:" + std::to_string(console_port_) +
+                          "\"\ntoken_file = \"" + dir_.Sub("token") + "\"\ntls_cert_file = \"" +
+                          pki.Sub("server.pem") + "\"\ntls_key_file = \"" + pki.Sub("server.key") +
+                          "\"\ntls_ca_file = \"" + pki.Sub("ca.pem") + "\""));
+  const std::string url = "https://127.0.0.1:" + std::to_string(console_port_) + "/api/overview";
+  auto curl = [&](const std::string& args) {
+    std::string out = dir_.Sub("curl.out");
+    int rc = std::system(("curl -s --max-time 10 --cacert '" + pki.Sub("ca.pem") + "' -o '" + out +
+                          "' -w '%{http_code}' " + args + " '" + url + "' > '" + out + ".code'").c_str());
+    return std::make_pair(WEXITSTATUS(rc), ReadFile(out + ".code") + "\n" + ReadFile(out));
+  };
+  const std::string auth = "-H 'Authorization: Bearer " + token_ + "' ";
+  const std::string cert = "--cert '" + pki.Sub("client.pem") + "' --key '" + pki.Sub("client.key") + "' ";
+  std::pair<int, std::string> r;
+  ASSERT_TRUE(poll_until([&] {
+    r = curl(cert + auth);
+    return r.first == 0 || !ferryd_.running();
+  }, 20s)) << r.second << Log();
+  EXPECT_EQ(r.second.substr(0, 3), "200") << r.second;
+  EXPECT_NE(r.second.find("\"gateway\":\"gw-console\""), std::string::npos) << r.second;
+  // The certificate is not the token: without the token, 401.
+  r = curl(cert);
+  EXPECT_EQ(r.second.substr(0, 3), "401") << r.second;
+  // No client certificate, or one from another CA: no HTTP reply at all (curl fails in or right after the
+  // handshake; with TLS 1.2 the server's alert ends it).
+  r = curl(auth);
+  EXPECT_NE(r.first, 0) << r.second;
+  EXPECT_EQ(r.second.substr(0, 3), "000") << r.second;
+  r = curl(auth + "--cert '" + pki.Sub("rogue.pem") + "' --key '" + pki.Sub("rogue.key") + "' ");
+  EXPECT_NE(r.first, 0) << r.second;
+  EXPECT_EQ(r.second.substr(0, 3), "000") << r.second;
+  EXPECT_TRUE(ferryd_.running());
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
 }
 
 }  // namespace

@@ -11,10 +11,10 @@
 #include <rapidjson/writer.h>
 
 #include "ferry/ctl.h"
+#include "ferry/live_tail.h"
 #include "ferry/log.h"
 #include "ferry/rfc3339.h"
 #include "ferry/utf8.h"
-#include "ferry/wire.h"
 #include "ferry/tls_server.h"
 
 #include "console_tls.h"
@@ -24,8 +24,7 @@ namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
-constexpr size_t kTailChunkRecords = 256;
-constexpr size_t kTailChunkBytes = size_t{1} << 20;
+constexpr size_t kDeadLetterBytes = size_t{4} << 20;
 constexpr uint64_t kMaxBacklog = 1000;  // n= of tail and deadletters
 
 const char* kJson = "application/json";
@@ -93,53 +92,6 @@ Result<Seq> LastN(EventLog& log, const std::string& stream, uint64_t n) {
   uint64_t from = next > n ? next - n : 0;
   return Seq{std::max(from, st->first_seq.value)};
 }
-
-// A live tail: the records of one stream from a seq on, as Server-Sent Events ("event: record", the id is the
-// seq, the data a CloudEvents JSON object as an uplink sends it). Woken by the writer's commit listener, it
-// never reads the log on a timer; the server pulls it for keepalives only.
-class TailStream final : public HttpStream {
- public:
-  TailStream(EventLog& log, GroupCommitWriter& writer, std::string gateway, std::string stream, Seq from,
-             std::string filter)
-      : log_(log), writer_(writer), gateway_(std::move(gateway)), stream_(std::move(stream)), next_(from),
-        filter_(std::move(filter)) {
-    listener_ = writer_.AddCommitListener([this](uint64_t) { Wake(); });
-  }
-  ~TailStream() override { writer_.RemoveCommitListener(listener_); }
-
-  bool Pull(std::string& out, bool keepalive) override {
-    auto recs = log_.Read(stream_, next_, kTailChunkRecords, kTailChunkBytes);
-    if (!recs) {
-      out += "event: error\ndata: " + recs.error().ToString() + "\n\n";
-      return false;
-    }
-    for (auto& r : *recs) {
-      next_ = Seq{r.seq.value + 1};
-      if (!Matches(r.event)) continue;
-      std::string json = EventToJson(CloudEventOf(gateway_, stream_, r.seq, r.ingest_time, std::move(r.event)));
-      out += "id: " + std::to_string(r.seq.value) + "\nevent: record\ndata: " + json + "\n\n";
-    }
-    // A full chunk: more may be waiting; come back without a commit.
-    if (recs->size() == kTailChunkRecords) Wake();
-    if (out.empty() && keepalive) out = ": keepalive\n\n";
-    return true;
-  }
-
- private:
-  bool Matches(const Event& e) const {
-    if (filter_.empty()) return true;
-    return e.subject.find(filter_) != std::string::npos || e.type.find(filter_) != std::string::npos ||
-           e.source.find(filter_) != std::string::npos || e.payload.find(filter_) != std::string::npos;
-  }
-
-  EventLog& log_;
-  GroupCommitWriter& writer_;
-  const std::string gateway_;
-  const std::string stream_;
-  Seq next_;
-  const std::string filter_;
-  uint64_t listener_ = 0;
-};
 
 }  // namespace
 
@@ -315,6 +267,19 @@ HttpResponse Console::Overview(const HttpRequest&) {
     }
   }
   w.EndArray();
+  // Pipelines as `ferryctl pipelines --json` prints them, one object per pipeline and input (none: empty).
+  w.Key("pipelines");
+  w.StartArray();
+  {
+    std::ostringstream lines, perr;
+    ctl::PipelinesOptions po;
+    po.json = true;
+    ctl::RunPipelines(log, *src_.config, po, lines, perr);
+    std::istringstream in(lines.str());
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) w.RawValue(line.data(), line.size(), rapidjson::kObjectType);
+  }
+  w.EndArray();
   w.Key("status");
   std::string s = status.str();
   while (!s.empty() && s.back() == '\n') s.pop_back();
@@ -327,15 +292,16 @@ HttpResponse Console::Tail(const HttpRequest& rq) {
   auto it = rq.args.find("stream");
   if (it == rq.args.end() || it->second.empty()) return JsonError(400, "stream= is required");
   const std::string& stream = it->second;
-  auto from = LastN(*src_.log, stream, ArgCount(rq, "n", 10));
+  const uint64_t n = ArgCount(rq, "n", 10);
+  auto from = LastN(*src_.log, stream, n);
   if (!from) return JsonError(from.error().code == ErrorCode::kNotFound ? 404 : 500, from.error().ToString());
   auto f = rq.args.find("filter");
   HttpResponse r;
   r.content_type = "text/event-stream";
   r.headers.emplace_back("Cache-Control", "no-store");
   r.body = ": tail of " + stream + " from seq " + std::to_string(from->value) + "\n\n";
-  r.stream = std::make_shared<TailStream>(*src_.log, *src_.writer, src_.config->gateway.id, stream, *from,
-                                          f == rq.args.end() ? "" : f->second);
+  r.stream = std::make_shared<LiveTail>(*src_.log, *src_.writer, clock_, src_.config->gateway.id, stream, *from,
+                                        static_cast<size_t>(n), f == rq.args.end() ? "" : f->second);
   return r;
 }
 
@@ -360,7 +326,7 @@ HttpResponse Console::DeadLetters(const HttpRequest& rq) {
   const std::string& stream = it->second;
   auto from = LastN(*src_.log, stream, ArgCount(rq, "n", 50));
   if (!from) return JsonError(from.error().code == ErrorCode::kNotFound ? 404 : 500, from.error().ToString());
-  auto recs = src_.log->Read(stream, *from, kMaxBacklog, kTailChunkBytes * 4);
+  auto recs = src_.log->Read(stream, *from, kMaxBacklog, kDeadLetterBytes);
   if (!recs) return JsonError(500, recs.error().ToString());
   w.StartObject();
   w.Key("stream");

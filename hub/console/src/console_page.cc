@@ -19,6 +19,7 @@ h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.5em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;font-size:13px}
 th{background:#f0f0f0}.up{color:#080}.down{color:#b00}
 #tail{height:18em;overflow:auto;background:#111;color:#ddd;font:12px monospace;padding:4px;white-space:pre-wrap}
+#tail .skip{color:#fc6}
 textarea{width:100%;height:4em;font:13px monospace}#err{color:#b00}
 .charts{display:flex;flex-wrap:wrap;gap:1em}.chart{min-height:60px}td.num{text-align:right}
 </style></head><body>
@@ -28,6 +29,9 @@ textarea{width:100%;height:4em;font:13px monospace}#err{color:#b00}
 <div id="storage"></div>
 <h2>Uplinks</h2><table id="uplinks"><thead><tr><th>uplink</th><th>link</th><th>stream</th><th>backlog</th>
 <th>oldest unsent age (s)</th><th>drain (events/s)</th></tr></thead><tbody></tbody></table>
+<div id="pipes" hidden><h2>Pipelines</h2><table id="pipelines"><thead><tr><th>pipeline</th><th>input</th>
+<th>lag (events)</th><th>output</th><th>failed</th><th>window keys</th><th>window state (bytes)</th><th>late</th></tr>
+</thead><tbody></tbody></table></div>
 <h2>Last 10 minutes</h2><div class="charts"><div id="crate" class="chart"></div><div id="cbacklog" class="chart"></div>
 <div id="cdrain" class="chart"></div></div>
 <h2>Live tail</h2>
@@ -131,6 +135,17 @@ async function overview() {
       cell(tr, fmtRate(drain[u.uplink + " " + u.stream]), "num drain");
       ub.appendChild(tr);
     }
+    const pb = $("pipelines").tBodies[0]; pb.innerHTML = "";
+    for (const p of (o.pipelines || [])) {
+      const tr = document.createElement("tr");
+      const by = Object.entries(p.failed), failed = by.reduce((a, [, n]) => a + n, 0);
+      cell(tr, p.pipeline); cell(tr, p.input); cell(tr, String(p.lag), "num"); cell(tr, p.output);
+      cell(tr, failed === 0 ? "0" : failed + " (" + by.map(([k, n]) => k + ": " + n).join(", ") + ")");
+      const w = p.window;
+      cell(tr, w ? String(w.keys) : "-", "num"); cell(tr, w ? String(w.state_bytes) : "-", "num"); cell(tr, w ? String(w.late) : "-", "num");
+      pb.appendChild(tr);
+    }
+    $("pipes").hidden = !(o.pipelines || []).length;
     fill($("tstream"), names); fill($("dstream"), names);
     chart("crate", "ingest (events/s)", "rate");
     chart("cbacklog", "uplink backlog (events)", "backlog");
@@ -154,9 +169,15 @@ async function tail() {
       let i;
       while ((i = buf.indexOf("\n\n")) >= 0) {
         const msg = buf.slice(0, i); buf = buf.slice(i + 2);
-        const data = msg.split("\n").filter(l => l.startsWith("data: ")).map(l => l.slice(6)).join("\n");
+        const lines = msg.split("\n");
+        const data = lines.filter(l => l.startsWith("data: ")).map(l => l.slice(6)).join("\n");
         if (!data) continue;
-        const line = document.createElement("div"); line.className = "rec"; line.textContent = data;
+        const line = document.createElement("div");
+        if (lines.includes("event: skipped")) {
+          // More was committed than the tail shows (at most 1,000 records a second): say which seqs were passed.
+          const k = JSON.parse(data); line.className = "skip";
+          line.textContent = "... seq " + k.from + " to " + k.to + " not shown (more than the tail shows; ferryctl tail shows all) ...";
+        } else { line.className = "rec"; line.textContent = data; }
         box.appendChild(line); while (box.childNodes.length > 500) box.removeChild(box.firstChild);
         box.scrollTop = box.scrollHeight;
       }

@@ -39,7 +39,7 @@
 namespace ferry {
 
 void HttpStream::Wake() {
-  pending_.store(true);
+  if (pending_.exchange(true)) return;  // already due: the server thread was told
   int fd = wake_fd_.load();
   if (fd >= 0) {
     uint64_t one = 1;
@@ -339,6 +339,12 @@ bool HttpServer::Step(std::chrono::milliseconds max_wait) {
   if (!suspended_.empty()) {
     wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(next_keepalive_ - now));
   }
+  for (const StreamState* s : suspended_) {
+    // Woken but held (HoldWakesUntil): pulled when the hold ends. Rounded up, so that the poll does not end
+    // a fraction of a millisecond early and spin.
+    if (s->stream->pending_.load() && s->stream->hold_until_ > now)
+      wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(s->stream->hold_until_ - now));
+  }
   wait = std::max(wait, std::chrono::milliseconds(0));
   pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {epoll_fd_, POLLIN, 0}};
   int n = ::poll(fds, 2, static_cast<int>(wait.count()));
@@ -363,7 +369,7 @@ bool HttpServer::Step(std::chrono::milliseconds max_wait) {
   bool keepalive = now >= next_keepalive_;
   if (keepalive) next_keepalive_ = now + options_.stream_keepalive;
   size_t before = suspended_.size();
-  ResumeWoken(keepalive);
+  ResumeWoken(keepalive, now);
   bool again = suspended_.size() != before;
   for (auto& [conn, c] : conns_) {
     if (c.streaming || c.expired || now < c.deadline) continue;
@@ -375,10 +381,10 @@ bool HttpServer::Step(std::chrono::milliseconds max_wait) {
   return !stopped_.load();
 }
 
-void HttpServer::ResumeWoken(bool all) {
+void HttpServer::ResumeWoken(bool all, std::chrono::steady_clock::time_point now) {
   auto keep = suspended_.begin();
   for (StreamState* s : suspended_) {
-    if (all || s->stream->pending_.load()) {
+    if (all || (s->stream->pending_.load() && s->stream->hold_until_ <= now)) {
       s->keepalive = s->keepalive || all;
       mhd->resume_connection(s->connection);
     } else {
@@ -500,8 +506,14 @@ ssize_t HttpServerCallbacks::OnStreamRead(void* cls, uint64_t, char* buf, size_t
     if (s->ended || s->server->stopped_.load()) return MHD_CONTENT_READER_END_OF_STREAM;
     bool keepalive = s->keepalive;
     s->keepalive = false;
-    s->stream->pending_.store(false);  // before Pull: a Wake() during Pull is kept
-    if (!s->stream->Pull(s->buf, keepalive)) s->ended = true;
+    HttpStream& st = *s->stream;
+    // Pulled only when woken and not held (HoldWakesUntil), or for a keepalive: libmicrohttpd asks for more as
+    // soon as the last bytes are out, which must not bypass a hold.
+    bool due = keepalive || (st.pending_.load() && st.hold_until_ <= s->server->clock_.Steady());
+    if (due) {
+      st.pending_.store(false);  // before Pull: a Wake() during Pull is kept
+      if (!st.Pull(s->buf, keepalive)) s->ended = true;
+    }
     if (s->buf.empty()) {
       if (s->ended) return MHD_CONTENT_READER_END_OF_STREAM;
       mhd->suspend_connection(s->connection);

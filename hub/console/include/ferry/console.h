@@ -4,7 +4,8 @@
 //   GET  /api/overview        streams (counts, bytes, seqs, oldest/newest ingest time, evictions, cursors),
 //                             storage use, uplinks (link state, backlog, oldest unsent age): JSON
 //   GET  /api/tail?stream=S[&filter=TEXT][&n=N]   Server-Sent Events: the last N records (default 10), then
-//                             every record committed after, woken by GroupCommitWriter's commit listener
+//                             the records committed after, woken by GroupCommitWriter's commit listener, at
+//                             most 1,000 a second (LiveTail, ferry/live_tail.h: the rest are said skipped)
 //   GET  /api/deadletters?stream=S[&n=N]          the last N records of a dead-letter stream: reason headers,
 //                             original bytes in base64; without stream=: the dead-letter streams routes name
 //   POST /api/sql             body: one SELECT (ferryctl sql's engine), with a row and a time limit: JSON

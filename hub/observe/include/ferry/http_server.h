@@ -47,14 +47,21 @@ class HttpStream {
   // a stream should write something (an SSE comment) so that a client that went away is noticed. Returns
   // false when the stream has ended (what `out` holds is still sent).
   virtual bool Pull(std::string& out, bool keepalive) = 0;
-  // Says that Pull() has something to write. Thread-safe; cheap (an atomic and an eventfd write).
+  // Says that Pull() has something to write. Thread-safe; cheap: an atomic, and an eventfd write only when the
+  // stream was not already waiting to be pulled (a burst of Wake()s wakes the server thread once).
   void Wake();
+
+ protected:
+  // For Pull() only (the server thread): Wake()s before `t` (the server's Clock::Steady()) are held, and the
+  // stream is pulled at `t` if one came. Bounds how often a busy stream is pulled; a keepalive still pulls it.
+  void HoldWakesUntil(std::chrono::steady_clock::time_point t) { hold_until_ = t; }
 
  private:
   friend class HttpServer;
   friend struct HttpServerCallbacks;
   std::atomic<bool> pending_{true};
   std::atomic<int> wake_fd_{-1};
+  std::chrono::steady_clock::time_point hold_until_{};  // server thread only
 };
 
 struct HttpRequest {
@@ -157,7 +164,7 @@ class HttpServer {
 
   friend struct HttpServerCallbacks;  // libmicrohttpd callbacks (http_server.cc)
   int Queue(MHD_Connection* connection, const HttpResponse& r, bool head);
-  void ResumeWoken(bool all);
+  void ResumeWoken(bool all, std::chrono::steady_clock::time_point now);
 
   HttpServerOptions options_;
   const Clock& clock_;
