@@ -6,6 +6,8 @@
 // poll with a deadline derived from the work, never a fixed sleep.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <random>
 
 #include "ferry/event_log.h"
@@ -234,7 +236,14 @@ TEST(PipelineCrash, KillNineMidStreamEqualsUninterruptedRun) {
 // close windows at deterministic points of the input. Ingest times lie in the future of the wall clock, so the
 // runner's own clock never closes anything: the output is a function of the input alone.
 
-constexpr int kWinEvents = 12'000;
+// Kills of the windowed crash test: 50 in CI; tests/soak/pipeline_kill_soak.sh asks for 1,000
+// (FERRY_PIPELINE_KILLS), and the input grows with them (12,000 events per 50 kills), so that every kill still
+// lands inside the work (each restart commits at least one batch before a kill can land).
+int WinKillsWanted() {
+  const char* env = std::getenv("FERRY_PIPELINE_KILLS");
+  return env != nullptr && std::atoi(env) > 0 ? std::atoi(env) : 50;
+}
+const int kWinEvents = 12'000 * std::max(1, WinKillsWanted() / 50);
 const char* const kWinPipelines[] = {"tum", "hop", "sli", "ses"};
 const char* const kWinOutputs[] = {"w_tum", "w_hop", "w_sli", "w_ses", "alerts", "late"};
 
@@ -324,7 +333,7 @@ Result<WinSnapshot> LookWin(const std::string& dir, bool records) {
 
 bool WinDone(const std::string& dir) {
   auto s = LookWin(dir, false);
-  return s && s->min_cursor == kWinEvents + 1;
+  return s && s->min_cursor == static_cast<uint64_t>(kWinEvents) + 1;
 }
 
 void StartWin(ChildProcess& p, const std::string& dir) {
@@ -337,8 +346,9 @@ TEST(PipelineCrash, KillNineWindowedEqualsUninterruptedRun) {
   TempDir crash_dir("ferry-win-crash");
   WriteWindowInput(ref_dir.path());
   WriteWindowInput(crash_dir.path());
-  // 12,000 records x 4 pipelines in batches of 50: ~1,000 commits. 120 s covers a loaded machine many times.
-  const auto deadline = 120s;
+  // 12,000 records x 4 pipelines in batches of 50: ~1,000 commits. 120 s covers a loaded machine many times
+  // (the soak's larger input: proportionally more).
+  const auto deadline = 120s * std::max(1, WinKillsWanted() / 50);
   {
     ChildProcess ferryd;
     StartWin(ferryd, ref_dir.path());
@@ -346,16 +356,17 @@ TEST(PipelineCrash, KillNineWindowedEqualsUninterruptedRun) {
     ASSERT_TRUE(ferryd.running()) << ferryd.log();
     ferryd.Terminate();
   }
+  const int wanted = WinKillsWanted();
   std::mt19937 rng(2026);
   int kills = 0;
   uint64_t last = 1;
-  for (int round = 0; kills < 50 && round < 80 && !WinDone(crash_dir.path()); ++round) {
+  for (int round = 0; kills < wanted && round < wanted * 8 / 5 && !WinDone(crash_dir.path()); ++round) {
     ChildProcess ferryd;
     StartWin(ferryd, crash_dir.path());
     if (round % 5 == 4) {
       poll_until([&] { return !ferryd.running(); }, std::chrono::milliseconds(rng() % 20));
     } else {
-      // Small steps: 50 kills must land before the ~12,000 records are through.
+      // Small steps: every kill must land before the input is through.
       const uint64_t target = last + 1 + rng() % 300;
       poll_until(
           [&] {
@@ -375,7 +386,7 @@ TEST(PipelineCrash, KillNineWindowedEqualsUninterruptedRun) {
     ASSERT_TRUE(poll_until([&] { return WinDone(crash_dir.path()) || !ferryd.running(); }, deadline)) << ferryd.log();
     ferryd.Terminate();
   }
-  EXPECT_GE(kills, 50);
+  EXPECT_GE(kills, wanted);
 
   auto ref = LookWin(ref_dir.path(), true);
   auto got = LookWin(crash_dir.path(), true);

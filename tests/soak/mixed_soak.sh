@@ -8,7 +8,7 @@
 # Not in CI. Exit status: the test's (0: nothing lost, ferryd never died by itself).
 #
 # It runs Faults.DISABLED_MixedSoak of the fault test binary (tests/integration/fault_test.cc). The binaries are
-# copied first, so a rebuild during the soak does not change what runs.
+# copied first (soak_lib.sh), so a rebuild during the soak does not change what runs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DURATION=${1:-2h}
@@ -19,17 +19,9 @@ case "$DURATION" in
   *s) SECS=${DURATION%s};;
   *) SECS=$DURATION;;
 esac
-WORK=$(mktemp -d /tmp/ferry-mixed-soak.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-# The test binary has the paths of ferryd and ferry-sim compiled in; point it at copies instead.
-cp "$BUILD/hub/ferryd" "$BUILD/tests/integration/ferry_fault_tests" "$WORK/"
-export FERRY_TEST_FERRYD="$WORK/ferryd" FERRY_SOAK_SECONDS="$SECS"
+export FERRY_SOAK_SECONDS="$SECS"
 echo "mixed soak: ${SECS} s (ferryd $(git -C "$ROOT" rev-parse --short HEAD))"
-start=$(date +%s)
-set +e
-"$WORK/ferry_fault_tests" --gtest_also_run_disabled_tests --gtest_filter='Faults.DISABLED_MixedSoak' 2>&1 |
-  grep --line-buffered -E '^\[ soak \]|Failure|Expected|missing|lost|died|OK \]|FAILED'
-status=${PIPESTATUS[0]}
-set -e
-echo "mixed soak: $(( $(date +%s) - start )) s, exit $status"
-exit "$status"
+# shellcheck source=soak_lib.sh
+. "$ROOT/tests/soak/soak_lib.sh"
+run_soak mixed-soak "$BUILD" tests/integration/ferry_fault_tests 'Faults.DISABLED_MixedSoak' \
+  '^\[ soak \]|Failure|Expected|missing|lost|died|OK \]|FAILED' --gtest_also_run_disabled_tests

@@ -4,19 +4,14 @@
 # central Mosquitto. Prints events acknowledged, stored, lost, delivered, duplicates and the peak RSS of ferryd.
 # Not in CI (about 8 minutes per 1,000 kills on a 2-core machine). Exit status: the test's (0: nothing lost).
 #
-# The binaries are copied first, so a rebuild during the soak does not change what runs.
+# The binaries are copied first (soak_lib.sh), so a rebuild during the soak does not change what runs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 KILLS=${1:-1000}
 BUILD=${2:-$ROOT/build/host-release}
-WORK=$(mktemp -d /tmp/ferry-soak.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-cp "$BUILD/hub/ferryd" "$BUILD/tests/listener/ferry_listener_e2e_tests" "$WORK/"
-export FERRY_TEST_FERRYD="$WORK/ferryd" FERRY_POWER_CUTS="$KILLS"
+export FERRY_POWER_CUTS="$KILLS"
 echo "power-cut soak: $KILLS kills (ferryd $(git -C "$ROOT" rev-parse --short HEAD))"
-start=$(date +%s)
-"$WORK/ferry_listener_e2e_tests" --gtest_filter='ListenerE2E.PowerCutsLoseNothingAcknowledged' 2>&1 |
-  grep -E '^\[ power cut \]|Failure|Expected|missing|lost|OK \]|FAILED' || true
-status=${PIPESTATUS[0]}
-echo "power-cut soak: $(( $(date +%s) - start )) s, exit $status"
-exit "$status"
+# shellcheck source=soak_lib.sh
+. "$ROOT/tests/soak/soak_lib.sh"
+run_soak power-cut-soak "$BUILD" tests/listener/ferry_listener_e2e_tests \
+  'ListenerE2E.PowerCutsLoseNothingAcknowledged' '^\[ power cut \]|Failure|Expected|missing|lost|OK \]|FAILED'
