@@ -35,6 +35,7 @@ struct Options {
   uint64_t seed = 1;
   double dup_rate = 0;
   double clock_faults = 0;
+  std::vector<std::string> clock_fault;  // "N=KIND": device N gets that fault
   uint32_t payload_size = 0;
   int qos = 1;
   std::string client_prefix = "ferry-sim";
@@ -49,14 +50,32 @@ struct Options {
   bool quiet = false;
 };
 
-enum class ClockFault { None, NoRtc, JumpAhead };
+// The clock faults a gateway must survive (docs/firmware.md): a device without an RTC that boots at 1970, a
+// clock set a day ahead, and a clock that is right until it jumps ahead.
+enum class ClockFault { None, NoRtc, DayAhead, JumpAhead };
+constexpr int kClockFaultKinds = 3;  // NoRtc, DayAhead, JumpAhead
+const char* clock_fault_name(ClockFault f) {
+  switch (f) {
+    case ClockFault::None: return "none";
+    case ClockFault::NoRtc: return "1970";
+    case ClockFault::DayAhead: return "ahead";
+    case ClockFault::JumpAhead: return "jump";
+  }
+  return "?";
+}
+// "1970", "ahead", "jump"; None for anything else.
+ClockFault parse_clock_fault(const std::string& name) {
+  for (ClockFault f : {ClockFault::NoRtc, ClockFault::DayAhead, ClockFault::JumpAhead})
+    if (name == clock_fault_name(f)) return f;
+  return ClockFault::None;
+}
 
 struct Device {
   ferry_dev dev{};
   Sensor sensor;
   uint32_t conn = 0;
   ClockFault fault = ClockFault::None;
-  int64_t offset_ms = 0;        // NoRtc: uptime offset; JumpAhead: the jump
+  int64_t offset_ms = 0;        // NoRtc: uptime offset; DayAhead: the offset; JumpAhead: the jump
   uint64_t jump_after_seq = 0;  // JumpAhead: events before the jump
   char topic[FERRY_TOPIC_MAX] = {};
   Device(Kind k, Rng& rng) : sensor(k, rng) {}
@@ -146,9 +165,10 @@ class Simulator {
     std::printf(
         "ferry-sim: produced=%" PRIu64 " duplicates=%" PRIu64 " messages=%" PRIu64 " acked=%" PRIu64
         " resent=%" PRIu64 " unacked=%" PRIu64 " stalls=%" PRIu64 " connects=%" PRIu64 " lost=%" PRIu64 " devices=%u connections=%zu"
-        " elapsed_s=%.3f produce_rate=%.0f\n",
+        " elapsed_s=%.3f produce_rate=%.0f clock_1970=%" PRIu64 " clock_ahead=%" PRIu64 " clock_jump=%" PRIu64 "\n",
         produced_, dups_, t.pub.published, t.pub.acked, t.pub.resent, unacked, stalls_, t.pub.connects,
-        t.pub.connection_lost, o_.devices, conns_.size(), elapsed, produced_s > 0 ? produced_ / produced_s : 0.0);
+        t.pub.connection_lost, o_.devices, conns_.size(), elapsed, produced_s > 0 ? produced_ / produced_s : 0.0,
+        faulty_[0], faulty_[1], faulty_[2]);
     std::fflush(stdout);
     for (auto& c : conns_) ferry_pub_destroy(c.pub);
     return drained ? 0 : 3;
@@ -223,21 +243,35 @@ class Simulator {
       }
       d.conn = i % nconn;
       std::snprintf(d.topic, sizeof d.topic, "%s/%s/%s", o_.topic_prefix.c_str(), id, ferry::sim::kind_name(k));
-      if (rng_.uniform() < o_.clock_faults) {
-        if (rng_.uniform() < 0.5) {
-          d.fault = ClockFault::NoRtc;  // boots at 1970-01-01 plus its uptime
-          d.offset_ms = static_cast<int64_t>(rng_.below(60000));
-        } else {
-          d.fault = ClockFault::JumpAhead;
-          d.offset_ms = static_cast<int64_t>(3600000) * (1 + rng_.below(48));
-          d.jump_after_seq = 5 + rng_.below(200);
-        }
-      }
+      if (rng_.uniform() < o_.clock_faults)
+        set_fault(d, static_cast<ClockFault>(1 + rng_.below(kClockFaultKinds)));
       total += ferry::sim::kind_weight(k);
       cum.push_back(total);
     }
     cum_ = std::move(cum);
+    for (const auto& spec : o_.clock_fault) {  // checked by the option's validator
+      auto eq = spec.find('=');
+      uint32_t i = static_cast<uint32_t>(std::stoul(spec.substr(0, eq)));
+      if (i >= o_.devices) {
+        std::fprintf(stderr, "ferry-sim: --clock-fault %s: there are only %u devices\n", spec.c_str(), o_.devices);
+        return 2;
+      }
+      set_fault(devices_[i], parse_clock_fault(spec.substr(eq + 1)));
+    }
     return 0;
+  }
+
+  void set_fault(Device& d, ClockFault f) {
+    d.fault = f;
+    switch (f) {
+      case ClockFault::None: break;
+      case ClockFault::NoRtc: d.offset_ms = static_cast<int64_t>(rng_.below(60000)); break;  // 1970 + uptime
+      case ClockFault::DayAhead: d.offset_ms = int64_t{86400000} + static_cast<int64_t>(rng_.below(3600000)); break;
+      case ClockFault::JumpAhead:
+        d.offset_ms = static_cast<int64_t>(3600000) * (1 + rng_.below(48));
+        d.jump_after_seq = 5 + rng_.below(200);
+        break;
+    }
   }
 
   void poll_all() {
@@ -276,9 +310,14 @@ class Simulator {
     switch (d.fault) {
       case ClockFault::None: return now_wall;
       case ClockFault::NoRtc: return d.offset_ms + static_cast<int64_t>(mono_ms() - start_mono_ms_);
+      case ClockFault::DayAhead: return now_wall + d.offset_ms;
       case ClockFault::JumpAhead: return seq > d.jump_after_seq ? now_wall + d.offset_ms : now_wall;
     }
     return now_wall;
+  }
+  // Whether the event with this seq carries the device's wrong time (a JumpAhead device is right until its jump).
+  static bool clock_wrong(const Device& d, uint64_t seq) {
+    return d.fault == ClockFault::JumpAhead ? seq > d.jump_after_seq : d.fault != ClockFault::None;
   }
 
   // Returns false when the connection's ring is full (the event stays pending).
@@ -297,6 +336,7 @@ class Simulator {
       return true;
     }
     ++produced_;
+    if (clock_wrong(d, d.dev.last_seq)) ++faulty_[static_cast<int>(d.fault) - 1];
     if (id_log_ != nullptr) {
       std::fputs(id, id_log_);
       std::fputc('\n', id_log_);
@@ -388,6 +428,7 @@ class Simulator {
   uint32_t pending_dev_ = 0;
   char pending_fields_[512] = {};
   uint64_t produced_ = 0, dups_ = 0, dup_skipped_ = 0, stalls_ = 0, failed_ = 0;
+  uint64_t faulty_[kClockFaultKinds] = {};  // produced events with a wrong time, by fault (NoRtc, DayAhead, JumpAhead)
 };
 
 }  // namespace
@@ -414,9 +455,18 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--clock-faults", o.clock_faults,
-                 "fraction of devices with a bad clock (half start at 1970, half jump 1-48 h ahead)")
+                 "fraction of devices with a bad clock (a third each: start at 1970, a day ahead, jump 1-48 h ahead)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--clock-fault", o.clock_fault, "N=1970|ahead|jump: device N (0-based) gets that clock fault (repeatable)")
+      ->check([](const std::string& s) -> std::string {
+        auto eq = s.find('=');
+        if (eq == 0 || eq == std::string::npos || s.find_first_not_of("0123456789") != eq || eq > 7)
+          return "expected N=1970|ahead|jump, got '" + s + "'";
+        if (parse_clock_fault(s.substr(eq + 1)) == ClockFault::None)
+          return "unknown clock fault '" + s.substr(eq + 1) + "' (1970, ahead or jump)";
+        return std::string();
+      });
   app.add_option("--payload-size", o.payload_size, "pad JSON payloads to this many bytes (0: no padding)")
       ->capture_default_str()
       ->check(CLI::Range(0u, 65536u));

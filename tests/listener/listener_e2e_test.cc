@@ -514,5 +514,168 @@ TEST(ListenerE2E, BadDeviceClocksAreReplacedFlaggedAndCounted) {
   EXPECT_EQ(flagged + own, 2000u);
 }
 
+namespace clockfaults {
+
+struct Stored {
+  Seq seq;
+  TimeNs ingest_time, time;
+  std::string subject, payload, replaced;  // replaced: the ferry_time_replaced header, if any
+};
+
+// A stream as ferryd has committed it so far (a read-only reader beside the running ferryd).
+std::vector<Stored> ReadStream(const std::string& log_path, const std::string& stream) {
+  std::vector<Stored> out;
+  EventLogOptions lo;
+  lo.path = log_path;
+  lo.read_only = true;
+  auto log = EventLog::Open(lo);
+  if (!log) return out;
+  auto it = (*log)->NewIterator(stream);
+  if (!it) return out;
+  for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next()) {
+    const RecordView& r = (*it)->record();
+    Stored s{r.seq, r.ingest_time, r.time, std::string(r.subject), std::string(r.payload), {}};
+    for (const auto& [k, v] : r.headers)
+      if (k == "ferry_time_replaced") s.replaced = std::string(v);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// "count":N of a window result.
+uint64_t ResultCount(const std::string& payload) {
+  auto at = payload.find("\"count\":");
+  return at == std::string::npos ? 0 : std::strtoull(payload.c_str() + at + 8, nullptr, 10);
+}
+
+}  // namespace clockfaults
+
+// Issue 12, acceptance 3: ferry-sim devices with each clock fault (dev-0001 boots at 1970, dev-0004 is a day
+// ahead, dev-0005 is right until it jumps hours ahead) beside healthy ones, through an event-time route and a
+// per-device 2 s window. Each wrong time is replaced by the ingest time, flagged and counted: the counters equal
+// what the simulator says it sent wrong. While the bad clocks are sending, the healthy devices' windows close on
+// their own events (results written within seconds of each window's end), nobody's events are late, and in the
+// end every stored event is counted in exactly one window result.
+TEST(ListenerE2E, ClockFaultsAreCountedWhileHealthyWindowsCloseOnTime) {
+  using namespace clockfaults;
+  Options o;
+  o.extra_ingest = "max_future_skew = \"10m\"\ntime_floor = \"2024-01-01T00:00:00Z\"\n";
+  o.route_extra = "time_json_field = \"ts\"\ntime_format = \"unix_ms\"\n";
+  o.extra_uplinks =
+      "[[stream]]\nname = \"summaries\"\n"
+      "[[pipeline]]\nname = \"per2s\"\ninput = [\"telemetry\"]\noutput = \"summaries\"\ndead_letter = \"dead\"\n"
+      "[[pipeline.step]]\ntype = \"window\"\nwindow = \"tumbling\"\nsize = \"2s\"\nallowed_lateness = \"500ms\"\n"
+      "idle_timeout = \"3s\"\naggregates = [\"count\"]\n";
+  o.sim_args = {"--clock-fault", "1=1970", "--clock-fault", "4=ahead", "--clock-fault", "5=jump"};
+  ListenerGateway gw(o);
+  ASSERT_TRUE(gw.Start()) << gw.ferryd().log();
+  const std::set<std::string> faulty = {"dev-0001", "dev-0004", "dev-0005"};
+  const std::vector<std::string> healthy = {"dev-0000", "dev-0002", "dev-0003", "dev-0006", "dev-0007"};
+  const uint64_t kEvents = 3000;  // 12 s at 250 events/s over 8 devices
+  ChildProcess sim;
+  ASSERT_TRUE(gw.StartSim(sim, kEvents, 250, 8, gw.path("ids.txt")));
+
+  // While the simulator runs (the bad clocks still sending): every healthy device has closed windows.
+  const int64_t kLateness = 500'000'000, kIdle = 3'000'000'000;
+  std::vector<Stored> results;
+  auto each_healthy_closed_two = [&] {
+    results = ReadStream(gw.path("log"), "summaries");
+    std::map<std::string, int> closed;
+    for (const auto& r : results) ++closed[r.subject];
+    for (const auto& d : healthy)
+      if (closed[d] < 2) return false;
+    return true;
+  };
+  ASSERT_TRUE(poll_until([&] { return each_healthy_closed_two() || !sim.running(); }, 120s, 100ms) && !results.empty())
+      << results.size() << " results; " << gw.SimTail();
+  EXPECT_TRUE(sim.running()) << "the simulator finished before the healthy windows closed: the test proves nothing";
+  std::set<std::string> faulty_sending;  // the bad clocks that had sent a wrong time by then
+  for (const auto& e : ReadStream(gw.path("log"), "telemetry"))
+    if (!e.replaced.empty()) faulty_sending.insert(e.subject);
+  EXPECT_TRUE(faulty_sending.count("dev-0001") && faulty_sending.count("dev-0004"))
+      << "the 1970 and the day-ahead device had not sent yet";
+
+  ASSERT_EQ(sim.Wait(300s), 0) << gw.SimTail() << gw.ferryd().log();
+  // The simulator's own count of what it sent with a wrong clock, by fault.
+  std::map<std::string, double> sent;
+  for (const auto& line : ReadLines(gw.path("sim.log"))) {
+    if (line.rfind("ferry-sim: produced=", 0) != 0) continue;
+    for (const char* k : {"clock_1970", "clock_ahead", "clock_jump"}) {
+      auto at = line.find(std::string(k) + "=");
+      if (at != std::string::npos) sent[k] = std::atof(line.c_str() + at + std::strlen(k) + 1);
+    }
+  }
+  ASSERT_EQ(sent.size(), 3u) << gw.SimTail();
+  EXPECT_GT(sent["clock_1970"], 0);
+  EXPECT_GT(sent["clock_ahead"], 0);
+  EXPECT_GT(sent["clock_jump"], 0) << "the jumping device never jumped";
+  ASSERT_TRUE(poll_until([&] { return gw.Stored() >= kEvents; }, 60s)) << gw.Stored();
+  EXPECT_EQ(gw.Metric("ferry_ingest_time_replaced_total{stream=\"telemetry\",reason=\"before_floor\"}"),
+            sent["clock_1970"]);
+  EXPECT_EQ(gw.Metric("ferry_ingest_time_replaced_total{stream=\"telemetry\",reason=\"future\"}"),
+            sent["clock_ahead"] + sent["clock_jump"]);
+  EXPECT_LT(gw.Metric("ferry_ingest_time_replaced_total{stream=\"telemetry\",reason=\"unreadable\"}"), 1)
+      << "0, or absent (-1)";
+  // The last windows close when their keys go idle (3 s of gateway time): then every event is in one result.
+  auto all_counted = [&] {
+    results = ReadStream(gw.path("log"), "summaries");
+    uint64_t n = 0;
+    for (const auto& r : results) n += ResultCount(r.payload);
+    return n >= kEvents;
+  };
+  EXPECT_TRUE(poll_until(all_counted, 60s, 100ms)) << results.size() << " results";
+  EXPECT_EQ(gw.Metric("ferry_pipeline_window_late_total{pipeline=\"per2s\"}"), 0);
+  EXPECT_EQ(gw.Metric("ferry_pipeline_events_in_total{pipeline=\"per2s\"}"), kEvents);
+  EXPECT_EQ(gw.ferryd().Terminate(), 0) << gw.ferryd().log();
+
+  // The log: each fault flagged as declared, on its own device's events only.
+  const auto telemetry = ReadStream(gw.path("log"), "telemetry");
+  ASSERT_EQ(telemetry.size(), kEvents);
+  std::map<std::string, std::map<std::string, uint64_t>> flagged;  // device -> reason -> events
+  bool jumped = false, jump_back = false;
+  for (const auto& e : telemetry) {
+    ++flagged[e.subject][e.replaced];
+    if (!e.replaced.empty()) {  // the time ferryd received it, shortly before the commit stamped the ingest time
+      EXPECT_GE(e.ingest_time.ns, e.time.ns) << e.seq.value;
+      EXPECT_LT(e.ingest_time.ns - e.time.ns, int64_t{60'000'000'000}) << e.seq.value;
+    }
+    if (e.subject == "dev-0005") {  // right until the jump, then ahead for good
+      jump_back |= jumped && e.replaced.empty();
+      jumped |= !e.replaced.empty();
+    }
+  }
+  EXPECT_FALSE(jump_back) << "the jumping device's clock came back";
+  EXPECT_EQ(flagged["dev-0001"]["before_floor"], sent["clock_1970"]);
+  EXPECT_EQ(flagged["dev-0001"][""], 0u);
+  EXPECT_EQ(flagged["dev-0004"]["future"], sent["clock_ahead"]);
+  EXPECT_EQ(flagged["dev-0004"][""], 0u);
+  EXPECT_EQ(flagged["dev-0005"]["future"], sent["clock_jump"]);
+  EXPECT_GT(flagged["dev-0005"][""], 0u) << "the jumping device was wrong from its first event";
+  for (const auto& d : healthy) {
+    EXPECT_GT(flagged[d][""], 0u) << d;
+    EXPECT_EQ(flagged[d].size(), 1u) << d << ": a healthy device's time was replaced";
+  }
+
+  // Window results: on plausible times only, and a healthy device's window closed within seconds of its end
+  // (result time = window end), while bad clocks were sending: by watermark, at the device's next event after
+  // end + lateness; by the idle timeout (sparse door sensors, the last windows) at most 3 s after its last event.
+  std::map<std::string, uint64_t> counted;
+  for (const auto& r : results) {
+    counted[r.subject] += ResultCount(r.payload);
+    EXPECT_LT(std::llabs(r.ingest_time.ns - r.time.ns), int64_t{60'000'000'000}) << r.subject << " " << r.payload;
+    if (faulty.count(r.subject)) continue;
+    EXPECT_LE(r.ingest_time.ns - r.time.ns, kLateness + kIdle + int64_t{3'000'000'000})
+        << r.subject << " closed late: " << r.payload;
+  }
+  for (const auto& [device, reasons] : flagged) {
+    uint64_t n = 0;
+    for (const auto& [reason, count] : reasons) n += count;
+    EXPECT_EQ(counted[device], n) << device << ": events and the counts of its window results differ";
+  }
+  std::printf("[ clock faults ] sent wrong: 1970 %.0f, a day ahead %.0f, after a jump %.0f; all counted and flagged; "
+              "%zu window results, none late\n",
+              sent["clock_1970"], sent["clock_ahead"], sent["clock_jump"], results.size());
+}
+
 }  // namespace
 }  // namespace ferry::test

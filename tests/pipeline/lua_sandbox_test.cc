@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace ferry {
 namespace {
 
@@ -25,6 +28,55 @@ TEST(LuaSandbox, JsonRoundTripKeepsOrderTypesAndNesting) {
             "{\"z\":1,\"a\":2.5,\"s\":\"h\xc3\xa9\\\"llo\\n\",\"t\":true,\"f\":false,\"arr\":[1,2,{\"x\":[]}],"
             "\"o\":{\"b\":1,\"a\":{}},\"big\":1e+300,\"neg\":-0.1,\"i\":20.0}");
   sb->Free(*slot);
+}
+
+// Numbers are read without Lua's string conversion and written with std::to_chars (the pipeline's hot path):
+// the same types and the same bytes as lua_stringtonumber and printf's %.15g / %.17g, which earlier releases
+// wrote (a replay must give the same bytes).
+TEST(LuaSandbox, NumbersReadAndWriteAsLuaAndPrintfWould) {
+  auto sb = Make();
+  auto printf_g = [](double d) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.15g", d);
+    if (std::strtod(buf, nullptr) != d) std::snprintf(buf, sizeof buf, "%.17g", d);
+    std::string s = buf;
+    if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+    return s;
+  };
+  const char* floats[] = {"0.1", "2.5", "-0.0", "1e5", "100000.5", "1e15", "1e16", "1e17", "123456789012345678",
+                          "1.7976931348623157e308", "4.9e-324", "2.2250738585072014e-308", "0.30000000000000004",
+                          "1e-5", "0.0001", "123.456e-7", "9007199254740993.0", "1E2", "-3.14159265358979"};
+  for (const char* f : floats) {
+    auto slot = sb->FromJson(std::string("{\"v\":") + f + "}");
+    ASSERT_TRUE(slot) << f;
+    auto out = sb->ToJson(*slot);
+    sb->Free(*slot);
+    ASSERT_TRUE(out) << f;
+    const bool integer = std::string(f).find_first_of(".eE") == std::string::npos;
+    if (!integer) {
+      EXPECT_EQ(*out, "{\"v\":" + printf_g(std::strtod(f, nullptr)) + "}") << f;
+    }
+  }
+  // Integers stay integers up to int64; one past it is a float, as in Lua.
+  for (const char* i : {"0", "-0", "42", "-9223372036854775808", "9223372036854775807"}) {
+    auto slot = sb->FromJson(std::string("{\"v\":") + i + "}");
+    ASSERT_TRUE(slot) << i;
+    EXPECT_EQ(*sb->ToJson(*slot), std::string("{\"v\":") + (std::string(i) == "-0" ? "0" : i) + "}");
+    sb->Free(*slot);
+  }
+  auto big = sb->FromJson(R"({"v":9223372036854775808})");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(*sb->ToJson(*big), "{\"v\":" + printf_g(9223372036854775808.0) + "}");
+  sb->Free(*big);
+  // Below a double's range: 0, as Lua reads it (from_chars reports the underflow; Lua's own conversion decides).
+  auto tiny = sb->FromJson(R"({"v":1e-400})");
+  ASSERT_TRUE(tiny) << tiny.error().message;
+  EXPECT_EQ(*sb->ToJson(*tiny), "{\"v\":0.0}");
+  sb->Free(*tiny);
+  // Above it, the parser refuses the payload.
+  auto huge = sb->FromJson(R"({"v":1e400})");
+  ASSERT_FALSE(huge);
+  EXPECT_NE(huge.error().message.find("Number too big"), std::string::npos) << huge.error().message;
 }
 
 TEST(LuaSandbox, NullMembersAreAbsent) {

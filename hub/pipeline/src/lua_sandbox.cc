@@ -1,6 +1,7 @@
 #include "ferry/lua_sandbox.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -95,12 +96,13 @@ struct Token {
   enum Kind : uint8_t { kStartObject, kEndObject, kStartArray, kEndArray, kKey, kString, kNumber, kTrue, kFalse,
                         kNull } kind;
   uint32_t offset = 0;  // into the text arena
-  uint32_t size = 0;
+  uint32_t size = 0;    // of the text; kStartObject / kStartArray: members / elements, to size the table once
 };
 
 struct Tokenizer : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Tokenizer> {
   std::vector<Token>* tokens;
   std::string* arena;
+  std::vector<size_t> open;  // the start tokens of the objects and arrays being read
   bool Add(Token::Kind k, const char* s = nullptr, size_t n = 0) {
     Token t{k};
     if (s != nullptr) {
@@ -116,10 +118,19 @@ struct Tokenizer : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Tokenizer> {
   bool RawNumber(const char* s, rapidjson::SizeType n, bool) { return Add(Token::kNumber, s, n); }
   bool String(const char* s, rapidjson::SizeType n, bool) { return Add(Token::kString, s, n); }
   bool Key(const char* s, rapidjson::SizeType n, bool) { return Add(Token::kKey, s, n); }
-  bool StartObject() { return Add(Token::kStartObject); }
-  bool EndObject(rapidjson::SizeType) { return Add(Token::kEndObject); }
-  bool StartArray() { return Add(Token::kStartArray); }
-  bool EndArray(rapidjson::SizeType) { return Add(Token::kEndArray); }
+  bool Start(Token::Kind k) {
+    open.push_back(tokens->size());
+    return Add(k);
+  }
+  bool End(Token::Kind k, rapidjson::SizeType count) {
+    (*tokens)[open.back()].size = count;  // balanced: the parser checked the nesting
+    open.pop_back();
+    return Add(k);
+  }
+  bool StartObject() { return Start(Token::kStartObject); }
+  bool EndObject(rapidjson::SizeType members) { return End(Token::kEndObject, members); }
+  bool StartArray() { return Start(Token::kStartArray); }
+  bool EndArray(rapidjson::SizeType elements) { return End(Token::kEndArray, elements); }
   bool Default() { return false; }
 };
 
@@ -135,18 +146,35 @@ void PushValue(lua_State* L, const BuildArgs& a, size_t* i) {
   const char* s = a.arena->data() + t.offset;
   switch (t.kind) {
     case Token::kString: lua_pushlstring(L, s, t.size); return;
-    case Token::kNumber:
-      lua_pushlstring(L, s, t.size);
+    case Token::kNumber: {
       // Integers stay integers (Lua 5.4 has both); anything else is a float. Beyond int64 it is a float too.
+      // As lua_stringtonumber decides, without making a Lua string of each number first.
+      const char* end = s + t.size;
+      if (std::find_if(s, end, [](char c) { return c == '.' || c == 'e' || c == 'E'; }) == end) {
+        int64_t n = 0;
+        auto r = std::from_chars(s, end, n);
+        if (r.ec == std::errc() && r.ptr == end) {
+          lua_pushinteger(L, n);
+          return;
+        }
+      }
+      double d = 0;
+      auto r = std::from_chars(s, end, d);
+      if (r.ec == std::errc() && r.ptr == end) {
+        lua_pushnumber(L, d);
+        return;
+      }
+      lua_pushlstring(L, s, t.size);  // out of a double's range (1e400): Lua's own conversion (inf)
       if (lua_stringtonumber(L, lua_tostring(L, -1)) == 0) lua_pushnumber(L, 0);
       lua_remove(L, -2);
       return;
+    }
     case Token::kTrue: lua_pushboolean(L, 1); return;
     case Token::kFalse: lua_pushboolean(L, 0); return;
     case Token::kNull: lua_pushnil(L); return;
     case Token::kStartArray: {
       luaL_checkstack(L, 4, "JSON nesting");
-      lua_newtable(L);
+      lua_createtable(L, static_cast<int>(std::min<uint32_t>(t.size, 1u << 20)), 0);
       lua_rawgetp(L, LUA_REGISTRYINDEX, &kArrayMtKey);
       lua_setmetatable(L, -2);
       lua_Integer n = 0;
@@ -160,8 +188,10 @@ void PushValue(lua_State* L, const BuildArgs& a, size_t* i) {
     }
     case Token::kStartObject: {
       luaL_checkstack(L, 6, "JSON nesting");
-      lua_newtable(L);  // the object
-      lua_newtable(L);  // its key order
+      // Sized once (members counted by the parser): no rehash as the members go in.
+      const int members = static_cast<int>(std::min<uint32_t>(t.size, 1u << 20));
+      lua_createtable(L, 0, members);  // the object
+      lua_createtable(L, members, 0);  // its key order
       lua_Integer n = 0;
       while ((*a.tokens)[*i].kind != Token::kEndObject) {
         const Token& k = (*a.tokens)[(*i)++];
@@ -228,12 +258,16 @@ struct JsonWriter {
     double d = lua_tonumber(L, idx);
     if (!std::isfinite(d)) return Fail("a number JSON cannot hold (" + std::string(std::isnan(d) ? "nan" : "inf") + ")");
     // The shortest of %.15g / %.17g that reads back exactly, so 0.1 stays "0.1"; an integral float keeps a
-    // ".0" so it reads back as a float.
+    // ".0" so it reads back as a float. std::to_chars with a precision is printf's %g to the byte, without
+    // glibc's multi-precision printf (the costliest part of a stateless pipeline before).
     char buf[40];
-    std::snprintf(buf, sizeof buf, "%.15g", d);
-    if (std::strtod(buf, nullptr) != d) std::snprintf(buf, sizeof buf, "%.17g", d);
-    *out += buf;
-    if (std::strpbrk(buf, ".eEn") == nullptr) *out += ".0";
+    auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::general, 15);
+    double back = 0;
+    if (std::from_chars(buf, r.ptr, back).ec != std::errc() || back != d)
+      r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::general, 17);
+    const std::string_view text(buf, static_cast<size_t>(r.ptr - buf));
+    *out += text;
+    if (text.find_first_of(".eEn") == std::string_view::npos) *out += ".0";
     return true;
   }
 
@@ -310,6 +344,7 @@ struct JsonWriter {
     lua_rawget(L, -2);  // orders, order-or-nil
     int order = lua_gettop(L);
     size_t known = 0;
+    bool aligned = false;  // keys[i] is order[i + 1] for every known key
     if (lua_istable(L, order)) {
       lua_Unsigned n = lua_rawlen(L, order);
       for (lua_Unsigned i = 1; i <= n; ++i) {
@@ -320,6 +355,7 @@ struct JsonWriter {
         if (k != nullptr) keys.emplace_back(k, len);
       }
       known = keys.size();
+      aligned = known == n;
     }
     std::vector<std::string_view> extra;
     lua_pushnil(L);
@@ -338,8 +374,11 @@ struct JsonWriter {
     keys.insert(keys.end(), extra.begin(), extra.end());
     out->push_back('{');
     bool first = true;
-    for (std::string_view k : keys) {
-      lua_pushlstring(L, k.data(), k.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const std::string_view k = keys[i];
+      // A known key is in the order table already as a Lua string: no re-interning (hashing) of its bytes.
+      if (aligned && i < known) lua_rawgeti(L, order, static_cast<lua_Integer>(i + 1));
+      else lua_pushlstring(L, k.data(), k.size());
       if (lua_rawget(L, t) == LUA_TNIL) {  // removed since it arrived
         lua_pop(L, 1);
         continue;
