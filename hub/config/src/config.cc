@@ -718,6 +718,14 @@ class Parser {
             if (!st) break;
             if (auto r = declared("step[" + std::to_string(j) + "].output", s.output); !r) return r;
             if (auto r = not_input("step[" + std::to_string(j) + "].output", s.output); !r) return r;
+            if (!s.table.empty()) {  // limits per key from a table: the row goes into `into` (default "row")
+              if (s.missing == LookupMissing::kDefault) st = need("value", !s.value.empty());
+              if (!st) break;
+              const StreamConfig* t = c.FindStream(s.table);
+              if (t == nullptr) return ErrorAt(sp + ".table", "stream \"" + s.table + "\" is not declared in a [[stream]]");
+              if (t->kind != StreamKind::kTable)
+                return ErrorAt(sp + ".table", "stream \"" + s.table + "\" is not a table: declare it with kind = \"table\"");
+            }
             break;
         }
         if (!st) return st;

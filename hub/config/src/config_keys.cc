@@ -633,15 +633,19 @@ std::vector<ConfigKey> BuildKeys() {
                   "threshold: declared stream the alerts go to (give it a priority so uplinks send it first).",
                   FERRY_FIELD(PipelineStepConfig, output), CheckOptionalName));
   k.push_back(Str("pipeline.step", "table", "", kRestart,
-                  "lookup: the declared table stream (kind = \"table\", e.g. a downlink's) whose row is looked up.",
+                  "lookup: the declared table stream (kind = \"table\", e.g. a downlink's) whose row is looked up. "
+                  "threshold: a table whose row for the window's key goes into `into` (default \"row\") before "
+                  "`where` is evaluated: per-key limits (e.g. row.max_temp).",
                   FERRY_FIELD(PipelineStepConfig, table), CheckOptionalName));
   k.push_back(Str("pipeline.step", "into", "", kRestart,
                   "lookup: the top-level field the row goes into (a JSON object row as a table, any other as a "
-                  "string).",
+                  "string). threshold with a table: the field of the window result the row goes into (empty: row).",
                   FERRY_FIELD(PipelineStepConfig, into)));
   k.push_back(Enum("pipeline.step", "missing", "dead_letter", "dead_letter|default|keep", kRestart,
                    "lookup: no row for the key (or no key): dead_letter fails the event, default sets `into` to "
-                   "`value`, keep passes the event on unchanged; every miss is counted.",
+                   "`value`, keep passes the event on unchanged; every miss is counted. threshold with a table: "
+                   "dead_letter skips the threshold for that key (no row, no limit), default sets `into` to "
+                   "`value`, keep evaluates `where` without the row.",
                    FERRY_FIELD(PipelineStepConfig, missing)));
   // [[pipeline.step.upgrade]]
   k.push_back(Int("pipeline.step.upgrade", "version", nullptr, 0, 1'000'000, kRestart,

@@ -211,7 +211,13 @@ Status Pipeline::CompileStep(size_t index, const PipelineStepConfig& sc) {
       if (window_index_ == SIZE_MAX) return InvalidArgument("a threshold step must follow a window step");
       if (thresholds_.size() >= 32) return InvalidArgument("at most 32 threshold steps");
       if (Status st = compile("where", sc.where); !st) return st;
-      thresholds_.push_back(Threshold{step->name, sc.output, step->expr, uint32_t{1} << thresholds_.size()});
+      Threshold th{step->name, sc.output, step->expr, uint32_t{1} << thresholds_.size(), &sc, {}};
+      if (!sc.table.empty() && sc.missing == LookupMissing::kDefault) {
+        auto h = lua_->CompileExpression(sc.value, "value");
+        if (!h) return InvalidArgument(h.error().message);
+        th.default_expr = *h;
+      }
+      thresholds_.push_back(th);
       break;
     }
     case PipelineStepType::kDrop:
@@ -223,6 +229,27 @@ Status Pipeline::CompileStep(size_t index, const PipelineStepConfig& sc) {
     return InvalidArgument("only threshold steps may follow a window step");
   steps_.push_back(std::move(step));
   return Ok();
+}
+
+Result<bool> Pipeline::PutRow(const std::string& table, const std::string& key, LuaSandbox::Handle slot,
+                              const std::string& into) {
+  if (!lookup_) return InvalidArgument("lookup: no table reader");
+  auto found = lookup_(table, key);
+  if (!found) return InvalidArgument("lookup in " + table + ": " + found.error().message);
+  if (!*found) return false;
+  const std::string& row = **found;
+  // A JSON object row becomes a table; anything else (a number, a plain string) goes in as a string.
+  if (!row.empty() && row.front() == '{') {
+    auto value = lua_->FromJson(row);
+    if (value) {
+      Status st = lua_->SetTable(slot, into, *value);
+      lua_->Free(*value);
+      if (!st) return tl::unexpected(st.error());
+      return true;
+    }
+  }
+  if (Status st = lua_->SetString(slot, into, row); !st) return tl::unexpected(st.error());
+  return true;
 }
 
 Status Pipeline::Apply(const Step& step, Work work, std::vector<Work>* next) {
@@ -259,32 +286,19 @@ Status Pipeline::Apply(const Step& step, Work work, std::vector<Work>* next) {
     case PipelineStepType::kLookup: {
       auto key = lua.GetKey(work.slot, sc.field);
       if (!key) return fail(tl::unexpected(key.error()));
-      std::optional<std::string> row;
+      bool found = false;
       if (*key) {
-        if (!lookup_) return fail(InvalidArgument("lookup: no table reader"));
-        auto found = lookup_(sc.table, **key);
-        if (!found) return fail(InvalidArgument("lookup in " + sc.table + ": " + found.error().message));
-        row = std::move(*found);
+        auto put = PutRow(sc.table, **key, work.slot, sc.into);
+        if (!put) return fail(tl::unexpected(put.error()));
+        found = *put;
       }
-      if (!row) {
+      if (!found) {
         ++lookup_misses_;
         const std::string what = *key ? "no row '" + **key + "' in table " + sc.table : "no key field '" + sc.field + "'";
         if (sc.missing == LookupMissing::kDeadLetter) return fail(NotFound("lookup: " + what));
         if (sc.missing == LookupMissing::kDefault)
           if (Status st = lua.Assign(step.expr, work.slot, sc.into); !st) return fail(st);
-        break;
       }
-      // A JSON object row becomes a table; anything else (a number, a plain string) goes in as a string.
-      if (!row->empty() && row->front() == '{') {
-        auto value = lua.FromJson(*row);
-        if (value) {
-          Status st = lua.SetTable(work.slot, sc.into, *value);
-          lua.Free(*value);
-          if (!st) return fail(st);
-          break;
-        }
-      }
-      if (Status st = lua.SetString(work.slot, sc.into, *row); !st) return fail(st);
       break;
     }
     case PipelineStepType::kUnits: {
@@ -471,9 +485,11 @@ ProcessOutcome Pipeline::ProcessSteps(std::string_view input_stream, const Recor
 ProcessOutcome Pipeline::Tick(TimeNs now) {
   ProcessOutcome outcome;
   if (!window_) return outcome;
+  lookup_misses_ = 0;
   std::vector<WindowResult> results;
   window_->Advance(now.ns, &results);
   EmitResults(&results, &outcome);
+  outcome.lookup_misses = lookup_misses_;
   return outcome;
 }
 
@@ -563,6 +579,24 @@ void Pipeline::EmitResults(std::vector<WindowResult>* results, ProcessOutcome* o
       if (!slot) {
         outcome->threshold_failures.push_back(th.name);
         continue;
+      }
+      if (!th.config->table.empty()) {
+        // The window key's row (e.g. per-device limits from a downlinked table) as `into`, for the expression.
+        const std::string into = th.config->into.empty() ? "row" : th.config->into;
+        auto put = PutRow(th.config->table, r.key, *slot, into);
+        bool skip = !put;
+        if (put && !*put) {
+          ++lookup_misses_;
+          if (th.config->missing == LookupMissing::kDefault)
+            skip = !lua_->Assign(th.default_expr, *slot, into);
+          else if (th.config->missing == LookupMissing::kDeadLetter)
+            skip = true;  // no row, no limit: not evaluated (a miss, counted)
+        }
+        if (skip) {
+          lua_->Free(*slot);
+          if (!put || th.config->missing == LookupMissing::kDefault) outcome->threshold_failures.push_back(th.name);
+          continue;
+        }
       }
       auto hit = lua_->Test(th.expr, *slot);
       lua_->Free(*slot);

@@ -17,7 +17,8 @@ PipelineRunner::PipelineRunner(EventLog& log, GroupCommitWriter& writer, std::un
   dropped_ = &DeclaredCounter(metrics, "ferry_pipeline_events_dropped_total", l);
   lag_gauge_ = &DeclaredGauge(metrics, "ferry_pipeline_lag_events", l);
   bool looks_up = false;
-  for (const auto& sc : pipeline_->config().steps) looks_up |= sc.type == PipelineStepType::kLookup;
+  for (const auto& sc : pipeline_->config().steps)
+    looks_up |= sc.type == PipelineStepType::kLookup || (sc.type == PipelineStepType::kThreshold && !sc.table.empty());
   if (looks_up) {
     lookup_misses_ = &DeclaredCounter(metrics, "ferry_pipeline_lookup_misses_total", l);
     // Tables are read as they are when the event is processed: a row written later changes later events only.

@@ -128,7 +128,13 @@ class Pipeline {
     std::string output;
     LuaSandbox::Handle expr;
     uint32_t bit;
+    const PipelineStepConfig* config = nullptr;  // table, into, missing: the window key's row from a table
+    LuaSandbox::Handle default_expr{};           // missing = "default": the value `into` gets
   };
+  // Puts `table`'s row for `key` into field `into` of `slot` (a JSON object row as a table, anything else as a
+  // string). nullopt: no row (counted as a lookup miss); an error: the lookup or the Lua side failed.
+  Result<bool> PutRow(const std::string& table, const std::string& key, LuaSandbox::Handle slot,
+                      const std::string& into);
   std::vector<Threshold> thresholds_;
 };
 
