@@ -169,7 +169,7 @@ void WindowOperator::Advance(int64_t now_ns, std::vector<WindowResult>* out) {
     auto it = keys_.find(key);
     if (it == keys_.end()) continue;
     CloseUpTo(it, true, WindowClose::kIdle, out);
-    dirty_.insert(key);
+    MarkDirty(it);
   }
 }
 
@@ -185,13 +185,13 @@ bool WindowOperator::Add(std::string_view key_view, int64_t t, uint64_t order, s
       lru_.erase(lru_.begin());
       idle_.erase({vit->second.last_active, &vit->first});
       keys_.erase(vit);
-      dirty_.insert(victim);
+      MarkRemoved(victim);
     }
     it = keys_.emplace(std::string(key_view), KeyState{}).first;
   }
   KeyState& k = it->second;
   Touch(it);
-  dirty_.insert(it->first);
+  MarkDirty(it);
   const int64_t wm = k.watermark;
   const bool sk = spec_.sketch;
   std::vector<int64_t> touched;  // starts of the windows the event went into
@@ -307,7 +307,7 @@ void WindowOperator::MarkAlerted(std::string_view key, int64_t start, uint32_t b
   for (Window& w : it->second.windows)
     if (w.start == start) {
       w.alerted |= bit;
-      dirty_.insert(it->first);
+      MarkDirty(it);
     }
 }
 
@@ -334,15 +334,28 @@ std::string WindowOperator::Serialize(const KeyState& k) const {
   return out;
 }
 
+void WindowOperator::MarkDirty(KeyMap::iterator it) {
+  if (it->second.dirty) return;
+  it->second.dirty = true;
+  dirty_.push_back(it->first);
+}
+
 std::vector<std::pair<std::string, std::optional<std::string>>> WindowOperator::TakeDirty() {
+  std::sort(dirty_.begin(), dirty_.end());  // key order, as before: the state records are written in it
+  dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
   std::vector<std::pair<std::string, std::optional<std::string>>> out;
   out.reserve(dirty_.size());
-  for (const std::string& key : dirty_) {
+  for (std::string& key : dirty_) {
     auto it = keys_.find(key);
-    if (it == keys_.end()) out.emplace_back(key, std::nullopt);
-    else out.emplace_back(key, Serialize(it->second));
+    if (it == keys_.end()) {
+      out.emplace_back(std::move(key), std::nullopt);
+    } else {
+      it->second.dirty = false;
+      out.emplace_back(std::move(key), Serialize(it->second));
+    }
   }
   dirty_.clear();
+  dirty_.shrink_to_fit();  // a burst of changed keys does not keep its vector
   return out;
 }
 
