@@ -125,14 +125,22 @@ Downlink::PendingRows Downlink::SubmitRows(std::vector<Event> rows,
   return p;
 }
 
-Result<std::vector<Event>> Downlink::TombstonesForUnseen(const std::set<std::string>& seen) {
+bool Downlink::CommitResync(const std::set<std::string>& seen, std::vector<std::pair<std::string, std::string>> state,
+                            std::vector<std::string> erase, size_t* deleted) {
   std::map<std::string, bool> live;  // key -> its latest record is a row (not a tombstone)
   {
     auto it = log_.NewIterator(dl_.table);
-    if (!it) return tl::make_unexpected(it.error());
-    for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next())
-      live[std::string((*it)->record().subject)] = !(*it)->record().payload.empty();
-    if (!(*it)->status()) return tl::make_unexpected((*it)->status().error());
+    Status st = it ? Ok() : Status(tl::make_unexpected(it.error()));
+    if (st) {
+      for ((*it)->SeekToFirst(); (*it)->Valid(); (*it)->Next())
+        live[std::string((*it)->record().subject)] = !(*it)->record().payload.empty();
+      st = (*it)->status();
+    }
+    if (!st) {
+      FERRY_LOG_WARN("downlink %s: reading table %s: %s", dl_.name.c_str(), dl_.table.c_str(),
+                     st.error().ToString().c_str());
+      return false;
+    }
   }
   std::vector<Event> out;
   for (const auto& [key, present] : live) {
@@ -145,7 +153,9 @@ Result<std::vector<Event>> Downlink::TombstonesForUnseen(const std::set<std::str
     e.type = "ferry.downlink.delete";
     out.push_back(std::move(e));
   }
-  return out;
+  *deleted = out.size();
+  PendingRows p = SubmitRows(std::move(out), std::move(state), std::move(erase));
+  return Committed(p, "the end of a full resync");
 }
 
 bool Downlink::ResetRequested() {

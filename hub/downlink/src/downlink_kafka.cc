@@ -163,15 +163,8 @@ bool KafkaDownlink::UpdateLag() {
 }
 
 bool KafkaDownlink::FinishReset() {
-  auto tombstones = TombstonesForUnseen(seen_);
-  if (!tombstones) {
-    FERRY_LOG_WARN("downlink %s: reading table %s: %s", dl_.name.c_str(), dl_.table.c_str(),
-                   tombstones.error().ToString().c_str());
-    return false;
-  }
-  const size_t deleted = tombstones->size();
-  PendingRows p = SubmitRows(std::move(*tombstones), {}, {DownlinkResetKey(dl_.name)});
-  if (!Committed(p, "the end of a reset")) return false;
+  size_t deleted = 0;
+  if (!CommitResync(seen_, {}, {DownlinkResetKey(dl_.name)}, &deleted)) return false;
   FERRY_LOG_INFO("downlink %s: reset of table %s done: %zu rows the topic no longer has deleted", dl_.name.c_str(),
                  dl_.table.c_str(), deleted);
   resetting_ = false;

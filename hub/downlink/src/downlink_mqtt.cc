@@ -5,7 +5,6 @@
 
 #include "ferry/log.h"
 #include "ferry/paho_glue.h"
-#include "ferry/stream_iterator.h"
 
 namespace ferry {
 
@@ -244,19 +243,12 @@ bool MqttDownlink::FinishSync() {
   for (auto& p : pending_) ok &= Committed(p, "rows of a full sync");
   pending_.clear();
   if (!ok) return false;
-  // Rows the centre no longer has: the table's live keys that the sync did not deliver.
-  auto tombstones = TombstonesForUnseen(seen_);
-  if (!tombstones) {
-    FERRY_LOG_WARN("downlink %s: reading table %s: %s", dl_.name.c_str(), dl_.table.c_str(),
-                   tombstones.error().ToString().c_str());
-    return false;
-  }
-  const size_t deleted = tombstones->size();
-  // A reset requested before this sync began is done with it.
+  // Rows the centre no longer has: the table's live keys that the sync did not deliver. A reset requested
+  // before this sync began is done with it.
   std::vector<std::string> erase;
   if (reset_pending_) erase.push_back(DownlinkResetKey(dl_.name));
-  PendingRows p = SubmitRows(std::move(*tombstones), {{DownlinkMqttStateKey(dl_.name), kOpen}}, std::move(erase));
-  if (!Committed(p, "the end of a full sync")) return false;
+  size_t deleted = 0;
+  if (!CommitResync(seen_, {{DownlinkMqttStateKey(dl_.name), kOpen}}, std::move(erase), &deleted)) return false;
   syncing_ = false;
   synced_ = true;
   need_full_ = false;

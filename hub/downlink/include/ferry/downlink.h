@@ -82,9 +82,11 @@ class Downlink {
   // (counted once committed); any other failure fails the whole Submit.
   PendingRows SubmitRows(std::vector<Event> rows, std::vector<std::pair<std::string, std::string>> state,
                          std::vector<std::string> erase = {});
-  // Tombstones for the table's live rows whose keys are not in `seen` (a full resync did not deliver them: the
-  // source no longer has them). Reads the table in one short read transaction.
-  Result<std::vector<Event>> TombstonesForUnseen(const std::set<std::string>& seen);
+  // Ends a full resync: deletes (tombstones) the table's live rows whose keys are not in `seen` (the source no
+  // longer has them), writing `state` and erasing `erase` in the same transaction. Logs a failure; on success
+  // *deleted is the number of rows deleted.
+  bool CommitResync(const std::set<std::string>& seen, std::vector<std::pair<std::string, std::string>> state,
+                    std::vector<std::string> erase, size_t* deleted);
   // Whether a reset was requested (a short read; false on a read error, logged).
   bool ResetRequested();
   // Waits for `p`; on success counts its rows, deletions and refusals, on failure logs it (naming `what`).
