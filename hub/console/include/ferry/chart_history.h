@@ -11,7 +11,7 @@
 //
 // with at most kMaxSeries streams and kMaxSeries pairs: 289,664 bytes and the long names. A series past the cap
 // is not recorded and is counted in `omitted_series`. A series that was absent from every sample in the ring (a
-// stream deleted, an uplink gone after a reload) is freed. Rates (events/s of a stream's last seq) and drain
+// stream deleted, an uplink no longer reported) is freed. Rates (events/s of a stream's last seq) and drain
 // rates (events/s of an uplink's sent position, the stream's last seq minus the backlog) are computed from
 // two adjacent samples when the JSON is written; between samples time is measured on Clock::Steady(), so a
 // wall-clock step does not show as a burst.
