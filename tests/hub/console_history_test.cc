@@ -6,10 +6,6 @@
 #include "ferry/chart_history.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -23,7 +19,9 @@
 #include "ferry/uplink_engine.h"
 #include "ferry/write_txn.h"
 
+#include "../support/console_http.h"
 #include "../support/temp_dir.h"
+#include "../support/test_log.h"
 
 namespace ferry::test {
 namespace {
@@ -241,52 +239,11 @@ TEST_F(ConsoleHistoryRing, BytesAreTheDocumentedFiguresAndCapped) {
 
 // ---- GET /api/history ---------------------------------------------------------------------------------------
 
-// One request to 127.0.0.1:port; the whole reply once the server closes (it closes after each), or what came
-// within 10 s.
-std::string Http(uint16_t port, const std::string& path, const std::string& token) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-    if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
-    req += "\r\n";
-    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-      const auto deadline = std::chrono::steady_clock::now() + 10s;
-      while (std::chrono::steady_clock::now() < deadline) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 50) <= 0) continue;
-        char buf[16384];
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-      }
-    }
-  }
-  ::close(fd);
-  return out;
-}
-
-int StatusOf(const std::string& reply) { return reply.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(reply.c_str() + 9) : -1; }
-std::string BodyOf(const std::string& reply) {
-  size_t p = reply.find("\r\n\r\n");
-  return p == std::string::npos ? "" : reply.substr(p + 4);
-}
-
 class ConsoleHistoryApi : public ::testing::Test {
  protected:
   void SetUp() override {
-    EventLogOptions o;
-    o.path = dir_.Sub("log");
-    o.sync = false;
-    o.clock = &clock_;
-    auto l = EventLog::Open(o);
-    ASSERT_TRUE(l) << l.error().message;
-    log_ = std::move(*l);
-    ASSERT_TRUE(log_->CreateStream("telemetry"));
+    log_ = OpenTestLog(dir_.Sub("log"), clock_, {"telemetry"});
+    ASSERT_NE(log_, nullptr);
     writer_ = std::make_unique<GroupCommitWriter>(*log_);
     config_.gateway.id = "gw-history";
     config_.streams.emplace_back();
@@ -317,10 +274,10 @@ class ConsoleHistoryApi : public ::testing::Test {
     }));
   }
   rapidjson::Document History() {
-    std::string reply = Http(console_->port(), "/api/history", token_);
-    EXPECT_EQ(StatusOf(reply), 200) << reply;
+    std::string reply = Http(console_->port(), "GET", "/api/history", token_);
+    EXPECT_EQ(HttpStatus(reply), 200) << reply;
     EXPECT_NE(reply.find("Content-Type: application/json"), std::string::npos) << reply;
-    return Parse(BodyOf(reply));
+    return Parse(HttpBody(reply));
   }
 
   TempDir dir_{"ferry-console-history"};
@@ -333,11 +290,11 @@ class ConsoleHistoryApi : public ::testing::Test {
 };
 
 TEST_F(ConsoleHistoryApi, TheTokenIsRequired) {
-  EXPECT_EQ(StatusOf(Http(console_->port(), "/api/history", "")), 401);
-  std::string wrong = Http(console_->port(), "/api/history", "history-tokem");
-  EXPECT_EQ(StatusOf(wrong), 401) << wrong;
+  EXPECT_EQ(HttpStatus(Http(console_->port(), "GET", "/api/history", "")), 401);
+  std::string wrong = Http(console_->port(), "GET", "/api/history", "history-tokem");
+  EXPECT_EQ(HttpStatus(wrong), 401) << wrong;
   EXPECT_NE(wrong.find("WWW-Authenticate: Bearer"), std::string::npos) << wrong;
-  EXPECT_EQ(BodyOf(wrong).find("t_ms"), std::string::npos) << wrong;
+  EXPECT_EQ(HttpBody(wrong).find("t_ms"), std::string::npos) << wrong;
 }
 
 TEST_F(ConsoleHistoryApi, ServesStreamsAndUplinksSampledOnTheClock) {
