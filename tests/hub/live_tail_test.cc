@@ -9,6 +9,7 @@
 #include "ferry/write_txn.h"
 
 #include "../support/temp_dir.h"
+#include "../support/test_log.h"
 
 namespace ferry::test {
 namespace {
@@ -18,14 +19,8 @@ using namespace std::chrono_literals;
 class LiveTailTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    EventLogOptions o;
-    o.path = dir_.path();
-    o.sync = false;
-    o.clock = &clock_;
-    auto l = EventLog::Open(o);
-    ASSERT_TRUE(l) << l.error().message;
-    log_ = std::move(*l);
-    ASSERT_TRUE(log_->CreateStream("telemetry"));
+    log_ = OpenTestLog(dir_.path(), clock_, {"telemetry"});
+    ASSERT_NE(log_, nullptr);
     writer_ = std::make_unique<GroupCommitWriter>(*log_);
   }
   // Appends records n+1..n+count (seq = their number): subject "hot" when the seq is a multiple of 3.

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "harness.h"
+#include "../support/console_http.h"
 #include "../support/test_pki.h"
 
 namespace ferry::test {
@@ -28,49 +29,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-int Connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// One request; the whole response (status line, headers, body) once the server closes, or what came within
-// `timeout`.
-std::string Http(int port, const std::string& method, const std::string& path, const std::string& token,
-                 const std::string& body = "", std::chrono::milliseconds timeout = 10s) {
-  int fd = Connect(port);
-  if (fd < 0) return "";
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
-  if (method == "POST") req += "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  req += "\r\n" + body;
-  std::string out;
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      char buf[65536];
-      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-  }
-  ::close(fd);
-  return out;
-}
-
-int Status(const std::string& response) {
-  return response.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(response.c_str() + 9) : -1;
 }
 
 bool Publish(int port, const std::string& device, const std::string& payload) {
@@ -119,18 +77,18 @@ class ConsoleTest : public ::testing::Test {
 TEST_F(ConsoleTest, OverviewTailSqlAndTheToken) {
   ASSERT_TRUE(StartFerryd("enabled = true\nlisten = \"127.0.0.1:" + std::to_string(console_port_) +
                           "\"\ntoken_file = \"" + dir_.Sub("token") + "\""));
-  ASSERT_TRUE(poll_until([&] { return Status(Get("/", "")) == 200 || !ferryd_.running(); }, 20s)) << Log();
+  ASSERT_TRUE(poll_until([&] { return HttpStatus(Get("/", "")) == 200 || !ferryd_.running(); }, 20s)) << Log();
   EXPECT_NE(Get("/", "").find("ferry console"), std::string::npos);  // the page needs no token: it holds no data
 
   // 401 without a token and with a wrong one, on every /api/ route.
   for (const char* path : {"/api/overview", "/api/tail?stream=telemetry", "/api/deadletters"}) {
     std::string none = Get(path, "");
-    EXPECT_EQ(Status(none), 401) << path << "\n" << none;
+    EXPECT_EQ(HttpStatus(none), 401) << path << "\n" << none;
     EXPECT_NE(none.find("WWW-Authenticate: Bearer"), std::string::npos) << none;
-    EXPECT_EQ(Status(Get(path, "s3cret-console-tokeN")), 401) << path;
-    EXPECT_EQ(Status(Get(path, "s3cret")), 401) << path;
+    EXPECT_EQ(HttpStatus(Get(path, "s3cret-console-tokeN")), 401) << path;
+    EXPECT_EQ(HttpStatus(Get(path, "s3cret")), 401) << path;
   }
-  EXPECT_EQ(Status(Http(console_port_, "POST", "/api/sql", "", "SELECT 1")), 401);
+  EXPECT_EQ(HttpStatus(Http(console_port_, "POST", "/api/sql", "", "SELECT 1")), 401);
 
   // The overview lists the stream with its count once the events are stored. Publish only once ferryd's ingest
   // has subscribed: the broker drops what nobody has subscribed to yet.
@@ -141,7 +99,7 @@ TEST_F(ConsoleTest, OverviewTailSqlAndTheToken) {
     overview = Get("/api/overview", token_);
     return overview.find("\"name\":\"telemetry\",\"kind\":\"log\",\"count\":5,") != std::string::npos;
   }, 20s)) << overview << "\n" << Log();
-  EXPECT_EQ(Status(overview), 200);
+  EXPECT_EQ(HttpStatus(overview), 200);
   EXPECT_NE(overview.find("\"gateway\":\"gw-console\""), std::string::npos);
   EXPECT_NE(overview.find("\"newest_ingest_time\":\"20"), std::string::npos) << overview;
 
@@ -179,15 +137,15 @@ TEST_F(ConsoleTest, OverviewTailSqlAndTheToken) {
   std::string sql = Http(console_port_, "POST", "/api/sql", token_,
                          "SELECT subject, json_extract(payload, '$.temp') AS temp FROM telemetry "
                          "WHERE subject LIKE 'dev-_' ORDER BY temp DESC LIMIT 2");
-  EXPECT_EQ(Status(sql), 200) << sql;
+  EXPECT_EQ(HttpStatus(sql), 200) << sql;
   EXPECT_NE(sql.find("\"rows\":[{\"subject\":\"dev-4\",\"temp\":24},{\"subject\":\"dev-3\",\"temp\":23}]"),
             std::string::npos) << sql;
   std::string count = Http(console_port_, "POST", "/api/sql", token_, "SELECT count(*) AS n FROM telemetry");
   EXPECT_NE(count.find("\"rows\":[{\"n\":7}]"), std::string::npos) << count;
   std::string bad = Http(console_port_, "POST", "/api/sql", token_, "SELEC nothing");
-  EXPECT_EQ(Status(bad), 400) << bad;
+  EXPECT_EQ(HttpStatus(bad), 400) << bad;
   std::string write = Http(console_port_, "POST", "/api/sql", token_, "DELETE FROM telemetry");
-  EXPECT_EQ(Status(write), 400) << write;  // the tables are read-only
+  EXPECT_EQ(HttpStatus(write), 400) << write;  // the tables are read-only
 
   // Dead letters: the reason headers and the original bytes.
   EXPECT_NE(Get("/api/deadletters", token_).find("{\"streams\":[\"dead\"]}"), std::string::npos);
@@ -228,15 +186,15 @@ TEST_F(ConsoleTest, OffByDefault) {
 TEST_F(ConsoleTest, ServesTheVendoredChartLibrary) {
   ASSERT_TRUE(StartFerryd("enabled = true\nlisten = \"127.0.0.1:" + std::to_string(console_port_) +
                           "\"\ntoken_file = \"" + dir_.Sub("token") + "\""));
-  ASSERT_TRUE(poll_until([&] { return Status(Get("/", "")) == 200 || !ferryd_.running(); }, 20s)) << Log();
+  ASSERT_TRUE(poll_until([&] { return HttpStatus(Get("/", "")) == 200 || !ferryd_.running(); }, 20s)) << Log();
   std::string js = Get("/assets/uPlot.iife.min.js", "");
-  EXPECT_EQ(Status(js), 200);
+  EXPECT_EQ(HttpStatus(js), 200);
   EXPECT_NE(js.find("Content-Type: text/javascript"), std::string::npos);
   // hub/console/vendor/uplot/VENDORED.md: uPlot 1.6.32, uPlot.iife.min.js is 51,081 bytes.
   EXPECT_NE(js.find("Content-Length: 51081"), std::string::npos) << js.substr(0, 300);
   EXPECT_NE(js.find("var uPlot=function()"), std::string::npos);
   std::string css = Get("/assets/uPlot.min.css", "");
-  EXPECT_EQ(Status(css), 200);
+  EXPECT_EQ(HttpStatus(css), 200);
   EXPECT_NE(css.find(".uplot"), std::string::npos);
   // The page loads both from ferryd, nothing from elsewhere.
   std::string page = Get("/", "");
@@ -304,7 +262,7 @@ TEST_F(ConsoleTest, TlsWithMbedTls) {
   EXPECT_EQ(r.second.substr(0, 3), "401") << r.second;
   // Not the CA: curl refuses the certificate (exit 60). Plain HTTP to the TLS port: no HTTP reply.
   EXPECT_EQ(curl(base + "/").first, 60);
-  EXPECT_NE(Status(Get("/", "")), 200);
+  EXPECT_NE(HttpStatus(Get("/", "")), 200);
   EXPECT_TRUE(ferryd_.running());
   EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
 
@@ -337,7 +295,7 @@ TEST_F(ConsoleTest, OverviewShowsPipelines) {
            overview.find("\"pipeline\":\"sums\",\"input\":\"telemetry\",\"cursor\":4,\"lag\":0,") != std::string::npos &&
            overview.find("\"window\":{\"keys\":3,") != std::string::npos;
   }, 20s)) << overview << "\n" << Log();
-  EXPECT_EQ(Status(overview), 200);
+  EXPECT_EQ(HttpStatus(overview), 200);
   EXPECT_NE(Get("/", "").find("<h2>Pipelines</h2>"), std::string::npos);
   EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
 }

@@ -129,7 +129,12 @@ Result<std::unique_ptr<Console>> Console::Make(const ConsoleConfig& config, Cons
 
 Console::Console(const ConsoleConfig& config, ConsoleSources sources, const Clock& clock, std::string token,
                  std::shared_ptr<TlsServerContext> tls)
-    : config_(config), src_(std::move(sources)), clock_(clock), token_(std::move(token)), tls_ctx_(std::move(tls)) {
+    : config_(config),
+      src_(std::move(sources)),
+      clock_(clock),
+      token_(std::move(token)),
+      tls_ctx_(std::move(tls)),
+      history_(clock, [this] { return ChartSample(); }) {
   // A copy: SIGHUP replaces the daemon's config on the main thread while this thread reads.
   full_config_ = *src_.config;
   src_.config = &full_config_;
@@ -166,6 +171,7 @@ Console::Console(const ConsoleConfig& config, ConsoleSources sources, const Cloc
   http_->Route("/api/tail", guarded(&Console::Tail), false);
   http_->Route("/api/deadletters", guarded(&Console::DeadLetters), false);
   http_->Route("/api/sql", guarded(&Console::Sql), true);
+  http_->Route("/api/history", guarded(&Console::History), false);
 }
 
 Console::~Console() { Stop(); }
@@ -181,10 +187,21 @@ Status Console::Start() {
       return MakeError(st.error().code, "console.listen: " + st.error().message);
     }
   }
-  thread_ = std::thread([this] { http_->Run(); });
+  thread_ = std::thread([this] { Serve(); });
   FERRY_LOG_INFO("console on %s (port %u)%s%s", config_.listen.c_str(), static_cast<unsigned>(port()),
                  tls_ ? ", TLS" : "", token_.empty() ? "" : ", bearer token required");
   return Ok();
+}
+
+void Console::Serve() {
+  // The chart history is sampled here, between the server's steps, so that its ring needs no lock: the
+  // /api/history handler runs on this thread too. A SQL query holding the thread delays a sample (the next
+  // is taken when it ends; the rates are over the real interval).
+  for (;;) {
+    const auto next = history_.Step();
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - clock_.Steady());
+    if (!http_->Step(std::clamp(wait, std::chrono::milliseconds(0), std::chrono::milliseconds(1000)))) return;
+  }
 }
 
 uint16_t Console::port() const { return tls_ ? tls_->port() : http_->port(); }
@@ -393,6 +410,27 @@ HttpResponse Console::Sql(const HttpRequest& rq) {
   Str(w, note);
   w.EndObject();
   return JsonReply(200, std::string(sb.GetString()) + "\n");
+}
+
+ChartSnapshot Console::ChartSample() {
+  EventLog& log = *src_.log;
+  ChartSnapshot snap;
+  std::vector<StreamStats> stats;
+  for (const auto& name : log.ListStreams()) {
+    auto st = log.GetStreamStats(name);
+    if (!st) continue;  // absent from this sample; the overview reports the error
+    snap.streams.push_back({st->name, st->last_seq.value, st->count, st->bytes});
+    stats.push_back(std::move(*st));
+  }
+  for (auto& b : ctl::UplinkBacklogs(log, *src_.config, stats)) {
+    if (!b.missing) snap.uplinks.push_back({std::move(b.uplink), std::move(b.stream), b.backlog, b.oldest_unsent});
+  }
+  return snap;
+}
+
+HttpResponse Console::History(const HttpRequest&) {
+  history_.Step();  // a sample that is due is taken first (a test's ManualClock needs no wait for the loop)
+  return JsonReply(200, history_.Json(clock_.Now()));
 }
 
 }  // namespace ferry

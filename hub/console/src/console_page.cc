@@ -1,9 +1,9 @@
 // The console page: one HTML file with plain JS, embedded so an offline gateway needs nothing from outside.
 // The token (when the console has one) is asked once and kept in the tab's sessionStorage; the live tail is
 // read with fetch() and a stream reader rather than EventSource, which cannot send an Authorization header.
-// Rates, drain rates and the charts are computed in the page from the overview it reloads every 5 s (the
-// difference of each stream's last seq, and of each uplink's sent position, last seq - backlog): ferryd keeps
-// no history for them, so the charts cover the time the page has been open (the last 10 minutes at most).
+// The charts start from ferryd's history (GET /api/history: the last 10 minutes, sampled every 5 s, with rates
+// and drain rates computed by ferryd), then continue from the overview the page reloads every 5 s: the
+// difference of each stream's last seq, and of each uplink's sent position (last seq - backlog).
 // Charts are drawn by uPlot (vendor/uplot), served by ferryd itself.
 #include "ferry/console.h"
 
@@ -73,8 +73,13 @@ let prev = null;
 const charts = {};
 const kColours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
 function fmtRate(v) { return v == null ? "-" : v < 10 ? v.toFixed(2) : v.toFixed(0); }
+const kMinInterval = 2.5;  // s: a rate over less (the first overview just after the history) is mostly noise
 function sample(o) {
   const t = Date.now() / 1000;
+  if (prev && t - prev.t < kMinInterval && samples.length) {
+    const last = samples[samples.length - 1];
+    return {rate: last.rate, drain: last.drain};
+  }
   const seqs = {}, sent = {}, backlog = {};
   for (const s of o.status.streams) seqs[s.name] = s.last_seq;
   for (const u of (o.status.uplinks || [])) {
@@ -91,6 +96,32 @@ function sample(o) {
   samples.push({t, rate, backlog, drain});
   while (samples.length > kSamples) samples.shift();
   return {rate, drain};
+}
+// ferryd's samples, moved onto this browser's clock (the page's own samples use it); the last one is where the
+// page's first rates are measured from.
+async function seed() {
+  try {
+    const r = await api("/api/history"); const h = await r.json();
+    if (!r.ok) throw new Error(h.error || r.status);
+    const shift = Date.now() / 1000 - h.now_ms / 1000, last = h.t_ms.length - 1;
+    for (let i = 0; i <= last; i++) {
+      const x = {t: h.t_ms[i] / 1000 + shift, rate: {}, backlog: {}, drain: {}};
+      for (const s of h.streams) if (s.rate[i] != null) x.rate[s.name] = s.rate[i];
+      for (const u of h.uplinks) {
+        const k = u.uplink + " " + u.stream;
+        if (u.backlog[i] != null) x.backlog[k] = u.backlog[i];
+        if (u.drain[i] != null) x.drain[k] = u.drain[i];
+      }
+      samples.push(x);
+    }
+    while (samples.length > kSamples) samples.shift();
+    if (last < 0) return;
+    const seqs = {}, sent = {};
+    for (const s of h.streams) if (s.last_seq[last] != null) seqs[s.name] = s.last_seq[last];
+    for (const u of h.uplinks)
+      if (u.backlog[last] != null && u.stream in seqs) sent[u.uplink + " " + u.stream] = seqs[u.stream] - u.backlog[last];
+    prev = {t: h.t_ms[last] / 1000 + shift, seqs, sent};
+  } catch (e) { $("err").textContent = "history: " + e.message; }
 }
 function chart(id, title, field) {
   if (typeof uPlot === "undefined" || samples.length < 2) return;
@@ -208,7 +239,7 @@ async function sql() {
   for (const row of o.rows) { const tr = document.createElement("tr"); cols.forEach(c => cell(tr, row[c] === null ? "NULL" : String(row[c]))); t.tBodies[0].appendChild(tr); }
 }
 $("tgo").onclick = tail; $("dgo").onclick = dead; $("sgo").onclick = sql;
-overview().then(() => { if ($("tstream").value) tail(); });
+seed().then(overview).then(() => { if ($("tstream").value) tail(); });
 setInterval(overview, 5000);
 </script></body></html>
 )HTML";

@@ -174,19 +174,10 @@ const char* KindName(StreamKind kind) { return kind == StreamKind::kTable ? "tab
 
 // ---- status -------------------------------------------------------------------------------------------------
 
-struct UplinkRow {
-  std::string uplink;
-  std::string stream;
-  bool missing = false;       // the config names a stream the log does not have (yet)
-  std::optional<Seq> cursor;  // nullopt: never forwarded (the uplink starts at the first record)
-  uint64_t backlog = 0;
-  std::optional<TimeNs> oldest_unsent;
-};
-
 struct StatusData {
   EnvStats env;
   std::vector<StreamStats> streams;
-  std::vector<UplinkRow> uplinks;
+  std::vector<UplinkBacklog> uplinks;
   bool have_config = false;
 };
 
@@ -218,16 +209,24 @@ Result<StatusData> CollectStatus(EventLog& log, const Config* config) {
   }
   if (config == nullptr) return d;
   d.have_config = true;
-  for (const auto& up : config->uplinks) {
+  d.uplinks = UplinkBacklogs(log, *config, d.streams);
+  return d;
+}
+
+}  // namespace
+
+std::vector<UplinkBacklog> UplinkBacklogs(EventLog& log, const Config& config, const std::vector<StreamStats>& streams) {
+  std::vector<UplinkBacklog> rows;
+  for (const auto& up : config.uplinks) {
     const std::string cursor_name = UplinkCursorName(up.name);
-    for (const auto& stream : ForwardedStreams(*config, up)) {
-      UplinkRow row;
+    for (const auto& stream : ForwardedStreams(config, up)) {
+      UplinkBacklog row;
       row.uplink = up.name;
       row.stream = stream;
-      auto s = std::find_if(d.streams.begin(), d.streams.end(), [&](const StreamStats& x) { return x.name == stream; });
-      if (s == d.streams.end()) {
+      auto s = std::find_if(streams.begin(), streams.end(), [&](const StreamStats& x) { return x.name == stream; });
+      if (s == streams.end()) {
         row.missing = true;
-        d.uplinks.push_back(std::move(row));
+        rows.push_back(std::move(row));
         continue;
       }
       auto c = std::find_if(s->cursors.begin(), s->cursors.end(),
@@ -240,11 +239,13 @@ Result<StatusData> CollectStatus(EventLog& log, const Config* config) {
         row.backlog = s->count;
         if (s->count > 0) row.oldest_unsent = s->oldest_ingest_time;
       }
-      d.uplinks.push_back(std::move(row));
+      rows.push_back(std::move(row));
     }
   }
-  return d;
+  return rows;
 }
+
+namespace {
 
 std::optional<TimeNs> OldestOf(const StreamStats& s) {
   return s.count > 0 ? std::optional<TimeNs>(s.oldest_ingest_time) : std::nullopt;

@@ -9,13 +9,15 @@
 //   GET  /api/deadletters?stream=S[&n=N]          the last N records of a dead-letter stream: reason headers,
 //                             original bytes in base64; without stream=: the dead-letter streams routes name
 //   POST /api/sql             body: one SELECT (ferryctl sql's engine), with a row and a time limit: JSON
+//   GET  /api/history         the last 10 minutes of the charts' data, sampled every 5 s on the console's thread
+//                             (ChartHistory, ferry/chart_history.h: a fixed ring, its bytes stated there): JSON
 //
 // Security: every /api/ request carries "Authorization: Bearer TOKEN" when a token file is set (compared in
 // constant time; 401 otherwise). Without a token file the console refuses any listen address that is not
 // loopback. The page itself holds no data and is served to anyone who reaches the port.
 //
-// Threads: Make/Start/Stop from the daemon's main thread; handlers run on the console's own server thread;
-// `links` is called on that thread.
+// Threads: Make/Start/Stop from the daemon's main thread; handlers and the chart history's sampling run on the
+// console's own server thread; `links` is called on that thread.
 #pragma once
 
 #include <functional>
@@ -24,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "ferry/chart_history.h"
 #include "ferry/clock.h"
 #include "ferry/config.h"
 #include "ferry/error.h"
@@ -68,6 +71,8 @@ class Console {
 
   // Exposed for tests: the constant-time token comparison.
   static bool SameToken(const std::string& expected, const std::string& given);
+  // Exposed for tests: the paths the console serves (docs/console.md's Endpoints table lists them).
+  std::vector<std::string> paths() const { return http_->paths(); }
 
  private:
   Console(const ConsoleConfig& config, ConsoleSources sources, const Clock& clock, std::string token,
@@ -77,6 +82,11 @@ class Console {
   HttpResponse Tail(const HttpRequest& rq);
   HttpResponse DeadLetters(const HttpRequest& rq);
   HttpResponse Sql(const HttpRequest& rq);
+  HttpResponse History(const HttpRequest& rq);
+  // What the charts show now: every stream's seqs and size, the start config's uplink backlogs.
+  ChartSnapshot ChartSample();
+  // The server thread: serves, and samples the chart history when due.
+  void Serve();
 
   ConsoleConfig config_;
   Config full_config_;  // the config at start (restart-only keys; retention shown as started)
@@ -87,6 +97,7 @@ class Console {
   std::thread thread_;
   std::shared_ptr<TlsServerContext> tls_ctx_;  // set when console.tls_cert_file is
   std::unique_ptr<ConsoleTls> tls_;            // the terminator in front of http_, while started
+  ChartHistory history_;                       // the server thread's
 };
 
 // The page, embedded (console_page.cc).

@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ferry/clock.h"
 #include "ferry/config.h"
@@ -95,6 +96,20 @@ struct StatusOptions {
 // Env, streams, cursors and (with a config) uplink backlogs. REQUIRES: `config` may be null.
 int RunStatus(EventLog& log, const Config* config, const StatusOptions& options, const CtlEnv& env,
               std::ostream& out, std::ostream& err);
+
+// What one uplink has not yet sent of one stream it forwards (status's UPLINK rows; the console's charts).
+struct UplinkBacklog {
+  std::string uplink;
+  std::string stream;
+  bool missing = false;       // the config names a stream the log does not have (yet)
+  std::optional<Seq> cursor;  // nullopt: never forwarded (the uplink starts at the first record)
+  uint64_t backlog = 0;
+  std::optional<TimeNs> oldest_unsent;  // nullopt: nothing unsent (or its record could not be read)
+};
+// One row per uplink of `config` and stream it forwards, in config order. `streams`: GetStreamStats of the
+// log's streams (with their cursors). Reads the oldest unsent record's ingest time in a short read transaction
+// per row with a backlog behind a cursor; a read that fails leaves `oldest_unsent` empty. No other errors.
+std::vector<UplinkBacklog> UplinkBacklogs(EventLog& log, const Config& config, const std::vector<StreamStats>& streams);
 
 // ---- poisoned ------------------------------------------------------------------------------------------------
 

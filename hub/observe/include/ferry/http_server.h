@@ -123,6 +123,12 @@ class HttpServer {
   void Route(const std::string& path, Handler handler);
   // A route that sees the request. `allow_post`: POST is accepted too (with a body up to max_body_bytes).
   void Route(const std::string& path, RequestHandler handler, bool allow_post);
+  // The routed paths, sorted.
+  std::vector<std::string> paths() const {
+    std::vector<std::string> v;
+    for (const auto& [path, route] : routes_) v.push_back(path);
+    return v;
+  }
   // GET /metrics: 200 with the text exposition format.
   void ServeMetrics(std::function<std::string()> render);
   // GET /healthz: 200 "ok" when healthy, 503 with the text otherwise.
