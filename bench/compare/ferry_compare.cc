@@ -12,6 +12,8 @@
 //      as the simulator has its last PUBACK; SUT restarted; the other half published (its ingest time is the
 //      "durable events/s" figure).
 //   5. central restarted; drain until the receiver has every id, or no new id arrives for --stall seconds.
+// --publisher blast puts mqtt_blast (raw MQTT 5, a few us of CPU per event) in ferry-sim's place for every phase:
+// 16 devices = 16 connections, each with min(--sim-max-inflight or 512, the server's Receive Maximum) in flight.
 // The SUT runs with LD_PRELOAD=libferry_fsync_shim.so (FERRY_FSYNC_DELAY_MS=--shim-ms), its RSS and backlog are
 // sampled every --sample-ms into DIR/NAME.csv, and the figures go to DIR/NAME.json (NAME = system-shimMS).
 #include <sys/resource.h>
@@ -53,6 +55,8 @@ struct Args {
   std::string out = ".";
   std::string ferryd = FERRY_FERRYD_PATH;
   std::string sim = FERRY_SIM_PATH;
+  std::string blast = FERRY_BLAST_PATH;
+  std::string publisher = "sim";  // sim (ferry-sim, Paho C) or blast (mqtt_blast)
   std::string shim = FERRY_SHIM_PATH;
   std::string mosquitto = "/usr/sbin/mosquitto";
   int devices = 16;
@@ -381,23 +385,7 @@ class Bench {
                    double stored_base) {
     ChildProcess sim;
     sim_log_ = path("sim-" + tag + ".log");
-    std::vector<std::string> argv = {a_.sim,          "--port",         std::to_string(sim_port()),
-                                     "--count",       std::to_string(count), "--rate", std::to_string(rate),
-                                     "--devices",     std::to_string(a_.devices), "--seed", std::to_string(seed_++),
-                                     "--state-dir",   path("sim-state"), "--id-log", path("ids-" + tag),
-                                     "--payload-size", "200",           "--drain-timeout", "120"};
-    if (cap_s > 0) {
-      argv.push_back("--duration");
-      argv.push_back(std::to_string(cap_s));
-    }
-    if (a_.sim_connections > 0) {
-      argv.push_back("--connections");
-      argv.push_back(std::to_string(a_.sim_connections));
-    }
-    if (a_.sim_max_inflight > 0) {
-      argv.push_back("--max-inflight");
-      argv.push_back(std::to_string(a_.sim_max_inflight));
-    }
+    std::vector<std::string> argv = a_.publisher == "blast" ? BlastArgv(tag, count, rate, cap_s) : SimArgv(tag, count, rate, cap_s);
     id_logs_.push_back(path("ids-" + tag));
     SimResult r;
     double t_start = Now();
@@ -414,9 +402,12 @@ class Bench {
         sim_done = true;
         r.wall_s = Now() - t_start;
         std::string s = ReadAll(sim_log_);
-        auto p = s.rfind("ferry-sim: produced=");
+        // ferry-sim's last line, or mqtt_blast's (it gives the same three fields).
+        auto p = s.rfind(" unacked=");
         if (p != std::string::npos) {
-          std::string line = s.substr(p, s.find('\n', p) - p);
+          auto b = s.rfind('\n', p);
+          b = b == std::string::npos ? 0 : b + 1;
+          std::string line = s.substr(b, s.find('\n', p) - b);
           r.produced = Field(line, "produced");
           r.acked = Field(line, "acked");
           r.unacked = Field(line, "unacked");
@@ -447,6 +438,45 @@ class Bench {
     // Kept beside the figures: its per-second progress lines show how ingest went (the temp dir is removed).
     ferry::test::WriteFile(a_.out + "/" + name() + ".sim-" + tag + ".log", ReadAll(sim_log_));
     return r;
+  }
+
+  std::vector<std::string> BlastArgv(const std::string& tag, uint64_t count, double rate, double cap_s) {
+    // One connection a device; ids blast-TAG-SEED-CONN-SEQ are unique over the run's phases.
+    std::vector<std::string> argv = {
+        a_.blast,       "--port",      std::to_string(sim_port()),
+        "--count",      std::to_string(count),
+        "--rate",       std::to_string(rate),
+        "--connections", std::to_string(a_.devices),
+        "--window",     std::to_string(a_.sim_max_inflight > 0 ? a_.sim_max_inflight : 512),
+        "--run",        tag + "-" + std::to_string(seed_++),
+        "--id-log",     path("ids-" + tag),
+        "--payload-size", "200", "--progress"};
+    if (cap_s > 0) {
+      argv.push_back("--duration");
+      argv.push_back(std::to_string(cap_s));
+    }
+    return argv;
+  }
+
+  std::vector<std::string> SimArgv(const std::string& tag, uint64_t count, double rate, double cap_s) {
+    std::vector<std::string> argv = {a_.sim,          "--port",         std::to_string(sim_port()),
+                                     "--count",       std::to_string(count), "--rate", std::to_string(rate),
+                                     "--devices",     std::to_string(a_.devices), "--seed", std::to_string(seed_++),
+                                     "--state-dir",   path("sim-state"), "--id-log", path("ids-" + tag),
+                                     "--payload-size", "200",           "--drain-timeout", "120"};
+    if (cap_s > 0) {
+      argv.push_back("--duration");
+      argv.push_back(std::to_string(cap_s));
+    }
+    if (a_.sim_connections > 0) {
+      argv.push_back("--connections");
+      argv.push_back(std::to_string(a_.sim_connections));
+    }
+    if (a_.sim_max_inflight > 0) {
+      argv.push_back("--max-inflight");
+      argv.push_back(std::to_string(a_.sim_max_inflight));
+    }
+    return argv;
   }
 
   Args a_;
@@ -748,7 +778,7 @@ int Bench::Run() {
       ", \"part2_fsync_per_event\": %.6f, \"part2_disk_bytes_per_event\": %.1f,\n"
       "  \"part2_commits\": %.0f, \"part2_events_per_commit\": %.2f, \"part2_fsyncs_per_commit\": %.3f,\n"
       "  \"config\": {\"commit_max_events\": \"%s\", \"commit_max_bytes\": \"%s\", \"commit_max_delay\": \"%s\", "
-      "\"receive_maximum\": %d, \"sim_connections\": %d, \"sim_max_inflight\": %d},\n"
+      "\"receive_maximum\": %d, \"sim_connections\": %d, \"sim_max_inflight\": %d, \"publisher\": \"%s\"},\n"
       "  \"samples_csv\": \"%s\"\n}\n",
       name().c_str(), a_.system.c_str(), a_.shim_ms, a_.durability.c_str(), a_.backlog, live.produced, a_.live_rate,
       ingested, p1.produced, p2.produced, live.unacked + p1.unacked + p2.unacked, ingest_eps, part1_eps,
@@ -768,7 +798,7 @@ int Bench::Run() {
       p2_commits > 0 ? p2_commit_events / p2_commits : 0.0,
       p2_commits > 0 ? static_cast<double>(p2_fsyncs) / p2_commits : 0.0, a_.commit_max_events.c_str(),
       a_.commit_max_bytes.c_str(), a_.commit_max_delay.c_str(), a_.receive_maximum, a_.sim_connections,
-      a_.sim_max_inflight, csv.c_str());
+      a_.sim_max_inflight, a_.publisher.c_str(), csv.c_str());
   j << buf;
   Log("wrote " + a_.out + "/" + name() + ".json");
   return 0;
@@ -801,6 +831,8 @@ int main(int argc, char** argv) {
     else if (k == "--out") a.out = v();
     else if (k == "--ferryd") a.ferryd = v();
     else if (k == "--sim") a.sim = v();
+    else if (k == "--blast") a.blast = v();
+    else if (k == "--publisher") a.publisher = v();
     else if (k == "--shim") a.shim = v();
     else if (k == "--mosquitto") a.mosquitto = v();
     else if (k == "--devices") a.devices = std::stoi(v());
@@ -817,6 +849,10 @@ int main(int argc, char** argv) {
   }
   if (a.system != "ferry" && a.system != "ferry-listen" && a.system != "bridge" && a.system != "bridge-durable") {
     std::fprintf(stderr, "ferry_compare: --system is ferry, ferry-listen, bridge or bridge-durable\n");
+    return 2;
+  }
+  if (a.publisher != "sim" && a.publisher != "blast") {
+    std::fprintf(stderr, "ferry_compare: --publisher is sim or blast\n");
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);

@@ -4,8 +4,12 @@
 // connection keeps min(--window, the CONNACK's Receive Maximum) PUBLISHes unacknowledged.
 //
 //   mqtt_blast --port 1883 --count 100000 --connections 16 --window 512
+//   mqtt_blast --port 1883 --count 3000 --rate 2000 --id-log ids.txt --progress   # as bench/compare drives it
 //
-// Prints one line: events, seconds, events/s, its own CPU per event, PUBACKs refused (reason >= 0x80).
+// Prints one line: events, seconds, events/s, its own CPU per event, PUBACKs refused (reason >= 0x80), and
+// produced/acked/unacked in ferry-sim's words (ferry_compare reads either). --rate paces the PUBLISHes (events/s
+// over all connections; 0: as fast as the windows allow), --duration stops producing after that many seconds,
+// --id-log writes each id as it is published, --progress prints `t= produced= acked=` to stderr every second.
 // Payloads are 200-byte JSON objects with a unique "id" (blast-RUN-CONN-SEQ), topic telemetry/dev-CONN/engine.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,6 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -64,19 +70,43 @@ int main(int argc, char** argv) {
   int port = 1883, nconn = 16;
   uint64_t count = 100000;
   uint32_t window = 512, payload_size = 200;
-  std::string run = std::to_string(::getpid());
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i], v = argv[i + 1];
+  double rate = 0, duration = 0;
+  bool progress = false;
+  std::string run = std::to_string(::getpid()), id_log_path;
+  for (int i = 1; i < argc; i += 2) {
+    std::string k = argv[i];
+    if (k == "--progress") {
+      progress = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "mqtt_blast: %s needs a value\n", k.c_str());
+      return 2;
+    }
+    std::string v = argv[i + 1];
     if (k == "--port") port = std::atoi(v.c_str());
     else if (k == "--count") count = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--connections") nconn = std::atoi(v.c_str());
     else if (k == "--window") window = static_cast<uint32_t>(std::atoi(v.c_str()));
     else if (k == "--payload-size") payload_size = static_cast<uint32_t>(std::atoi(v.c_str()));
     else if (k == "--run") run = v;
+    else if (k == "--rate") rate = std::strtod(v.c_str(), nullptr);
+    else if (k == "--duration") duration = std::strtod(v.c_str(), nullptr);
+    else if (k == "--id-log") id_log_path = v;
     else {
       std::fprintf(stderr, "mqtt_blast: unknown option %s\n", k.c_str());
       return 2;
     }
+  }
+  FILE* id_log = nullptr;
+  if (!id_log_path.empty()) {
+    id_log = std::fopen(id_log_path.c_str(), "w");
+    if (id_log == nullptr) {
+      std::perror("mqtt_blast: --id-log");
+      return 2;
+    }
+    std::setvbuf(id_log, nullptr, _IOFBF, 1 << 20);
   }
   std::vector<Conn> conns(static_cast<size_t>(nconn));
   sockaddr_in sa{};
@@ -110,14 +140,34 @@ int main(int argc, char** argv) {
   const double cpu0 = CpuSeconds();
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<pollfd> pfds(conns.size());
-  uint64_t acked = 0, refused = 0;
+  uint64_t acked = 0, refused = 0, produced = 0;
   std::string payload;
+  auto last_progress = t0, next_report = t0 + std::chrono::seconds(1);
+  size_t first = 0;  // paced: the connection served first turns, so every device gets its share
   for (;;) {
     bool all_done = true;
-    for (size_t i = 0; i < conns.size(); ++i) {
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - t0).count();
+    if (duration > 0 && elapsed >= duration) {
+      for (Conn& c : conns) c.to_send = c.sent;  // the cap: what is out still gets its PUBACK
+    }
+    // Paced: how many PUBLISHes are due by now over all connections.
+    uint64_t budget = UINT64_MAX;
+    if (rate > 0) {
+      const auto due = static_cast<uint64_t>(rate * elapsed) + 1;
+      budget = due > produced ? due - produced : 0;
+    }
+    if (progress && now >= next_report) {
+      std::fprintf(stderr, "mqtt_blast: t=%.0fs produced=%llu acked=%llu\n", elapsed,
+                   static_cast<unsigned long long>(produced), static_cast<unsigned long long>(acked));
+      next_report += std::chrono::seconds(1);
+    }
+    first = (first + 1) % conns.size();
+    for (size_t k = 0; k < conns.size(); ++k) {
+      const size_t i = (first + k) % conns.size();
       Conn& c = conns[i];
       // Fill the window: one write per round carries every PUBLISH that fits.
-      while (c.connected && c.sent < c.to_send && c.inflight < c.window) {
+      while (c.connected && c.sent < c.to_send && c.inflight < c.window && budget > 0) {
         char id[64];
         int idn = std::snprintf(id, sizeof id, "blast-%s-%zu-%llu", run.c_str(), i,
                                 static_cast<unsigned long long>(c.sent));
@@ -134,8 +184,14 @@ int main(int argc, char** argv) {
         PutU16(c.out, pid);
         PutVarint(c.out, 0);
         c.out += payload;
+        if (id_log != nullptr) {
+          std::fwrite(id, 1, static_cast<size_t>(idn), id_log);
+          std::fputc('\n', id_log);
+        }
         ++c.sent;
         ++c.inflight;
+        ++produced;
+        --budget;
       }
       if (!c.out.empty()) {
         ssize_t w = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -151,7 +207,21 @@ int main(int argc, char** argv) {
       pfds[i].revents = 0;
     }
     if (all_done) break;
-    if (::poll(pfds.data(), pfds.size(), 30000) <= 0) {
+    // Paced and holding PUBLISHes back: look again in a millisecond.
+    const bool held = rate > 0 && budget == 0;
+    int timeout_ms = 30000;
+    if (progress) {
+      const auto to_report = std::chrono::duration_cast<std::chrono::milliseconds>(next_report - now).count();
+      timeout_ms = static_cast<int>(std::max<long long>(1, to_report));
+    }
+    if (held) timeout_ms = 1;
+    const int ready = ::poll(pfds.data(), pfds.size(), timeout_ms);
+    if (ready < 0 && errno != EINTR) {
+      std::perror("mqtt_blast: poll");
+      return 1;
+    }
+    if (ready > 0) last_progress = std::chrono::steady_clock::now();
+    if (std::chrono::steady_clock::now() - last_progress > std::chrono::seconds(30)) {
       std::fprintf(stderr, "mqtt_blast: no progress for 30 s (acked %llu of %llu)\n",
                    static_cast<unsigned long long>(acked), static_cast<unsigned long long>(count));
       return 1;
@@ -229,9 +299,13 @@ int main(int argc, char** argv) {
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   double cpu = CpuSeconds() - cpu0;
-  std::printf("mqtt_blast: events=%llu seconds=%.3f eps=%.0f cpu_us_per_event=%.2f refused=%llu window=%u connections=%d\n",
+  if (id_log != nullptr) std::fclose(id_log);
+  std::printf("mqtt_blast: events=%llu seconds=%.3f eps=%.0f cpu_us_per_event=%.2f refused=%llu window=%u connections=%d "
+              "produced=%llu acked=%llu unacked=%llu\n",
               static_cast<unsigned long long>(acked), secs, static_cast<double>(acked) / secs,
-              cpu / static_cast<double>(acked) * 1e6, static_cast<unsigned long long>(refused), conns[0].window, nconn);
+              cpu / static_cast<double>(acked) * 1e6, static_cast<unsigned long long>(refused), conns[0].window, nconn,
+              static_cast<unsigned long long>(produced), static_cast<unsigned long long>(acked - refused),
+              static_cast<unsigned long long>(produced - (acked - refused)));
   for (Conn& c : conns) ::close(c.fd);
   return refused == 0 ? 0 : 1;
 }

@@ -83,6 +83,24 @@ TEST(Wire, EncoderAndDecoderReuseTheirContexts) {
   }
 }
 
+// The encoder keeps its body and frame buffers while batches are large (a drain) and gives them back after a
+// small one: whatever it kept, each batch is encoded alone, byte for byte as a fresh encoder encodes it.
+TEST(Wire, ReusedBuffersEncodeEachBatchAsAFreshEncoderDoes) {
+  BatchEncoder enc(EncoderOptions{3, ""});
+  BatchDecoder dec;
+  for (size_t n : {2000, 3, 1500, 2500, 1}) {  // large, small (gives back), large, larger, small
+    Batch b = MakeBatch(n);
+    auto bytes = enc.Encode(b);
+    ASSERT_TRUE(bytes);
+    auto fresh = EncodeBatch(b, EncoderOptions{3, ""});
+    ASSERT_TRUE(fresh);
+    EXPECT_EQ(*bytes, *fresh) << n << " events";
+    auto d = dec.Decode(*bytes);
+    ASSERT_TRUE(d) << d.error().message;
+    EXPECT_EQ(d->batch.events, b.events);
+  }
+}
+
 TEST(Wire, Hmac) {
   Batch b = MakeBatch(3);
   auto bytes = EncodeBatch(b, EncoderOptions{3, "secret"});

@@ -9,8 +9,15 @@
 #include <mbedtls/sha256.h>
 #include <zstd.h>
 
+#include "cloudevents_json.h"
+
 namespace ferry {
 namespace {
+
+// Scratch buffers at least this large are given back after a batch smaller than this: a drain (batches of
+// hundreds of KiB, one after another) keeps them, live traffic (a few events a batch) does not hold a drain's
+// worth of heap.
+constexpr size_t kKeepScratchFrom = 64 * 1024;
 
 // Field offsets of the fixed header (big-endian). docs/wire.md has the same table.
 constexpr size_t kOffMagic = 0;
@@ -74,7 +81,16 @@ bool ConstantTimeEqual(const uint8_t* a, const uint8_t* b, size_t n) {
 
 }  // namespace
 
-BatchEncoder::BatchEncoder(EncoderOptions options) : options_(std::move(options)), cctx_(ZSTD_createCCtx()) {}
+// The body and zstd's output are written into buffers kept between batches: built afresh, each batch of a drain
+// mapped (they are above ferryd's 64 KiB mmap threshold), zero-filled, faulted in, copied and unmapped about
+// three times its body size, half of the uplink thread's CPU during a drain (perf, bench/README.md).
+struct BatchEncoder::Scratch {
+  rapidjson::StringBuffer body;
+  std::string frame;
+};
+
+BatchEncoder::BatchEncoder(EncoderOptions options)
+    : options_(std::move(options)), cctx_(ZSTD_createCCtx()), scratch_(std::make_unique<Scratch>()) {}
 BatchEncoder::~BatchEncoder() { ZSTD_freeCCtx(cctx_); }
 
 Result<std::string> BatchEncoder::Encode(const Batch& batch) {
@@ -89,21 +105,33 @@ Result<std::string> BatchEncoder::Encode(const Batch& batch) {
                              std::to_string(batch.events[i - 1].seq.value) + " (must increase)");
     }
   }
-  std::string body = EventsToJsonBatch(batch.events);
-  if (body.size() > kBatchMaxBodyBytes) {
-    return InvalidArgument("batch: body of " + std::to_string(body.size()) + " bytes exceeds the limit");
+  Scratch& s = *scratch_;
+  s.body.Clear();
+  WriteEventsJsonBatch(batch.events, s.body);
+  const size_t body_size = s.body.GetSize();
+  struct GiveBackIfSmall {  // on every return
+    Scratch& s;
+    size_t body_size;
+    ~GiveBackIfSmall() {
+      if (body_size >= kKeepScratchFrom) return;
+      s.body.Clear();
+      s.body.ShrinkToFit();
+      if (s.frame.capacity() >= kKeepScratchFrom) std::string().swap(s.frame);
+    }
+  } give_back{s, body_size};
+  if (body_size > kBatchMaxBodyBytes) {
+    return InvalidArgument("batch: body of " + std::to_string(body_size) + " bytes exceeds the limit");
   }
   const size_t names = batch.gateway.size() + batch.stream.size();
-  const size_t bound = ZSTD_compressBound(body.size());
-  std::string out(kBatchFixedHeaderSize + names + bound, '\0');
-  char* dst = out.data() + kBatchFixedHeaderSize + names;
-  size_t z = ZSTD_compressCCtx(cctx_, dst, bound, body.data(), body.size(), options_.compression_level);
+  const size_t bound = ZSTD_compressBound(body_size);
+  if (s.frame.size() < bound) s.frame.resize(bound);
+  size_t z = ZSTD_compressCCtx(cctx_, s.frame.data(), bound, s.body.GetString(), body_size,
+                               options_.compression_level);
   if (ZSTD_isError(z)) return IoError(std::string("batch: zstd: ") + ZSTD_getErrorName(z));
-  out.resize(kBatchFixedHeaderSize + names + z);
-  // The buffer was sized for zstd's worst case (about the body's size); the frame is typically a tenth of
-  // that. The uplink keeps each encoded batch until its PUBACK, so without this every batch in flight would
-  // hold the whole worst-case allocation: 32 in flight cost 7 MB of heap during a drain instead of 0.6 MB.
-  out.shrink_to_fit();
+  // Exactly the frame's size (typically a tenth of the body): the uplink keeps each encoded batch until its
+  // PUBACK, and 32 in flight at zstd's worst case cost 7 MB of heap during a drain instead of 0.6 MB.
+  std::string out(kBatchFixedHeaderSize + names + z, '\0');
+  std::memcpy(out.data() + kBatchFixedHeaderSize + names, s.frame.data(), z);
 
   std::memcpy(out.data() + kOffMagic, kBatchMagic, 4);
   out[kOffVersion] = static_cast<char>(kBatchVersion);
@@ -115,7 +143,7 @@ Result<std::string> BatchEncoder::Encode(const Batch& batch) {
   PutBe(out, kOffFirstSeq, batch.events.front().seq.value, 8);
   PutBe(out, kOffLastSeq, batch.events.back().seq.value, 8);
   PutBe(out, kOffCount, batch.events.size(), 4);
-  PutBe(out, kOffBodyBytes, body.size(), 4);
+  PutBe(out, kOffBodyBytes, body_size, 4);
   PutBe(out, kOffCompressedBytes, z, 4);
   std::memcpy(out.data() + kBatchFixedHeaderSize, batch.gateway.data(), batch.gateway.size());
   std::memcpy(out.data() + kBatchFixedHeaderSize + batch.gateway.size(), batch.stream.data(), batch.stream.size());

@@ -14,6 +14,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "cloudevents_json.h"
 #include "ferry/json_bounded.h"
 #include "ferry/utf8.h"
 #include "ferry/wire.h"
@@ -431,12 +432,16 @@ Result<WireEvent> EventFromJson(std::string_view json) {
   return std::move(events->front());
 }
 
-std::string EventsToJsonBatch(const std::vector<WireEvent>& events) {
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+void WriteEventsJsonBatch(const std::vector<WireEvent>& events, rapidjson::StringBuffer& out) {
+  rapidjson::Writer<rapidjson::StringBuffer> w(out);
   w.StartArray();
   for (const auto& e : events) WriteEvent(w, e);
   w.EndArray();
+}
+
+std::string EventsToJsonBatch(const std::vector<WireEvent>& events) {
+  rapidjson::StringBuffer sb;
+  WriteEventsJsonBatch(events, sb);
   return std::string(sb.GetString(), sb.GetSize());
 }
 

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstddef>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -103,8 +104,10 @@ class BatchEncoder {
   Result<std::string> Encode(const Batch& batch);
 
  private:
+  struct Scratch;  // the JSON body and zstd's worst-case output, kept from one batch to the next
   EncoderOptions options_;
   ZSTD_CCtx_s* cctx_;
+  std::unique_ptr<Scratch> scratch_;
 };
 
 class BatchDecoder {
