@@ -111,9 +111,34 @@ std::string KafkaDownlinkToml(const std::string& bootstraps, int batch) {
 // "registry" into it), plus `extra` configuration.
 class DownlinkGateway {
  public:
-  explicit DownlinkGateway(const std::string& downlink, const std::string& extra = "") : dir_("ferry-downlink") {
+  explicit DownlinkGateway(const std::string& downlink, const std::string& extra = "")
+      : dir_("ferry-downlink"), sections_(downlink + extra) {
+    WriteConfig();
+  }
+  int listen_port() const { return listen_port_; }
+
+  // Starts ferryd and waits until it serves /metrics. A port free_tcp_port() handed out can be taken before
+  // ferryd binds it (librdkafka's and Paho's outgoing connections draw local ports from the same range): then
+  // ferryd exits with "Address already in use", and the gateway starts again on new ports.
+  bool Start() {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      if (!ferryd_.Start(ToolCommand(FERRY_FERRYD_PATH, "FERRY_TEST_FERRYD", {"-c", dir_.path() + "/ferry.toml"}),
+                         dir_.path() + "/ferryd.log"))
+        return false;
+      // Opening the log and starting every part: seconds even under qemu or a sanitizer; a minute is generous.
+      poll_until([&] { return !ferryd_.running() || HttpGet(metrics_port_, "/metrics").find("ferry_build_info") != std::string::npos; },
+                 std::chrono::seconds(60));
+      if (ferryd_.running()) return true;
+      if (ferryd_.log().find("Address already in use") == std::string::npos) return false;
+      WriteConfig();  // new ports
+    }
+    return false;
+  }
+
+ private:
+  void WriteConfig() {
     metrics_port_ = free_tcp_port();
-    listen_port_ = free_tcp_port();
+    do listen_port_ = free_tcp_port(); while (listen_port_ == metrics_port_);
     std::string c = "[gateway]\nid = \"gw-dl\"\n";
     c += "[storage]\npath = \"" + dir_.path() + "/log\"\nmap_size = \"256MiB\"\n";
     c += "[ingest]\nmode = \"listen\"\nlisten.address = \"127.0.0.1:" + std::to_string(listen_port_) + "\"\n";
@@ -121,16 +146,11 @@ class DownlinkGateway {
     c += "[[stream]]\nname = \"telemetry\"\n";
     c += "[[stream]]\nname = \"assets\"\nkind = \"table\"\n";
     c += "[[route]]\nfilter = \"telemetry/{device}\"\nstream = \"telemetry\"\n";
-    c += downlink;
-    c += extra;
+    c += sections_;
     WriteFile(dir_.path() + "/ferry.toml", c);
   }
-  int listen_port() const { return listen_port_; }
 
-  bool Start() {
-    return ferryd_.Start(ToolCommand(FERRY_FERRYD_PATH, "FERRY_TEST_FERRYD", {"-c", dir_.path() + "/ferry.toml"}),
-                         dir_.path() + "/ferryd.log");
-  }
+ public:
   double Metric(const std::string& sample) {
     return MetricValue(HttpGet(metrics_port_, "/metrics"), sample);
   }
@@ -236,6 +256,7 @@ class DownlinkGateway {
 
  private:
   TempDir dir_;
+  std::string sections_;
   int metrics_port_ = 0;
   int listen_port_ = 0;
   ChildProcess ferryd_;
