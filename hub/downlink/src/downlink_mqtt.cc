@@ -1,8 +1,6 @@
 // downlink_mqtt.cc: retained messages under an MQTT topic filter mirrored into a table stream (downlink_mqtt.h).
 #include "downlink_mqtt.h"
 
-#include <map>
-
 #include "ferry/log.h"
 #include "ferry/paho_glue.h"
 
