@@ -374,6 +374,26 @@ TEST(TopicPattern, CapturesAndSubscription) {
   EXPECT_FALSE(root->Match("$SYS/broker"));
   EXPECT_TRUE(root->Match("a/b"));
 
+  // Empty levels count as levels (MQTT 4.7.1.3): "a//b" has three, "a/" two.
+  auto plus = TopicPattern::Compile("a/+/{last}");
+  ASSERT_TRUE(plus);
+  auto mp = plus->Match("a//b");
+  ASSERT_TRUE(mp);
+  EXPECT_EQ(*mp, (TopicCaptures{{"last", "b"}, {"topic", "a//b"}}));
+  EXPECT_EQ(*plus->Match("a/x/"), (TopicCaptures{{"last", ""}, {"topic", "a/x/"}}));
+  EXPECT_FALSE(plus->Match("a/"));
+  EXPECT_FALSE(plus->Match("a/x/y/"));
+  auto exact = TopicPattern::Compile("a/b");
+  ASSERT_TRUE(exact);
+  EXPECT_EQ(*exact->Match("a/b"), (TopicCaptures{{"topic", "a/b"}}));
+  EXPECT_FALSE(exact->Match("a/b/"));
+  EXPECT_FALSE(exact->Match("a"));
+  EXPECT_FALSE(exact->Match(""));
+  auto first = TopicPattern::Compile("{dev}");
+  ASSERT_TRUE(first);
+  EXPECT_FALSE(first->Match("$SYS"));  // no leading wildcard matches a '$' topic
+  EXPECT_EQ(*first->Match(""), (TopicCaptures{{"dev", ""}, {"topic", ""}}));
+
   EXPECT_FALSE(TopicPattern::Compile(""));
   EXPECT_FALSE(TopicPattern::Compile("a/#/b"));
   EXPECT_FALSE(TopicPattern::Compile("a/x{y}"));

@@ -76,33 +76,53 @@ Result<TopicPattern> TopicPattern::Compile(std::string_view filter) {
 }
 
 std::optional<TopicCaptures> TopicPattern::Match(std::string_view topic) const {
-  auto levels = SplitLevels(topic);
+  // The topic's levels are walked in place: every message is matched against the routes, and a list of its
+  // levels cost three allocations per match (perf of the ingest listener, bench/README.md).
+  size_t pos = 0;    // where the topic's next level starts
+  bool more = true;  // a level is left at pos (every topic has one, "" included)
+  auto next_level = [&]() {
+    const size_t slash = topic.find('/', pos);
+    std::string_view level;
+    if (slash == std::string_view::npos) {
+      level = topic.substr(pos);
+      more = false;
+    } else {
+      level = topic.substr(pos, slash - pos);
+      pos = slash + 1;
+    }
+    return level;
+  };
   TopicCaptures caps;
+  auto capture = [&](std::string_view name, std::string_view value) {
+    if (caps.empty()) caps.reserve(capture_names_.size() + 1);
+    caps.emplace_back(std::string(name), std::string(value));
+  };
   size_t i = 0;
   for (; i < levels_.size(); ++i) {
     const Level& pl = levels_[i];
     if (pl.kind == Level::kHash) {
       // MQTT: "a/#" also matches "a"; topics starting with '$' never match a leading wildcard.
       if (i == 0 && !topic.empty() && topic[0] == '$') return std::nullopt;
-      caps.emplace_back("topic", std::string(topic));
+      capture("topic", topic);
       return caps;
     }
-    if (i >= levels.size()) return std::nullopt;
+    if (!more) return std::nullopt;
+    const std::string_view level = next_level();
     switch (pl.kind) {
       case Level::kLiteral:
-        if (levels[i] != pl.text) return std::nullopt;
+        if (level != pl.text) return std::nullopt;
         break;
       case Level::kPlus:
       case Level::kCapture:
-        if (i == 0 && !levels[i].empty() && levels[i][0] == '$') return std::nullopt;
-        if (pl.kind == Level::kCapture) caps.emplace_back(pl.text, std::string(levels[i]));
+        if (i == 0 && !level.empty() && level[0] == '$') return std::nullopt;
+        if (pl.kind == Level::kCapture) capture(pl.text, level);
         break;
       case Level::kHash:
         break;
     }
   }
-  if (i != levels.size()) return std::nullopt;
-  caps.emplace_back("topic", std::string(topic));
+  if (more) return std::nullopt;
+  capture("topic", topic);
   return caps;
 }
 
