@@ -433,8 +433,23 @@ def dicts():
     dict_file("cloudevents", CE_WORDS)
     dict_file("wire_batch", CE_WORDS + ["FRYB", "\x28\xb5\x2f\xfd"])
     dict_file("central_receiver", CE_WORDS + ["application/vnd.ferry.batch.v1", "FRYB"])
+    dict_file("http_head", ["GET", "HEAD", "POST", " HTTP/1.1", " HTTP/1.0", "\r\n", "Host: ", "%2F", "?", "&", "="])
     dict_file("ingest_route", ["telemetry/", "site/", "raw/", "/#", "$SYS/", "ce_id", "ce_type", "msg-id",
                                '"id":', '"eventId":', "application/json", "+json", "engine", "dead", "site-a"])
+
+
+# ---- http_head -----------------------------------------------------------------------------------------------
+
+def http_head():
+    t = "http_head"
+    write(t, "get_metrics", "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9464\r\nUser-Agent: Prometheus/2.45.0\r\n"
+          "Accept: text/plain;version=0.0.4;q=1,*/*;q=0.1\r\nX-Prometheus-Scrape-Timeout-Seconds: 10")
+    write(t, "head_healthz_query", "HEAD /healthz?verbose=1&a=x%20y+z&%zz HTTP/1.0\nConnection: close")
+    write(t, "post", "POST /metrics HTTP/1.1\r\nContent-Length: 4")
+    write(t, "http2", "GET / HTTP/2.0")
+    write(t, "folded", "GET / HTTP/1.1\r\nA: b\r\n  c")
+    write(t, "nul_in_target", b"GET /a\x00b HTTP/1.1")
+    write(t, "empty", b"")
 
 
 if __name__ == "__main__":
@@ -446,3 +461,4 @@ if __name__ == "__main__":
     storage_record()
     firmware_boot()
     central_receiver()
+    http_head()

@@ -31,7 +31,7 @@ case $out in /*) ;; *) out=$PWD/$out ;; esac  # the runs cd into it: a relative 
 jobs=${FUZZ_JOBS:-1}
 CXX=${FUZZ_CXX:-clang++-14}
 CC=${FUZZ_CC:-clang-14}
-ALL="mqtt ingest_route wire_batch cloudevents config storage_record firmware_boot central_receiver"
+ALL="mqtt ingest_route wire_batch cloudevents config storage_record firmware_boot central_receiver http_head"
 
 seconds=30
 if [ $# -gt 0 ]; then
@@ -89,6 +89,9 @@ describe() {
       sources="central/src/receiver.cc hub/wire/src/*.cc storage/src/error.cc storage/src/utf8.cc storage/src/rfc3339.cc"
       includes="central/include hub/wire/include storage/include"
       libs="-lpaho-mqttpp3 -lpaho-mqtt3as -lzstd -lmbedcrypto" max_len=16384 ;;
+    http_head)
+      sources="hub/observe/src/http_head.cc"
+      includes="hub/observe/include storage/include" max_len=8192 ;;
     *) return 1 ;;
   esac
   [ -f "$here/$1/$1.dict" ] && dict=$here/$1/$1.dict

@@ -8,6 +8,9 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -63,10 +66,13 @@ class Client {
   bool connected_ = false;
 };
 
-class HttpServerTest : public ::testing::Test {
+// Every test of the fixture runs on both paths: libmicrohttpd, and the plain responder (the metrics endpoint
+// with the console off), which must give the same replies and keep the same limits.
+class HttpServerTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     HttpServerOptions o;
+    o.plain = GetParam();
     o.listen = "127.0.0.1:0";
     o.max_request_bytes = 512;
     o.request_timeout = 2s;
@@ -88,7 +94,7 @@ class HttpServerTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
 };
 
-TEST_F(HttpServerTest, Metrics) {
+TEST_P(HttpServerTest, Metrics) {
   std::string r = Get("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
   EXPECT_NE(r.find("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), std::string::npos);
@@ -96,7 +102,7 @@ TEST_F(HttpServerTest, Metrics) {
   EXPECT_EQ(r.substr(r.size() - 11), "ferry_up 1\n");
 }
 
-TEST_F(HttpServerTest, HealthzOkAndUnhealthy) {
+TEST_P(HttpServerTest, HealthzOkAndUnhealthy) {
   std::string ok = Get("GET /healthz HTTP/1.0\r\n\r\n");
   EXPECT_EQ(ok.rfind("HTTP/1.1 200 OK", 0), 0u);
   EXPECT_EQ(ok.substr(ok.size() - 3), "ok\n");
@@ -106,7 +112,7 @@ TEST_F(HttpServerTest, HealthzOkAndUnhealthy) {
   EXPECT_NE(bad.find("uplink central down\n"), std::string::npos);
 }
 
-TEST_F(HttpServerTest, Errors) {
+TEST_P(HttpServerTest, Errors) {
   EXPECT_EQ(Get("GET /nope HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404", 0), 0u);
   std::string post = Get("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(post.rfind("HTTP/1.1 405", 0), 0u);
@@ -122,7 +128,7 @@ TEST_F(HttpServerTest, Errors) {
   EXPECT_EQ(head.find("ferry_up"), std::string::npos);
 }
 
-TEST_F(HttpServerTest, OversizedRequestGets431) {
+TEST_P(HttpServerTest, OversizedRequestGets431) {
   std::string r = Get("GET /metrics HTTP/1.1\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n");
   EXPECT_EQ(r.rfind("HTTP/1.1 431", 0), 0u) << r.substr(0, 40);
   // The server drains until the client (closed when Get returned) goes away.
@@ -130,7 +136,7 @@ TEST_F(HttpServerTest, OversizedRequestGets431) {
   EXPECT_EQ(server_->open_connections(), 0u);
 }
 
-TEST_F(HttpServerTest, SlowClientIsDroppedAtItsDeadline) {
+TEST_P(HttpServerTest, SlowClientIsDroppedAtItsDeadline) {
   Client c(server_->port());
   c.Send("GET /metrics HTTP/1.1\r\n");  // never finishes the request
   for (int i = 0; i < 20 && server_->open_connections() == 0; ++i) server_->Step(5ms);
@@ -145,7 +151,7 @@ TEST_F(HttpServerTest, SlowClientIsDroppedAtItsDeadline) {
   EXPECT_TRUE(eof);
 }
 
-TEST_F(HttpServerTest, ConnectionLimit) {
+TEST_P(HttpServerTest, ConnectionLimit) {
   std::vector<std::unique_ptr<Client>> idle;
   for (int i = 0; i < 6; ++i) idle.push_back(std::make_unique<Client>(server_->port()));
   for (int i = 0; i < 20; ++i) server_->Step(5ms);
@@ -156,11 +162,56 @@ TEST_F(HttpServerTest, ConnectionLimit) {
   EXPECT_EQ(Get("GET /healthz HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
 }
 
-TEST_F(HttpServerTest, StopWakesABlockedStep) {
+TEST_P(HttpServerTest, StopWakesABlockedStep) {
   std::thread t([this] { server_->Run(); });
   server_->Stop();
   t.join();
   EXPECT_FALSE(server_->Step(0ms));
+}
+
+INSTANTIATE_TEST_SUITE_P(LibraryAndPlain, HttpServerTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Plain" : "Libmicrohttpd"; });
+
+// The plain responder's reading of a request head: what it serves, and the reply to each kind of bad head.
+TEST(HttpServer, PlainHeadParsing) {
+  HttpHead h = ParseHttpHead("GET /healthz?verbose=1&a=x%20y+z&b&=e&%zz=%4 HTTP/1.1\r\nHost: x\r\nX-Two:\t a b \r\n");
+  EXPECT_EQ(h.status, 0);
+  EXPECT_EQ(h.request.method, "GET");
+  EXPECT_EQ(h.request.path, "/healthz");
+  EXPECT_EQ(h.request.args, (std::map<std::string, std::string>{
+                                {"verbose", "1"}, {"a", "x y z"}, {"b", ""}, {"", "e"}, {"%zz", "%4"}}));
+  EXPECT_EQ(h.request.headers, (std::map<std::string, std::string>{{"host", "x"}, {"x-two", "a b"}}));
+  EXPECT_EQ(ParseHttpHead("HEAD / HTTP/1.0").status, 0);
+  EXPECT_EQ(ParseHttpHead("GET / HTTP/1.0\nA: b").request.headers.at("a"), "b");  // bare LF
+  for (const char* bad : {"", "GET", "GET /", "GET  / HTTP/1.1", " GET / HTTP/1.1", "GET / HTTP/1.1 ", "GET x HTTP/1.1",
+                          "GET / FTP/1.1", "G(T / HTTP/1.1", "GET /\x01 HTTP/1.1", "GET / HTTP/1.1\r\nNoColon",
+                          "GET / HTTP/1.1\r\nA : b", "GET / HTTP/1.1\r\n folded: x", "GET / HTTP/1.1\r\n: x"}) {
+    EXPECT_EQ(ParseHttpHead(bad).status, 400) << bad;
+  }
+  EXPECT_EQ(ParseHttpHead("GET / HTTP/2.0").status, 505);
+  EXPECT_EQ(ParseHttpHead("POST /metrics HTTP/1.1\r\nContent-Length: 0").status, 405);
+  EXPECT_EQ(ParseHttpHead("BREW /pot HTTP/1.1").status, 405);
+  EXPECT_EQ(ParseHttpHead(std::string_view("GET /a\0b HTTP/1.1", 17)).status, 400);
+  EXPECT_EQ(ParseHttpHead(std::string_view("GET / HTTP/1.1\r\nA\0b: c", 22)).status, 400);  // the fuzzer's find
+  EXPECT_EQ(ParseHttpHead(std::string_view("G\0T / HTTP/1.1", 14)).status, 400);
+}
+
+// The plain responder refuses what it cannot do, at Start().
+TEST(HttpServer, PlainRefusesPostStreamsAndHandedConnections) {
+  ManualClock clock;
+  HttpServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.plain = true;
+  {
+    HttpServer s(o, clock);
+    s.Route("/x", [](const HttpRequest&) { return HttpResponse{}; }, true);
+    EXPECT_EQ(s.Start().error().code, ErrorCode::kInvalidArgument);
+  }
+  o.streams = true;
+  EXPECT_EQ(HttpServer(o, clock).Start().error().code, ErrorCode::kInvalidArgument);
+  o.streams = false;
+  o.external_connections = true;
+  EXPECT_EQ(HttpServer(o, clock).Start().error().code, ErrorCode::kInvalidArgument);
 }
 
 // A stream that sends what the test hands it; Pull() runs on the stepping (test) thread.
@@ -306,9 +357,10 @@ TEST(HttpServer, HeldWakesArePulledWhenTheHoldEnds) {
   EXPECT_EQ(stream->pulls, pulls + 1);  // the two Wake()s made one pull
 }
 
-TEST(HttpServer, BadAddresses) {
+TEST_P(HttpServerTest, BadAddresses) {
   ManualClock clock;
   HttpServerOptions o;
+  o.plain = GetParam();
   o.listen = "nonsense";
   EXPECT_EQ(HttpServer(o, clock).Start().error().code, ErrorCode::kInvalidArgument);
   o.listen = "127.0.0.1:0";

@@ -203,8 +203,8 @@ TEST_F(ConsoleTest, ServesTheVendoredChartLibrary) {
   EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
 }
 
-// Issue 14, acceptance 4: libmicrohttpd (and GnuTLS, which it needs) are loaded only when an HTTP listener is
-// configured, so a ferryd with metrics and console off maps what it mapped before the console existed.
+// Issue 14, acceptance 4: libmicrohttpd (and GnuTLS, which it needs) are loaded only when the console is on,
+// so a ferryd with the console off, metrics on or off, maps what it mapped before the console existed.
 TEST_F(ConsoleTest, WithoutHttpNoHttpLibraryIsLoaded) {
   auto maps = [&] { return ReadFile("/proc/" + std::to_string(ferryd_.pid()) + "/maps"); };
   std::string config = Config("");
@@ -218,10 +218,20 @@ TEST_F(ConsoleTest, WithoutHttpNoHttpLibraryIsLoaded) {
   EXPECT_EQ(m.find("libgnutls"), std::string::npos) << m;
   EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
 
-  // Metrics on (the default): loaded, and /metrics answers.
+  // Metrics on (the default), console off: the plain responder answers /metrics and /healthz, still without
+  // the library (issue 14, acceptance 4).
   ASSERT_TRUE(StartFerryd(""));
   ASSERT_TRUE(poll_until([&] { return !HttpGet(metrics_port_, "/healthz").empty() || !ferryd_.running(); }, 20s))
       << Log();  // HttpGet: the body, "" without a reply
+  ASSERT_TRUE(WaitForIngest()) << Log();
+  EXPECT_NE(HttpGet(metrics_port_, "/metrics").find("ferry_ingest_link_up 1"), std::string::npos);
+  EXPECT_EQ(maps().find("libmicrohttpd"), std::string::npos) << maps();
+  EXPECT_EQ(maps().find("libgnutls"), std::string::npos);
+  EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
+
+  // Console on: libmicrohttpd is loaded, and serves /metrics too.
+  ASSERT_TRUE(StartFerryd("enabled = true\nlisten = \"127.0.0.1:" + std::to_string(free_tcp_port()) + "\""));
+  ASSERT_TRUE(WaitForIngest()) << Log();
   EXPECT_NE(maps().find("libmicrohttpd"), std::string::npos);
   EXPECT_EQ(ferryd_.Terminate(), 0) << Log();
 }

@@ -8,7 +8,8 @@
 // libmicrohttpd is loaded with dlopen() by the first Start(), not linked: Debian's libmicrohttpd12 needs GnuTLS
 // (and through it p11-kit, nettle, gmp, libtasn1, libidn2, libunistring, libffi), and its constructor runs
 // gnutls_global_init(). Linked, that cost ferryd 2.8 MB of RSS even with no HTTP listener configured
-// (docs/console.md, "Memory and sockets"); loaded on demand, a ferryd with metrics and console off maps none of it.
+// (docs/console.md, "Memory and sockets"); loaded on demand, a ferryd with the console off maps none of it: its
+// metrics endpoint is served by the plain responder (HttpServerOptions::plain, http_plain.cc).
 //
 // Streams: libmicrohttpd pulls a body through a content reader. When the stream has nothing, the reader
 // suspends the connection and returns 0 (its documented way to avoid busy waiting); HttpStream::Wake() writes
@@ -35,6 +36,7 @@
 #include <type_traits>
 
 #include "ferry/log.h"
+#include "http_plain.h"
 
 namespace ferry {
 
@@ -237,6 +239,21 @@ Result<ListenSocket> ListenTcp(const std::string& listen, const std::string& wha
 }
 
 Status HttpServer::Start() {
+  if (options_.plain) {
+    const bool post = std::any_of(routes_.begin(), routes_.end(), [](const auto& r) { return r.second.allow_post; });
+    if (options_.streams || options_.external_connections || post)
+      return InvalidArgument("http: the plain responder serves GET and HEAD routes on its own socket only");
+    auto bound = ListenTcp(options_.listen, "http: ");
+    if (!bound) return tl::make_unexpected(bound.error());
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) {
+      ::close(bound->fd);
+      return IoError(std::string("http: eventfd: ") + std::strerror(errno));
+    }
+    port_ = bound->port;
+    plain_ = std::make_unique<Plain>(*this, bound->fd);
+    return Ok();
+  }
   if (options_.external_connections) {
     if (Status st = LoadMhd(); !st) return st;
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -326,6 +343,7 @@ void HttpServer::Run() {
 
 bool HttpServer::Step(std::chrono::milliseconds max_wait) {
   if (stopped_.load()) return false;
+  if (plain_ != nullptr) return plain_->Step(max_wait);
   auto now = clock_.Steady();
   auto wait = max_wait;
   MHD_UNSIGNED_LONG_LONG mhd_wait = 0;

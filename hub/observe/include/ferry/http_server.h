@@ -13,6 +13,9 @@
 // out; they end when the client goes away (seen at the next write; every stream is pulled at least every
 // `stream_keepalive` so a dead client is noticed) or at Stop().
 //
+// HttpServerOptions::plain serves GET and HEAD routes without libmicrohttpd (http_plain.cc), with the same
+// limits, deadlines and replies: ferryd's metrics endpoint when the console is off.
+//
 // Threading: Start(), Step() and Run() belong to one thread (the server thread). Stop() may be called from
 // any thread, including a signal-safe context (it only writes an eventfd). HttpStream::Wake() from any thread.
 #pragma once
@@ -26,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -98,7 +102,24 @@ struct HttpServerOptions {
   // No listening socket: connections come only from AddConnection() (the console's TLS terminator hands over
   // the plaintext end of a socketpair). `listen` is then unused and port() is 0.
   bool external_connections = false;
+  // Serve without libmicrohttpd, with ferryd's own GET/HEAD responder (http_plain.cc): for a server whose routes
+  // are all GET, that streams nothing and has its own listening socket (the metrics endpoint when the console
+  // is off). Loading libmicrohttpd maps GnuTLS and everything it needs, 3.5 MB of RSS (docs/console.md,
+  // "Memory and sockets"). Start() refuses it with a POST route, `streams` or `external_connections`.
+  bool plain = false;
 };
+
+// The head of an HTTP/1.x request (request line and header fields) as the plain responder reads it. Parsed
+// without allocation beyond the request itself; `status` is 0 when the head is a GET or HEAD request it serves,
+// else the reply it gets: 400 (bad request line or header field), 405 (not GET or HEAD), 505 (not HTTP/1.0 or
+// 1.1). A pure function, for tests and the fuzzer (tests/fuzz/http_head).
+struct HttpHead {
+  int status = 0;
+  HttpRequest request;  // method, path, args (percent-decoded), headers (names lower-cased)
+};
+// `head`: the bytes before the blank line that ends the head (without it). REQUIRES: it is at most
+// HttpServerOptions::max_request_bytes (the caller answers 431 past that).
+HttpHead ParseHttpHead(std::string_view head);
 
 // A non-blocking, close-on-exec TCP socket listening on `listen` ("host:port", "[v6]:port"; port 0: any), and the
 // port it got. Errors name the address, each prefixed with `what` ("http: "): InvalidArgument (not host:port, or
@@ -152,7 +173,7 @@ class HttpServer {
   // REQUIRES: HttpServerOptions::external_connections, Start() succeeded.
   void AddConnection(int fd, const sockaddr* peer, socklen_t peer_len);
 
-  size_t open_connections() const { return conns_.size(); }
+  size_t open_connections() const;
 
  private:
   struct Conn {
@@ -167,6 +188,7 @@ class HttpServer {
   };
   struct RequestState;
   struct StreamState;
+  struct Plain;  // the plain responder's state (http_plain.cc), when options_.plain
 
   friend struct HttpServerCallbacks;  // libmicrohttpd callbacks (http_server.cc)
   int Queue(MHD_Connection* connection, const HttpResponse& r, bool head);
@@ -190,6 +212,7 @@ class HttpServer {
   std::mutex handed_mu_;
   std::vector<Handed> handed_;  // AddConnection()'s, not yet given to libmicrohttpd
   std::chrono::steady_clock::time_point next_keepalive_;
+  std::unique_ptr<Plain> plain_;
 };
 
 }  // namespace ferry
