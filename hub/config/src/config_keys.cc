@@ -383,7 +383,9 @@ std::vector<ConfigKey> BuildKeys() {
                    "When the disk budget is exhausted: evict this stream's oldest events, or refuse new ones.",
                    FERRY_FIELD(StreamConfig, full_policy)));
   k.push_back(Int("stream", "priority", "0", 0, 255, kReload,
-                  "Higher is more important: evicted last when the budget is full, drained first by uplinks.",
+                  "Higher is more important: evicted last when the budget is full, drained first by uplinks. Among "
+                  "streams of equal priority, an uplink drains them in the order of uplink.streams (or of their "
+                  "declaration): one's backlog goes before the next one's.",
                   FERRY_FIELD(StreamConfig, priority)));
   // [[uplink]]
   k.push_back(Str("uplink", "name", nullptr, kRestart, "Uplink name (metrics label, cursor name).",
@@ -413,7 +415,8 @@ std::vector<ConfigKey> BuildKeys() {
                    "for clients that subscribe later; an event with an empty payload (a table's deletion) clears "
                    "it. Pushes a table to devices (docs/replication.md).",
                    FERRY_FIELD(UplinkConfig, retain)));
-  k.push_back(List("uplink", "streams", "", kRestart, "Streams this uplink forwards. Empty: every stream.",
+  k.push_back(List("uplink", "streams", "", kRestart, "Streams this uplink forwards. Empty: every stream. Higher stream.priority goes first; this list orders "
+                   "streams of equal priority.",
                    FERRY_FIELD(UplinkConfig, streams)));
   k.push_back(Int("uplink", "inflight", "32", 1, 65'535, kRestart,
                   "Most unacknowledged messages; the cursor moves only past acknowledged ones. The broker's Receive "
