@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -212,6 +213,38 @@ TEST(HttpServer, PlainRefusesPostStreamsAndHandedConnections) {
   o.streams = false;
   o.external_connections = true;
   EXPECT_EQ(HttpServer(o, clock).Start().error().code, ErrorCode::kInvalidArgument);
+}
+
+// Out of descriptors, the plain responder leaves its listening socket out of the poll for 100 ms (on the injected
+// clock) instead of spinning on a failing accept(), then serves the waiting client.
+TEST(HttpServer, PlainOutOfDescriptorsPausesAcceptThenServes) {
+  ManualClock clock;
+  HttpServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.plain = true;
+  HttpServer server(o, clock);
+  server.ServeHealth([] { return HealthStatus{true, ""}; });
+  ASSERT_TRUE(server.Start());
+  Client c(server.port());  // connected: the kernel completes it in the listen backlog
+  ASSERT_TRUE(c.connected());
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  rlimit low = old;
+  low.rlim_cur = 64;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> spent;
+  for (int fd; (fd = ::dup(0)) >= 0;) spent.push_back(fd);
+  server.Step(0ms);  // accept() fails with EMFILE: paused
+  EXPECT_EQ(server.open_connections(), 0u);
+  for (int fd : spent) ::close(fd);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+  server.Step(0ms);  // descriptors are back, but the pause holds until the clock says so
+  EXPECT_EQ(server.open_connections(), 0u);
+  clock.Advance(200ms);
+  for (int i = 0; i < 20 && server.open_connections() == 0; ++i) server.Step(5ms);
+  EXPECT_EQ(server.open_connections(), 1u);
+  c.Send("GET /healthz HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(c.ReadAll(server).rfind("HTTP/1.1 200", 0), 0u);
 }
 
 // A stream that sends what the test hands it; Pull() runs on the stepping (test) thread.

@@ -50,9 +50,13 @@ bool HttpServer::Plain::Step(std::chrono::milliseconds max_wait) {
   std::vector<pollfd> fds;
   fds.reserve(conns.size() + 2);
   fds.push_back({server.wake_fd_, POLLIN, 0});
-  fds.push_back({listen_fd, POLLIN, 0});
   auto now = server.clock_.Steady();
-  auto wait = max_wait;
+  // Out of descriptors, the listening socket stays readable and accept() keeps failing: it is left out of the
+  // poll for a while instead of spinning.
+  const bool accepting = now >= accept_paused_until;
+  fds.push_back({accepting ? listen_fd : -1, POLLIN, 0});
+  auto wait = accepting ? max_wait : std::min(max_wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                            accept_paused_until - now) + std::chrono::milliseconds(1));
   for (const auto& c : conns) {
     fds.push_back({c.fd, static_cast<short>(c.state == Conn::kWriting ? POLLOUT : POLLIN), 0});
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now);
@@ -91,7 +95,17 @@ bool HttpServer::Plain::Step(std::chrono::milliseconds max_wait) {
 void HttpServer::Plain::Accept() {
   while (true) {
     int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or a transient error (EMFILE...): tried again at the next Step
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        if (!accept_failing)  // once per episode
+          FERRY_LOG_WARN("http: accept: %s; new connections wait until it clears", std::strerror(errno));
+        accept_failing = true;
+        accept_paused_until = server.clock_.Steady() + std::chrono::milliseconds(100);
+      }
+      return;  // EAGAIN, or a transient error: tried again at a later Step
+    }
+    if (accept_failing) FERRY_LOG_INFO("http: accepting connections again");
+    accept_failing = false;
     if (conns.size() >= server.options_.max_connections) {
       ::close(fd);
       continue;

@@ -39,6 +39,8 @@ struct HttpServer::Plain {
   HttpServer& server;
   int listen_fd;
   std::vector<Conn> conns;
+  std::chrono::steady_clock::time_point accept_paused_until{};  // out of descriptors: not polled until then
+  bool accept_failing = false;                                  // logged once per episode
 };
 
 }  // namespace ferry
