@@ -197,12 +197,18 @@ TEST(HttpServer, PlainHeadParsing) {
   EXPECT_EQ(ParseHttpHead(std::string_view("G\0T / HTTP/1.1", 14)).status, 400);
 }
 
-// The plain responder refuses what it cannot do, at Start().
-TEST(HttpServer, PlainRefusesPostStreamsAndHandedConnections) {
-  ManualClock clock;
+// A plain responder on a free loopback port.
+HttpServerOptions PlainOptions() {
   HttpServerOptions o;
   o.listen = "127.0.0.1:0";
   o.plain = true;
+  return o;
+}
+
+// The plain responder refuses what it cannot do, at Start().
+TEST(HttpServer, PlainRefusesPostStreamsAndHandedConnections) {
+  ManualClock clock;
+  HttpServerOptions o = PlainOptions();
   {
     HttpServer s(o, clock);
     s.Route("/x", [](const HttpRequest&) { return HttpResponse{}; }, true);
@@ -219,10 +225,7 @@ TEST(HttpServer, PlainRefusesPostStreamsAndHandedConnections) {
 // clock) instead of spinning on a failing accept(), then serves the waiting client.
 TEST(HttpServer, PlainOutOfDescriptorsPausesAcceptThenServes) {
   ManualClock clock;
-  HttpServerOptions o;
-  o.listen = "127.0.0.1:0";
-  o.plain = true;
-  HttpServer server(o, clock);
+  HttpServer server(PlainOptions(), clock);
   server.ServeHealth([] { return HealthStatus{true, ""}; });
   ASSERT_TRUE(server.Start());
   // One Step with descriptors to spare first: UBSan checks the clock's dynamic type at its first call, and that

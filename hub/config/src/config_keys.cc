@@ -415,8 +415,9 @@ std::vector<ConfigKey> BuildKeys() {
                    "for clients that subscribe later; an event with an empty payload (a table's deletion) clears "
                    "it. Pushes a table to devices (docs/replication.md).",
                    FERRY_FIELD(UplinkConfig, retain)));
-  k.push_back(List("uplink", "streams", "", kRestart, "Streams this uplink forwards. Empty: every stream. Higher stream.priority goes first; this list orders "
-                   "streams of equal priority.",
+  k.push_back(List("uplink", "streams", "", kRestart,
+                   "Streams this uplink forwards. Empty: every stream. Higher stream.priority goes first; this "
+                   "list orders streams of equal priority.",
                    FERRY_FIELD(UplinkConfig, streams)));
   k.push_back(Int("uplink", "inflight", "32", 1, 65'535, kRestart,
                   "Most unacknowledged messages; the cursor moves only past acknowledged ones. The broker's Receive "

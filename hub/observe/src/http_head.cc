@@ -41,6 +41,12 @@ bool IsTokenChar(unsigned char c) {
   return std::isalnum(c) || (c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
 }
 
+// A non-empty run of token characters (a method, a field name).
+bool IsToken(std::string_view s) {
+  const auto token_char = [](char c) { return IsTokenChar(static_cast<unsigned char>(c)); };
+  return !s.empty() && std::all_of(s.begin(), s.end(), token_char);
+}
+
 // The next line of `s` from `pos` (without its "\n" or "\r\n"); pos moves past it.
 std::string_view NextLine(std::string_view s, size_t& pos) {
   size_t eol = s.find('\n', pos);
@@ -58,16 +64,17 @@ HttpHead ParseHttpHead(std::string_view head) {
   const std::string_view line = NextLine(head, pos);
   const size_t sp1 = line.find(' ');
   const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp1 == 0 || sp2 == std::string_view::npos || sp2 == sp1 + 1 || line.find(' ', sp2 + 1) != std::string_view::npos) {
+  if (sp1 == 0 || sp2 == std::string_view::npos || sp2 == sp1 + 1 ||
+      line.find(' ', sp2 + 1) != std::string_view::npos) {
     h.status = 400;
     return h;
   }
   const std::string_view method = line.substr(0, sp1);
   const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   const std::string_view version = line.substr(sp2 + 1);
-  if (!std::all_of(method.begin(), method.end(), [](char c) { return IsTokenChar(static_cast<unsigned char>(c)); }) ||
-      target.front() != '/' || version.substr(0, 5) != "HTTP/" ||
-      std::any_of(target.begin(), target.end(), [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; })) {
+  const auto control_or_space = [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; };
+  if (!IsToken(method) || target.front() != '/' || version.substr(0, 5) != "HTTP/" ||
+      std::any_of(target.begin(), target.end(), control_or_space)) {
     h.status = 400;
     return h;
   }
@@ -95,8 +102,7 @@ HttpHead ParseHttpHead(std::string_view head) {
     const size_t colon = field.find(':');
     // No colon, an empty name, or a name with anything but token characters (whitespace before the colon, a
     // folded line starting with a space) is a bad request (RFC 9112, 5.1 and 5.2).
-    if (colon == std::string_view::npos || colon == 0 ||
-        !std::all_of(field.begin(), field.begin() + colon, [](char c) { return IsTokenChar(static_cast<unsigned char>(c)); })) {
+    if (colon == std::string_view::npos || !IsToken(field.substr(0, colon))) {
       h.status = 400;
       return h;
     }

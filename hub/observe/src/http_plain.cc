@@ -11,7 +11,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <exception>
 
 #include "ferry/log.h"
 
@@ -179,18 +178,7 @@ void HttpServer::Plain::Dispatch(Conn& c, std::string_view head_bytes) {
     Respond(c, HttpResponse{404, kTextPlain, "not found\n", {}, nullptr}, head);
     return;
   }
-  HttpResponse r;
-  try {
-    r = it->second.handler(h.request);
-  } catch (const std::exception& e) {
-    FERRY_LOG_WARN("http: handler for %s failed: %s", h.request.path.c_str(), e.what());
-    r = HttpResponse{500, kTextPlain, "internal error\n", {}, nullptr};
-  }
-  if (r.stream != nullptr) {
-    FERRY_LOG_WARN("http: a stream reply on a server without HttpServerOptions::streams");
-    r = HttpResponse{500, kTextPlain, "internal error\n", {}, nullptr};
-  }
-  Respond(c, r, head);
+  Respond(c, server.Answer(it->second, h.request), head);
 }
 
 void HttpServer::Plain::Respond(Conn& c, const HttpResponse& r, bool head) {

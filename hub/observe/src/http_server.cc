@@ -243,52 +243,29 @@ Status HttpServer::Start() {
     const bool post = std::any_of(routes_.begin(), routes_.end(), [](const auto& r) { return r.second.allow_post; });
     if (options_.streams || options_.external_connections || post)
       return InvalidArgument("http: the plain responder serves GET and HEAD routes on its own socket only");
-    auto bound = ListenTcp(options_.listen, "http: ");
-    if (!bound) return tl::make_unexpected(bound.error());
-    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wake_fd_ < 0) {
-      ::close(bound->fd);
-      return IoError(std::string("http: eventfd: ") + std::strerror(errno));
-    }
-    port_ = bound->port;
-    plain_ = std::make_unique<Plain>(*this, bound->fd);
-    return Ok();
   }
-  if (options_.external_connections) {
-    if (Status st = LoadMhd(); !st) return st;
-    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (wake_fd_ < 0) return IoError(std::string("http: eventfd: ") + std::strerror(errno));
-    size_t pool = std::max<size_t>(options_.max_request_bytes * 2 + 16384, 32768);
-    auto backstop = std::max(options_.request_timeout, options_.stream_keepalive) + std::chrono::seconds(5);
-    unsigned timeout_s = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(backstop).count());
-    daemon_ = mhd->start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
-                                    (options_.streams ? MHD_ALLOW_SUSPEND_RESUME : 0),
-                                0, nullptr, nullptr, &HttpServerCallbacks::OnRequest, this,
-                                MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options_.max_connections),
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-                                MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-                                MHD_OPTION_NOTIFY_CONNECTION, &HttpServerCallbacks::OnConnection, this,
-                                MHD_OPTION_NOTIFY_COMPLETED, &HttpServerCallbacks::OnCompleted, this,
-                                MHD_OPTION_END);
-    if (daemon_ == nullptr) return IoError("http: libmicrohttpd did not start (no listening socket)");
-    const MHD_DaemonInfo* info = mhd->get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
-    epoll_fd_ = info != nullptr ? info->epoll_fd : -1;
-    next_keepalive_ = clock_.Steady() + options_.stream_keepalive;
-    return Ok();
-  }
+  // The listening socket, ours: handed to libmicrohttpd or read by the plain responder. None when connections
+  // come only from AddConnection().
   const std::string& listen = options_.listen;
-  auto bound = ListenTcp(listen, "http: ");
-  if (!bound) return tl::make_unexpected(bound.error());
-  const int fd = bound->fd;
-  port_ = bound->port;
-  if (Status st = LoadMhd(); !st) {
-    ::close(fd);
+  int fd = -1;
+  if (!options_.external_connections) {
+    auto bound = ListenTcp(listen, "http: ");
+    if (!bound) return tl::make_unexpected(bound.error());
+    fd = bound->fd;
+    port_ = bound->port;
+  }
+  auto fail = [fd](Status st) {
+    if (fd >= 0) ::close(fd);
     return st;
+  };
+  if (!options_.plain) {
+    if (Status st = LoadMhd(); !st) return fail(st);
   }
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) {
-    ::close(fd);
-    return IoError(std::string("http: eventfd: ") + std::strerror(errno));
+  if (wake_fd_ < 0) return fail(IoError(std::string("http: eventfd: ") + std::strerror(errno)));
+  if (options_.plain) {
+    plain_ = std::make_unique<Plain>(*this, fd);
+    return Ok();
   }
   // The pool holds the request line and headers; our own check answers 431 at max_request_bytes, the pool's
   // margin only lets a request a little over the cap reach that check instead of libmicrohttpd's.
@@ -296,18 +273,27 @@ Status HttpServer::Start() {
   // libmicrohttpd's idle timeout is only a backstop on the real clock: our deadlines are the contract.
   auto backstop = std::max(options_.request_timeout, options_.stream_keepalive) + std::chrono::seconds(5);
   unsigned timeout_s = static_cast<unsigned>(std::chrono::duration_cast<std::chrono::seconds>(backstop).count());
-  daemon_ = mhd->start_daemon(MHD_USE_EPOLL | (options_.streams ? MHD_ALLOW_SUSPEND_RESUME : 0), 0, nullptr, nullptr,
-                             &HttpServerCallbacks::OnRequest, this,
-                             MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
-                             MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options_.max_connections),
-                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-                             MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-                             MHD_OPTION_NOTIFY_CONNECTION, &HttpServerCallbacks::OnConnection, this,
-                             MHD_OPTION_NOTIFY_COMPLETED, &HttpServerCallbacks::OnCompleted, this,
-                             MHD_OPTION_END);
-  if (daemon_ == nullptr) {
-    ::close(fd);
-    return IoError("http: libmicrohttpd did not start on " + listen);
+  const unsigned flags = MHD_USE_EPOLL | (options_.streams ? MHD_ALLOW_SUSPEND_RESUME : 0);
+  if (fd < 0) {
+    daemon_ = mhd->start_daemon(flags | MHD_USE_NO_LISTEN_SOCKET, 0, nullptr, nullptr, &HttpServerCallbacks::OnRequest,
+                                this,
+                                MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options_.max_connections),
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+                                MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                                MHD_OPTION_NOTIFY_CONNECTION, &HttpServerCallbacks::OnConnection, this,
+                                MHD_OPTION_NOTIFY_COMPLETED, &HttpServerCallbacks::OnCompleted, this,
+                                MHD_OPTION_END);
+    if (daemon_ == nullptr) return IoError("http: libmicrohttpd did not start (no listening socket)");
+  } else {
+    daemon_ = mhd->start_daemon(flags, 0, nullptr, nullptr, &HttpServerCallbacks::OnRequest, this,
+                                MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(fd),
+                                MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options_.max_connections),
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+                                MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                                MHD_OPTION_NOTIFY_CONNECTION, &HttpServerCallbacks::OnConnection, this,
+                                MHD_OPTION_NOTIFY_COMPLETED, &HttpServerCallbacks::OnCompleted, this,
+                                MHD_OPTION_END);
+    if (daemon_ == nullptr) return fail(IoError("http: libmicrohttpd did not start on " + listen));
   }
   const MHD_DaemonInfo* info = mhd->get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
   epoll_fd_ = info != nullptr ? info->epoll_fd : -1;
@@ -474,22 +460,27 @@ MHD_Result HttpServerCallbacks::OnRequest(void* cls, MHD_Connection* connection,
     return MHD_YES;
   }
   if (st->body_too_large) return reply(413, "request body too large\n");
+  const HttpResponse r = self->Answer(*st->route, st->request);
+  return self->Queue(connection, r, st->request.method == "HEAD") == MHD_YES ? MHD_YES : MHD_NO;
+}
+
+HttpResponse HttpServer::Answer(const Route_& route, const HttpRequest& rq) {
   HttpResponse r;
   try {
-    r = st->route->handler(st->request);
+    r = route.handler(rq);
   } catch (const std::exception& e) {
-    FERRY_LOG_WARN("http: handler for %s failed: %s", st->request.path.c_str(), e.what());
-    r = HttpResponse{500, kTextPlain, "internal error\n", {}, nullptr};
+    FERRY_LOG_WARN("http: handler for %s failed: %s", rq.path.c_str(), e.what());
+    return HttpResponse{500, kTextPlain, "internal error\n", {}, nullptr};
   }
-  return self->Queue(connection, r, st->request.method == "HEAD") == MHD_YES ? MHD_YES : MHD_NO;
+  if (r.stream != nullptr && !options_.streams) {
+    FERRY_LOG_WARN("http: a stream reply on a server without HttpServerOptions::streams");
+    return HttpResponse{500, kTextPlain, "internal error\n", {}, nullptr};
+  }
+  return r;
 }
 
 int HttpServer::Queue(MHD_Connection* connection, const HttpResponse& r, bool head) {
   MHD_Response* resp = nullptr;
-  if (r.stream != nullptr && !options_.streams) {
-    FERRY_LOG_WARN("http: a stream reply on a server without HttpServerOptions::streams");
-    return Queue(connection, HttpResponse{500, kTextPlain, "internal error\n", {}, nullptr}, head);
-  }
   if (r.stream != nullptr && !head) {
     auto* s = new StreamState;
     s->server = this;

@@ -191,6 +191,8 @@ class HttpServer {
   struct Plain;  // the plain responder's state (http_plain.cc), when options_.plain
 
   friend struct HttpServerCallbacks;  // libmicrohttpd callbacks (http_server.cc)
+  // Runs a route's handler: an exception is a 500 (logged), and so is a stream reply on a server without streams.
+  HttpResponse Answer(const Route_& route, const HttpRequest& rq);
   int Queue(MHD_Connection* connection, const HttpResponse& r, bool head);
   void ResumeWoken(bool all, std::chrono::steady_clock::time_point now);
 
